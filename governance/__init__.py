@@ -1,0 +1,1 @@
+"""Content governance: embed uploads, classify them against exemplar banks, flag anomalies, cluster."""

@@ -1,0 +1,183 @@
+"""Turning an upload event into validated content: read it, sniff it, check its limits.
+
+The type comes from the magic bytes, never from the declared MIME type alone; a declared type
+that disagrees with the content is a reject. Images are parsed only by the formats we accept,
+with Pillow's decompression-bomb limit left on and turned into an error.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from governance.config import Settings
+from governance.embedders.base import Content
+from governance.events import UploadEvent
+from governance.safe_fetch import FetchRefused, fetch_http, read_file_uri
+
+IMAGE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP", "image/bmp": "BMP"}
+MODALITY_OF = {
+    **{mime: "image" for mime in IMAGE_FORMATS},
+    "application/pdf": "pdf",
+    "audio/wav": "audio", "audio/mpeg": "audio", "audio/flac": "audio", "audio/ogg": "audio",
+    "video/mp4": "video", "video/quicktime": "video",
+    "text/plain": "text",
+}
+MAX_PDF_PAGES = 50
+
+
+class RejectedInput(Exception):
+    """The content cannot be accepted; the message is the `reason` on the reject decision."""
+
+
+@dataclass(frozen=True)
+class LoadedAsset:
+    content: Content
+    sha256: str
+    size_bytes: int
+    source_uri: str | None
+    text_excerpt: str | None
+
+
+def sniff(data: bytes) -> str | None:
+    """MIME type from magic bytes, or None for anything we do not accept."""
+    head = data[:16]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head.startswith(b"BM"):
+        return "image/bmp"
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
+    if head.startswith(b"fLaC"):
+        return "audio/flac"
+    if head.startswith(b"OggS"):
+        return "audio/ogg"
+    if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "audio/mpeg"
+    if head[4:8] == b"ftyp":
+        return "video/quicktime" if head[8:10] == b"qt" else "video/mp4"
+    if _looks_like_text(data):
+        return "text/plain"
+    return None
+
+
+def _looks_like_text(data: bytes) -> bool:
+    if b"\x00" in data[:8192]:
+        return False
+    try:
+        data[:65536].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut by the 64 KiB window is still text.
+        return exc.start > 65536 - 4
+    return True
+
+
+def _family(mime: str) -> str:
+    mime = mime.split(";")[0].strip().lower()
+    return MODALITY_OF.get(mime, mime.split("/")[0])
+
+
+def load(event: UploadEvent, settings: Settings) -> LoadedAsset:
+    if event.text is not None:
+        return _load_text(event.text, event.mime_type, None, settings)
+    data, source_uri, transport_mime = _read_bytes(event, settings)
+    if not data:
+        raise RejectedInput("empty_content: zero bytes")
+    if len(data) > settings.max_bytes:
+        raise RejectedInput(f"too_large: {len(data)} bytes exceeds {settings.max_bytes}")
+    sniffed = sniff(data)
+    if sniffed is None:
+        raise RejectedInput(f"unsupported_type: content matches no accepted format (starts {data[:8]!r})")
+    declared = event.mime_type or transport_mime
+    if declared and _family(declared) != _family(sniffed):
+        raise RejectedInput(f"mime_mismatch: declared {declared}, content is {sniffed}")
+    if sniffed == "text/plain":
+        return _load_text(data.decode("utf-8", errors="replace"), None, source_uri, settings, raw=data)
+    if sniffed in IMAGE_FORMATS:
+        _validate_image(data, sniffed, settings)
+        excerpt = None
+    elif sniffed == "application/pdf":
+        excerpt = _pdf_text(data)
+    else:
+        excerpt = None
+    content = Content(modality=MODALITY_OF[sniffed], mime_type=sniffed, data=data,
+                      text=excerpt if sniffed == "application/pdf" else None)
+    return LoadedAsset(content, hashlib.sha256(data).hexdigest(), len(data), source_uri,
+                       (excerpt or "")[:2000] or None)
+
+
+def _load_text(text: str, declared: str | None, source_uri: str | None, settings: Settings, raw: bytes | None = None):
+    if declared and _family(declared) != "text":
+        raise RejectedInput(f"mime_mismatch: declared {declared}, content is text")
+    if len(text) > settings.max_text_chars:
+        raise RejectedInput(f"text_too_long: {len(text)} characters exceeds {settings.max_text_chars}")
+    if not text.strip():
+        raise RejectedInput("empty_content: text is blank")
+    raw = raw if raw is not None else text.encode("utf-8")
+    content = Content(modality="text", mime_type="text/plain", text=text)
+    return LoadedAsset(content, hashlib.sha256(raw).hexdigest(), len(raw), source_uri, text[:2000])
+
+
+def _read_bytes(event: UploadEvent, settings: Settings) -> tuple[bytes, str | None, str | None]:
+    if event.data_b64 is not None:
+        if len(event.data_b64) > settings.max_bytes * 4 // 3 + 4:
+            raise RejectedInput(f"too_large: data_b64 exceeds {settings.max_bytes} bytes")
+        try:
+            return base64.b64decode(event.data_b64, validate=True), None, None
+        except (binascii.Error, ValueError) as exc:
+            raise RejectedInput(f"invalid_base64: {exc}") from exc
+    uri = event.uri or ""
+    scheme = uri.split(":", 1)[0].lower()
+    try:
+        if scheme == "file":
+            return read_file_uri(uri, settings.file_roots, settings.max_bytes), uri, None
+        if scheme in ("http", "https"):
+            body, content_type = fetch_http(uri, settings.max_bytes, settings.http_timeout_s)
+            return body, uri, content_type
+    except FetchRefused as exc:
+        raise RejectedInput(str(exc)) from exc
+    raise RejectedInput(f"unsupported_uri: scheme {scheme or '(none)'} is not file, http or https")
+
+
+def _validate_image(data: bytes, mime: str, settings: Settings) -> None:
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[IMAGE_FORMATS[mime]]) as image:
+                image.verify()
+            # verify() does not decode pixels; a full load catches truncated data.
+            with Image.open(io.BytesIO(data), formats=[IMAGE_FORMATS[mime]]) as image:
+                image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise RejectedInput(f"decompression_bomb: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as exc:
+        raise RejectedInput(f"corrupt_image: {exc}") from exc
+
+
+def _pdf_text(data: bytes) -> str:
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=True)
+        if len(reader.pages) > MAX_PDF_PAGES:
+            raise RejectedInput(f"too_many_pages: {len(reader.pages)} pages exceeds {MAX_PDF_PAGES}")
+        return "\n".join((page.extract_text() or "") for page in reader.pages)
+    except RejectedInput:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+        raise RejectedInput(f"corrupt_pdf: {exc.__class__.__name__}: {exc}") from exc

@@ -1,0 +1,93 @@
+"""One typed settings object, read from the environment.
+
+Secrets (the Gemini key, webhook secret) are read here and nowhere else; they never travel in
+task arguments and are masked in `Settings.__repr__`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import platformdirs
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
+def _float(name: str, default: float) -> float:
+    return float(_env(name, str(default)))
+
+
+def _paths(name: str) -> tuple[Path, ...]:
+    raw = _env(name, "") or ""
+    return tuple(Path(p).resolve() for p in raw.split(":") if p)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    broker_url: str | None
+    data_dir: Path
+    embedder: str
+    embedding_dims: int
+    file_roots: tuple[Path, ...]
+    max_bytes: int
+    max_text_chars: int
+    max_image_pixels: int
+    http_timeout_s: float
+    knn_k: int
+    anomaly_quantile: float
+    max_attempts: int
+    reconcile_after_s: int
+    cluster_window_days: int
+    cluster_interval_s: int
+    cluster_min_size: int
+    cluster_sample: int
+    webhook_url: str | None
+    decision_queue: str | None
+    gemini_model: str
+    gemini_api_key: str | None = field(repr=False)
+    webhook_secret: str | None = field(repr=False)
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            database_url=_env("DATABASE_URL"),
+            broker_url=_env("CELERY_BROKER_URL"),
+            data_dir=Path(_env("GOVERNANCE_DATA_DIR", platformdirs.user_data_dir("governance"))),
+            embedder=_env("GOVERNANCE_EMBEDDER", "auto"),
+            embedding_dims=_int("GOVERNANCE_EMBEDDING_DIMS", 768),
+            file_roots=_paths("GOVERNANCE_FILE_ROOTS"),
+            max_bytes=_int("GOVERNANCE_MAX_BYTES", 20 * 1024 * 1024),
+            max_text_chars=_int("GOVERNANCE_MAX_TEXT_CHARS", 100_000),
+            max_image_pixels=_int("GOVERNANCE_MAX_IMAGE_PIXELS", 40_000_000),
+            http_timeout_s=_float("GOVERNANCE_HTTP_TIMEOUT_S", 10.0),
+            knn_k=_int("GOVERNANCE_KNN_K", 10),
+            anomaly_quantile=_float("GOVERNANCE_ANOMALY_QUANTILE", 0.95),
+            max_attempts=_int("GOVERNANCE_MAX_ATTEMPTS", 5),
+            reconcile_after_s=_int("GOVERNANCE_RECONCILE_AFTER_S", 300),
+            cluster_window_days=_int("GOVERNANCE_CLUSTER_WINDOW_DAYS", 7),
+            cluster_interval_s=_int("GOVERNANCE_CLUSTER_INTERVAL_S", 3600),
+            cluster_min_size=_int("GOVERNANCE_CLUSTER_MIN_SIZE", 8),
+            cluster_sample=_int("GOVERNANCE_CLUSTER_SAMPLE", 20_000),
+            webhook_url=_env("GOVERNANCE_WEBHOOK_URL"),
+            decision_queue=_env("GOVERNANCE_DECISION_QUEUE"),
+            gemini_model=_env("GOVERNANCE_GEMINI_MODEL", "gemini-embedding-2"),
+            gemini_api_key=_env("GEMINI_API_KEY") or _env("GOOGLE_API_KEY"),
+            webhook_secret=_env("GOVERNANCE_WEBHOOK_SECRET"),
+        )
+
+    def describe(self) -> dict[str, str]:
+        """Settings safe to print: secrets are reported as set or not, never shown."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = ("<set>" if value else "<unset>") if not f.repr else str(value)
+        return out

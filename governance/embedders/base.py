@@ -1,0 +1,54 @@
+"""The one interface every embedding backend implements."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+class Task(StrEnum):
+    """What a vector is for; text gets the matching Gemini Embedding 2 prefix."""
+
+    CLASSIFICATION = "classification"
+    CLUSTERING = "clustering"
+
+
+def task_prefixed(task: Task, text: str) -> str:
+    """Gemini Embedding 2 takes no task_type: the task goes into the text itself."""
+    return f"task: {task.value} | query: {text}"
+
+
+@dataclass(frozen=True)
+class Content:
+    """One loaded, validated asset, ready to embed: text, or bytes with a sniffed MIME type."""
+
+    modality: str  # text|image|audio|video|pdf
+    mime_type: str
+    text: str | None = None
+    data: bytes | None = None
+
+
+class EmbeddingError(Exception):
+    """An embedder refused or failed an input. `transient` errors are retried, others rejected."""
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
+
+
+class Embedder(Protocol):
+    model_id: str  # stored on every vector row; vectors of two model ids are never compared
+    dims: int
+    modalities: frozenset[str]
+
+    def embed(self, items: Sequence[Content], task: Task) -> np.ndarray:
+        """Return an (len(items), dims) float32 array of L2-normalised rows, one per item."""
+        ...
+
+
+def l2_normalise(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)

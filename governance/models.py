@@ -1,0 +1,216 @@
+"""Tables. Every table carries `tenant`, and every query in `repository.py` filters on it.
+
+Vectors live in one of two columns without a fixed dimension: `vector` (float32, up to 2,000
+dims) or `vector_half` (float16, above 2,000 dims, where pgvector's HNSW needs halfvec). The
+migration builds one partial HNSW cosine index per supported dimension; see `INDEXED_DIMS`.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from pgvector.sqlalchemy import HALFVEC, Vector
+from sqlalchemy import (
+    BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String,
+    Text, UniqueConstraint, func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from governance.db import metadata
+
+HALFVEC_ABOVE_DIMS = 2000
+# Dimensions that get an HNSW index: MiniLM (384), Gemini's recommended sizes, and 1,024.
+INDEXED_DIMS = (384, 768, 1024, 1536, 3072)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+def _now():
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Event(Base):
+    """The inbox: every accepted upload event, so Postgres, not the broker, knows what is owed."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    event_id: Mapped[str] = mapped_column(String(256))
+    asset_id: Mapped[str | None] = mapped_column(String(256))
+    payload: Mapped[dict] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), default="accepted")  # accepted|decided|dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    accepted_at: Mapped[datetime] = _now()
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        UniqueConstraint("tenant", "event_id"),
+        Index("ix_events_pending", "status", "accepted_at", postgresql_where="status = 'accepted'"),
+    )
+
+
+class Asset(Base):
+    __tablename__ = "assets"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    asset_id: Mapped[str] = mapped_column(String(256))
+    sha256: Mapped[str] = mapped_column(String(64))
+    modality: Mapped[str] = mapped_column(String(16))
+    mime_type: Mapped[str] = mapped_column(String(128))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    source_uri: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    extra: Mapped[dict] = mapped_column("metadata", JSONB, default=dict)
+    text_excerpt: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="embedded")
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (UniqueConstraint("tenant", "asset_id"), Index(None, "tenant", "sha256"))
+
+
+class Embedding(Base):
+    __tablename__ = "embeddings"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    asset_pk: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    modality: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(128))
+    dims: Mapped[int] = mapped_column(Integer)
+    task: Mapped[str] = mapped_column(String(32))
+    vector = mapped_column(Vector(), nullable=True)
+    vector_half = mapped_column(HALFVEC(), nullable=True)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (
+        UniqueConstraint("asset_pk", "model", "dims", "task"),
+        Index(None, "tenant", "sha256", "model", "dims", "task"),
+        Index(None, "tenant", "model", "dims", "task", "created_at"),
+        CheckConstraint(
+            f"(dims <= {HALFVEC_ABOVE_DIMS} AND vector IS NOT NULL AND vector_half IS NULL) OR "
+            f"(dims > {HALFVEC_ABOVE_DIMS} AND vector_half IS NOT NULL AND vector IS NULL)",
+            name="one_vector_column",
+        ),
+    )
+
+
+class Exemplar(Base):
+    """A labelled asset in a tenant's bank. `polarity = negative` is an allowlist entry."""
+
+    __tablename__ = "exemplars"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    asset_pk: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(128))
+    polarity: Mapped[str] = mapped_column(String(16), default="positive")
+    source: Mapped[str] = mapped_column(String(16), default="import")  # import|review|api
+    created_by: Mapped[str | None] = mapped_column(String(256))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (UniqueConstraint("tenant", "asset_pk", "label"), Index(None, "tenant", "enabled"))
+
+
+class Bank(Base):
+    """One row per tenant; `version` changes with every edit of the tenant's exemplars."""
+
+    __tablename__ = "banks"
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = _now()
+
+
+class AnomalyBaseline(Base):
+    """The k-NN distance threshold of a bank, per model and modality, for one bank version."""
+
+    __tablename__ = "anomaly_baselines"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(128))
+    dims: Mapped[int] = mapped_column(Integer)
+    modality: Mapped[str] = mapped_column(String(16))
+    bank_version: Mapped[int] = mapped_column(Integer)
+    k: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[float] = mapped_column(Float)
+    sample_size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (UniqueConstraint("tenant", "model", "dims", "modality", "bank_version", "k"),)
+
+
+class Decision(Base):
+    __tablename__ = "decisions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    event_id: Mapped[str] = mapped_column(String(256))
+    asset_id: Mapped[str | None] = mapped_column(String(256))
+    asset_pk: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str | None] = mapped_column(String(128))
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    labels: Mapped[list] = mapped_column(JSONB, default=list)
+    anomaly: Mapped[dict | None] = mapped_column(JSONB)
+    neighbors: Mapped[list] = mapped_column(JSONB, default=list)
+    reason: Mapped[str] = mapped_column(Text)
+    embedding_model: Mapped[str | None] = mapped_column(String(128))
+    policy_version: Mapped[str] = mapped_column(String(64))
+    bank_version: Mapped[int | None] = mapped_column(Integer)
+    decided_at: Mapped[datetime] = _now()
+    __table_args__ = (
+        UniqueConstraint("tenant", "event_id"),
+        CheckConstraint("action IN ('allow','review','block','reject')", name="known_action"),
+        Index(None, "tenant", "decided_at"),
+        Index(None, "tenant", "asset_pk"),
+    )
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letters"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    event_id: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (UniqueConstraint("tenant", "event_id"),)
+
+
+class OutboxMessage(Base):
+    """Write-back owed to the uploading system, written in the decision's own transaction."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))  # decision|alert
+    message_id: Mapped[str] = mapped_column(String(300))  # stable: receivers deduplicate on it
+    payload: Mapped[dict] = mapped_column(JSONB)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime] = _now()
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (
+        UniqueConstraint("tenant", "message_id"),
+        Index("ix_outbox_pending", "available_at", postgresql_where="delivered_at IS NULL"),
+    )
+
+
+class ClusterReport(Base):
+    __tablename__ = "cluster_reports"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(128))
+    report: Mapped[dict] = mapped_column(JSONB)
+    generated_at: Mapped[datetime] = _now()
+    __table_args__ = (Index(None, "tenant", "generated_at"),)
+
+
+class Cluster(Base):
+    __tablename__ = "clusters"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    report_pk: Mapped[int] = mapped_column(ForeignKey("cluster_reports.id", ondelete="CASCADE"))
+    cluster_id: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    members: Mapped[list] = mapped_column(JSONB)
+    summary: Mapped[dict] = mapped_column(JSONB)
+    __table_args__ = (UniqueConstraint("report_pk", "cluster_id"), Index(None, "tenant", "cluster_id"))
