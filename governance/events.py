@@ -5,7 +5,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-KNOWN_FIELDS = {"event_id", "tenant", "asset_id", "text", "uri", "data_b64", "mime_type", "title", "metadata", "label"}
+KNOWN_FIELDS = {"event_id", "tenant", "asset_id", "text", "uri", "data_b64", "mime_type", "title", "metadata", "label", "polarity"}
 CONTENT_FIELDS = ("text", "uri", "data_b64")
 ACTIONS = ("allow", "review", "block", "reject")
 DEFAULT_TENANT = "default"
@@ -52,7 +52,8 @@ class UploadEvent:
     mime_type: str | None = None
     title: str | None = None
     metadata: dict = field(default_factory=dict)
-    label: str | None = None
+    label: str | None = None  # exemplars only
+    polarity: str = "positive"  # exemplars only: "negative" allowlists the label
 
     @classmethod
     def parse(cls, raw: Any) -> "UploadEvent":
@@ -72,11 +73,14 @@ class UploadEvent:
         for name in (*CONTENT_FIELDS, "mime_type", "title", "label"):
             if raw.get(name) is not None and not isinstance(raw[name], str):
                 raise InvalidEvent(f"invalid_field: {name} must be a string")
+        polarity = raw.get("polarity") or "positive"
+        if polarity not in ("positive", "negative"):
+            raise InvalidEvent("invalid_field: polarity must be positive or negative")
         metadata = raw.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise InvalidEvent("invalid_field: metadata must be an object")
         return cls(
             tenant=tenant, event_id=event_id, asset_id=asset_id, text=raw.get("text"), uri=raw.get("uri"),
             data_b64=raw.get("data_b64"), mime_type=raw.get("mime_type"), title=raw.get("title"),
-            metadata=metadata, label=raw.get("label"),
+            metadata=metadata, label=raw.get("label"), polarity=polarity,
         )

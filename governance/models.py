@@ -78,6 +78,8 @@ class Embedding(Base):
     model: Mapped[str] = mapped_column(String(128))
     dims: Mapped[int] = mapped_column(Integer)
     task: Mapped[str] = mapped_column(String(32))
+    # True while an enabled exemplar points at this asset: the kNN bank index covers only these.
+    in_bank: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     vector = mapped_column(Vector(), nullable=True)
     vector_half = mapped_column(HALFVEC(), nullable=True)
     created_at: Mapped[datetime] = _now()

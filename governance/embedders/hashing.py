@@ -29,8 +29,11 @@ class HashingEmbedder:
         self._chars = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 5), **common)
         self._image_projection: np.ndarray | None = None
 
+    def task_key(self, task: Task, modality: str) -> str:
+        # Surface features have no notion of task; one stored vector serves every task.
+        return "any"
+
     def embed(self, items: Sequence[Content], task: Task) -> np.ndarray:
-        # Surface features have no notion of task; the same vector serves every task.
         out = np.zeros((len(items), self.dims), dtype=np.float32)
         texts = [(i, item.text or "") for i, item in enumerate(items) if item.modality in ("text", "pdf")]
         if texts:

@@ -21,12 +21,13 @@ INDEXED_DIMS = (384, 768, 1024, 1536, 3072)
 HALFVEC_ABOVE_DIMS = 2000
 
 
-def _hnsw_index_sql(dims: int) -> str:
+def _hnsw_index_sql(dims: int, bank_only: bool) -> str:
     column, kind = ("vector_half", "halfvec") if dims > HALFVEC_ABOVE_DIMS else ("vector", "vector")
+    name = f"ix_embeddings_{'bank_' if bank_only else ''}hnsw_{dims}"
     return (
-        f"CREATE INDEX ix_embeddings_hnsw_{dims} ON embeddings USING hnsw "
+        f"CREATE INDEX {name} ON embeddings USING hnsw "
         f"(({column}::{kind}({dims})) {kind}_cosine_ops) WITH (m = 16, ef_construction = 64) "
-        f"WHERE dims = {dims}"
+        f"WHERE dims = {dims}{' AND in_bank' if bank_only else ''}"
     )
 
 
@@ -167,6 +168,7 @@ def upgrade() -> None:
     sa.Column('model', sa.String(length=128), nullable=False),
     sa.Column('dims', sa.Integer(), nullable=False),
     sa.Column('task', sa.String(length=32), nullable=False),
+    sa.Column('in_bank', sa.Boolean(), server_default='false', nullable=False),
     sa.Column('vector', pgvector.sqlalchemy.vector.VECTOR(), nullable=True),
     sa.Column('vector_half', pgvector.sqlalchemy.halfvec.HALFVEC(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
@@ -194,7 +196,8 @@ def upgrade() -> None:
     op.create_index(op.f('ix_exemplars_tenant_enabled'), 'exemplars', ['tenant', 'enabled'], unique=False)
     # ### end Alembic commands ###
     for dims in INDEXED_DIMS:
-        op.execute(_hnsw_index_sql(dims))
+        op.execute(_hnsw_index_sql(dims, bank_only=True))
+        op.execute(_hnsw_index_sql(dims, bank_only=False))
 
 
 def downgrade() -> None:

@@ -1,0 +1,70 @@
+"""Policy: how a vote and an anomaly score become an action. Pure: no I/O.
+
+Two tiers per label, as moderation teams use them: at or above `auto_threshold` the label's
+action is taken automatically ("confirmed"); between `review_threshold` and it, the item goes
+to a person ("suggested"). A near tie between labels with different actions also goes to review.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from governance.anomaly import AnomalyResult
+from governance.classify import Neighbor, Vote
+
+ACTION_SEVERITY = {"allow": 0, "review": 1, "block": 2}
+
+
+@dataclass(frozen=True)
+class LabelPolicy:
+    action: str = "allow"  # allow|review|block when the label is confirmed
+    auto_threshold: float = 0.6
+    review_threshold: float = 0.35
+    near_duplicate_distance: float | None = None  # block any item this close to a positive exemplar
+
+
+@dataclass(frozen=True)
+class Policy:
+    version: str = "builtin-1"
+    k: int = 10
+    tie_margin: float = 0.1
+    anomaly_action: str = "review"  # what a flagged anomaly does: review|block|allow
+    default: LabelPolicy = field(default_factory=LabelPolicy)
+    labels: dict[str, LabelPolicy] = field(default_factory=dict)
+
+    def for_label(self, label: str) -> LabelPolicy:
+        return self.labels.get(label, self.default)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: str
+    reason: str
+
+
+def decide(vote: Vote, neighbors: list[Neighbor], anomaly: AnomalyResult, policy: Policy) -> Outcome:
+    for n in sorted(neighbors, key=lambda n: n.distance):
+        rule = policy.for_label(n.label)
+        if (n.polarity == "positive" and rule.near_duplicate_distance is not None
+                and n.distance <= rule.near_duplicate_distance and rule.action == "block"):
+            return Outcome("block", f"near_duplicate: distance {n.distance:.4f} to exemplar {n.asset_id} ({n.label})")
+    if vote.label is None:
+        return Outcome("review", "no_match: no positive exemplar among the nearest neighbours")
+
+    rule = policy.for_label(vote.label)
+    if vote.score >= rule.auto_threshold:
+        outcome = Outcome(rule.action, f"confirmed: {vote.label} with score {vote.score:.3f}")
+    elif vote.score >= rule.review_threshold:
+        outcome = Outcome("review" if rule.action != "allow" else "allow",
+                          f"suggested: {vote.label} with score {vote.score:.3f}")
+    else:
+        outcome = Outcome("allow", f"low_confidence: best label {vote.label} with score {vote.score:.3f}")
+
+    if len(vote.labels) > 1 and vote.margin < policy.tie_margin:
+        runner_up = vote.labels[1][0]
+        if policy.for_label(runner_up).action != rule.action:
+            outcome = Outcome("review", f"near_tie: {vote.label} vs {runner_up} (margin {vote.margin:.3f})")
+
+    if anomaly.flagged and ACTION_SEVERITY.get(policy.anomaly_action, 0) > ACTION_SEVERITY[outcome.action]:
+        outcome = Outcome(policy.anomaly_action,
+                          f"anomaly: k-NN distance {anomaly.score:.3f} above {anomaly.threshold:.3f}; {outcome.reason}")
+    return outcome

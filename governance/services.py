@@ -1,0 +1,196 @@
+"""Use cases. Each takes a Session and flushes; the worker or CLI that owns the session commits."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from sqlalchemy.orm import Session
+
+from governance import anomaly, repository
+from governance.assets import LoadedAsset, RejectedInput, load
+from governance.classify import knn_vote
+from governance.config import Settings
+from governance.embedders import Embedder, EmbeddingError, Task
+from governance.embedding_store import InvalidEmbedding, embed_with_cache
+from governance.events import InvalidEvent, UploadEvent, identify
+from governance.policy import Policy, decide
+
+log = logging.getLogger(__name__)
+ANOMALY_SAMPLE = 5000
+
+
+@dataclass
+class Context:
+    """The collaborators a use case needs, built once per process by the caller."""
+
+    settings: Settings
+    embedder: Embedder
+    policy: Policy = field(default_factory=Policy)
+
+
+# --- accepting events ---------------------------------------------------------------------
+
+@dataclass
+class Accepted:
+    new: list[tuple[str, str]]
+    duplicates: int
+    refused: list[tuple[int, str]]
+
+
+def accept_events(session: Session, raw_events: Iterable[tuple[int, Any]]) -> Accepted:
+    """Record every nameable event in the inbox; refuse only what cannot even be named."""
+    rows, refused = [], []
+    for line_no, raw in raw_events:
+        try:
+            tenant, event_id, asset_id = identify(raw)
+        except InvalidEvent as exc:
+            refused.append((line_no, str(exc)))
+            continue
+        rows.append(dict(tenant=tenant, event_id=event_id, asset_id=asset_id, payload=raw, status="accepted"))
+    unique = list({(r["tenant"], r["event_id"]): r for r in rows}.values())
+    new = repository.record_events(session, unique)
+    return Accepted(new=new, duplicates=len(rows) - len(new), refused=refused)
+
+
+# --- the moderation pipeline -----------------------------------------------------------------
+
+def count_delivery(session: Session, ctx: Context, tenant: str, event_id: str) -> bool:
+    """Count a delivery before work starts; False when the event is poison and was dead-lettered.
+
+    The caller commits this on its own, so a delivery that kills its process still counts.
+    """
+    attempts = repository.count_attempt(session, tenant, event_id)
+    if attempts is None or attempts <= ctx.settings.max_attempts:
+        return True
+    event = repository.lock_event(session, tenant, event_id)
+    if event is not None and event.status == "accepted":
+        dead_letter(session, tenant, event_id, f"max_attempts: {attempts - 1} deliveries ended without an outcome",
+                    attempts - 1, event.payload)
+    return False
+
+
+def dead_letter(session: Session, tenant: str, event_id: str, reason: str, attempts: int, payload: dict | None) -> None:
+    repository.insert_dead_letter(session, tenant=tenant, event_id=event_id, reason=reason, attempts=attempts,
+                                  payload=payload)
+    repository.set_event_status(session, tenant, event_id, "dead")
+
+
+def process_upload(session: Session, ctx: Context, tenant: str, event_id: str) -> dict | None:
+    """Decide one accepted event. Returns the decision, or None when there is nothing left to do.
+
+    Safe to run twice: the event row is locked, and an event that already has an outcome is
+    left alone. Transient embedding errors propagate so the caller can retry.
+    """
+    event = repository.lock_event(session, tenant, event_id)
+    if event is None or event.status != "accepted":
+        return None
+    if repository.decision_exists(session, tenant, event_id):
+        repository.set_event_status(session, tenant, event_id, "decided")
+        return None
+    try:
+        upload = UploadEvent.parse(event.payload)
+        loaded = load(upload, ctx.settings)
+        decision = _classify(session, ctx, upload, loaded)
+    except (InvalidEvent, RejectedInput) as exc:
+        decision = _reject(ctx, tenant, event_id, event.asset_id, str(exc))
+    except EmbeddingError as exc:
+        if exc.transient:
+            raise
+        decision = _reject(ctx, tenant, event_id, event.asset_id, str(exc))
+    except InvalidEmbedding as exc:
+        dead_letter(session, tenant, event_id, str(exc), event.attempts, event.payload)
+        return None
+    return _record(session, decision)
+
+
+def _reject(ctx: Context, tenant: str, event_id: str, asset_id: str | None, reason: str) -> dict:
+    return dict(tenant=tenant, event_id=event_id, asset_id=asset_id, asset_pk=None, action="reject", label=None,
+                score=0.0, labels=[], anomaly=None, neighbors=[], reason=reason,
+                embedding_model=None, policy_version=ctx.policy.version, bank_version=None)
+
+
+def _classify(session: Session, ctx: Context, upload: UploadEvent, loaded: LoadedAsset) -> dict:
+    embedder, tenant = ctx.embedder, upload.tenant
+    (embedded,) = embed_with_cache(session, embedder, tenant, [loaded], Task.CLASSIFICATION)
+    asset_pk = store_asset(session, upload, loaded)
+    repository.store_embedding(session, tenant=tenant, asset_pk=asset_pk, sha256=loaded.sha256,
+                               modality=loaded.content.modality, model=embedder.model_id, dims=embedder.dims,
+                               task=embedded.task, vector=embedded.vector)
+    neighbors = repository.nearest_exemplars(session, tenant, embedder.model_id, embedder.dims, embedded.task,
+                                             embedded.vector, ctx.policy.k)
+    vote = knn_vote(neighbors, ctx.policy.k)
+    version = repository.bank_version(session, tenant)
+    threshold = anomaly_threshold(session, ctx, tenant, loaded.content.modality, embedded.task, version)
+    scored = anomaly.score([n.distance for n in neighbors], ctx.policy.k, threshold)
+    outcome = decide(vote, neighbors, scored, ctx.policy)
+    return dict(
+        tenant=tenant, event_id=upload.event_id, asset_id=upload.asset_id, asset_pk=asset_pk,
+        action=outcome.action, label=vote.label, score=round(vote.score, 6),
+        labels=[{"label": label, "score": round(score, 6)} for label, score in vote.labels],
+        anomaly=scored.as_dict(),
+        neighbors=[{"asset_id": n.asset_id, "label": n.label, "distance": round(n.distance, 6),
+                    **({"polarity": n.polarity} if n.polarity != "positive" else {})} for n in neighbors],
+        reason=outcome.reason, embedding_model=embedder.model_id, policy_version=ctx.policy.version,
+        bank_version=version,
+    )
+
+
+def store_asset(session: Session, upload: UploadEvent, loaded: LoadedAsset) -> int:
+    return repository.upsert_asset(
+        session, upload.tenant, upload.asset_id, sha256=loaded.sha256, modality=loaded.content.modality,
+        mime_type=loaded.content.mime_type, size_bytes=loaded.size_bytes, source_uri=loaded.source_uri,
+        title=upload.title, extra=upload.metadata, text_excerpt=loaded.text_excerpt, status="embedded",
+    )
+
+
+def anomaly_threshold(session: Session, ctx: Context, tenant: str, modality: str, task: str, version: int) -> float:
+    """The bank's threshold for this modality, computed once per bank version and cached."""
+    model, dims, k = ctx.embedder.model_id, ctx.embedder.dims, ctx.policy.k
+    cached = repository.anomaly_threshold(session, tenant, model, dims, modality, version, k)
+    if cached is not None:
+        return cached
+    vectors = repository.bank_vectors(session, tenant, model, dims, task, modality, ANOMALY_SAMPLE)
+    threshold = anomaly.bank_threshold(vectors, k, ctx.settings.anomaly_quantile)
+    repository.store_anomaly_threshold(session, tenant=tenant, model=model, dims=dims, modality=modality,
+                                       bank_version=version, k=k, threshold=threshold, sample_size=len(vectors))
+    return threshold
+
+
+def _record(session: Session, decision: dict) -> dict | None:
+    decision["decided_at"] = datetime.now(timezone.utc)
+    if repository.insert_decision(session, decision) is None:
+        return None
+    public = decision_payload(decision)
+    repository.enqueue_outbox(session, tenant=decision["tenant"], kind="decision",
+                              message_id=f"decision:{decision['tenant']}:{decision['event_id']}", payload=public)
+    repository.set_event_status(session, decision["tenant"], decision["event_id"], "decided")
+    return public
+
+
+def decision_payload(row: dict) -> dict:
+    """The public decision contract (see README): what export and write-back both emit."""
+    decided_at = row["decided_at"]
+    return {
+        "event_id": row["event_id"], "asset_id": row["asset_id"], "tenant": row["tenant"],
+        "action": row["action"], "label": row["label"], "score": row["score"], "labels": row["labels"],
+        "anomaly": row["anomaly"], "neighbors": row["neighbors"], "reason": row["reason"],
+        "embedding_model": row["embedding_model"], "policy_version": row["policy_version"],
+        "bank_version": row.get("bank_version"),
+        "decided_at": decided_at.isoformat() if isinstance(decided_at, datetime) else decided_at,
+    }
+
+
+def export_decisions(session: Session, tenant: str) -> Iterable[dict]:
+    for d in repository.iter_decisions(session, tenant):
+        yield decision_payload({c: getattr(d, c) for c in (
+            "event_id", "asset_id", "tenant", "action", "label", "score", "labels", "anomaly", "neighbors",
+            "reason", "embedding_model", "policy_version", "bank_version", "decided_at")})
+
+
+def stale_events(session: Session, ctx: Context, limit: int = 1000) -> list[tuple[str, str]]:
+    """Accepted events with no outcome after the timeout; the caller re-enqueues them after commit."""
+    keys = repository.stale_events(session, ctx.settings.reconcile_after_s, limit)
+    repository.touch_events(session, keys)
+    return keys

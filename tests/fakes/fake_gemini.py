@@ -1,0 +1,261 @@
+"""A local stand-in for the Gemini API's `batchEmbedContents`, speaking the real wire format.
+
+The SDK under test talks to it over real HTTP, so what is checked here is what Google would see:
+paths, the `x-goog-api-key` header, camelCase request fields and Google's JSON error bodies.
+Vectors are a deterministic function of each request's parts, and a dimension prefix of one
+3,072-long vector (as with Matryoshka embeddings), so tests can compute what to expect.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+
+FULL_DIMS = 3072
+MAX_REQUESTS = 100
+KNOWN_MODELS = ("gemini-embedding-2", "gemini-embedding-001")
+TEXT_ONLY_MODELS = ("gemini-embedding-001",)
+PATH = re.compile(r"^/(v1|v1beta)/models/([^/:]+):batchEmbedContents$")
+STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED", 429: "RESOURCE_EXHAUSTED",
+                500: "INTERNAL", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+
+@dataclass
+class Fault:
+    """One scripted answer, used instead of the normal one for the next request."""
+
+    status: int = 200
+    message: str = "scripted failure"
+    retry_delay: str | None = None  # e.g. "2s": Google's RetryInfo hint on 429s
+    delay_s: float = 0.0  # answer normally, but this much later (a hang when > client timeout)
+    vectors: str | None = None  # "nan" | "inf" | "wrong_dims" | "missing" (one vector too few)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # without x-goog-api-key
+    key_ok: bool  # whether x-goog-api-key matched the fake's key
+    body: Any
+
+    @property
+    def parts(self) -> list[list[dict]]:
+        """The parts of each embed request in this call, one list per asset."""
+        return [r.get("content", {}).get("parts", []) for r in self.body.get("requests", [])]
+
+
+def error_body(code: int, message: str, details: list | None = None) -> dict:
+    error = {"code": code, "message": message, "status": STATUS_NAMES.get(code, "UNKNOWN")}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def decode_b64(data: str) -> bytes:
+    """Google accepts both alphabets; the Python SDK sends the URL-safe one."""
+    normalised = data.replace("-", "+").replace("_", "/")
+    return base64.b64decode(normalised + "=" * (-len(normalised) % 4), validate=True)
+
+
+def part_fingerprint(part: dict) -> bytes:
+    if "text" in part:
+        return b"text\0" + part["text"].encode()
+    blob = part.get("inlineData") or part.get("inline_data")
+    if blob is None:
+        raise ValueError("part has neither text nor inlineData")
+    mime = blob.get("mimeType") or blob.get("mime_type")
+    if not mime or "data" not in blob:
+        raise ValueError("inlineData needs mimeType and data")
+    return b"blob\0" + mime.encode() + b"\0" + decode_b64(blob["data"])
+
+
+def expected_vector(parts: list[dict], dims: int = FULL_DIMS) -> np.ndarray:
+    """The raw (unnormalised) vector the fake answers for these parts."""
+    digest = hashlib.sha256(b"\1".join(part_fingerprint(p) for p in parts)).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "big"))
+    return rng.standard_normal(FULL_DIMS)[:dims]
+
+
+class FakeGemini:
+    """Start with `with FakeGemini() as fake:` or `start()`/`stop()`; point the SDK at `base_url`."""
+
+    def __init__(self, api_key: str = "fake-test-key", latency_s: float = 0.0):
+        self.api_key = api_key
+        self.latency_s = latency_s
+        self.requests: list[RecordedRequest] = []
+        self.max_concurrency = 0
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self._active = 0
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> "FakeGemini":
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True  # hung handlers must not block shutdown
+        # A short poll keeps stop() fast; the default 0.5 s would dominate a test run.
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                         name="fake-gemini", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes handlers sleeping through a scripted hang
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "FakeGemini":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "FakeGemini is not started"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # -- scripting ---------------------------------------------------------------------------
+    def script(self, *faults: Fault) -> None:
+        with self._lock:
+            self._faults.extend(faults)
+
+    def fail_next(self, count: int, status: int = 503, **kwargs: Any) -> None:
+        self.script(*(Fault(status=status, **kwargs) for _ in range(count)))
+
+    def hang_next(self, seconds: float, count: int = 1) -> None:
+        self.script(*(Fault(delay_s=seconds) for _ in range(count)))
+
+    def corrupt_next(self, kind: str, count: int = 1) -> None:
+        self.script(*(Fault(vectors=kind) for _ in range(count)))
+
+    @property
+    def embed_calls(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.method == "POST"]
+
+    # -- serving -----------------------------------------------------------------------------
+    def _next_fault(self) -> Fault | None:
+        with self._lock:
+            return self._faults.pop(0) if self._faults else None
+
+    def answer(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict]:
+        key = headers.pop("x-goog-api-key", None)
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = raw.decode(errors="replace")
+        with self._lock:
+            self.requests.append(RecordedRequest(method, path, headers, key == self.api_key, body))
+        if key is None:
+            return 403, error_body(403, "Method doesn't allow unregistered callers (callers without"
+                                        " established identity). Please use API Key or other form of"
+                                        " API consumer identity to call this API.")
+        if key != self.api_key:
+            # Google answers a wrong key with 400 and reason API_KEY_INVALID, not 401.
+            return 400, error_body(400, "API key not valid. Please pass a valid API key.",
+                                   [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                                     "reason": "API_KEY_INVALID", "domain": "googleapis.com"}])
+        match = PATH.match(path.split("?")[0])
+        if method != "POST" or not match:
+            return 404, error_body(404, f"Path {path} not found.")
+        fault = self._next_fault() or Fault()
+        if fault.delay_s or self.latency_s:
+            self._stopping.wait(fault.delay_s or self.latency_s)
+        if fault.status != 200:
+            details = None
+            if fault.retry_delay:
+                details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                            "retryDelay": fault.retry_delay}]
+            return fault.status, error_body(fault.status, fault.message, details)
+        return self._embed(match.group(2), match.group(1), body, fault)
+
+    def _embed(self, model: str, version: str, body: Any, fault: Fault) -> tuple[int, dict]:
+        if model not in KNOWN_MODELS:
+            return 404, error_body(404, f"models/{model} is not found for API version {version}, or"
+                                        " is not supported for embedContent.")
+        requests = body.get("requests") if isinstance(body, dict) else None
+        if not isinstance(requests, list) or not requests:
+            return 400, error_body(400, "* BatchEmbedContentsRequest.requests: must not be empty")
+        if len(requests) > MAX_REQUESTS:
+            return 400, error_body(400, "* BatchEmbedContentsRequest.requests: at most 100 requests"
+                                        " can be in one batch")
+        vectors, tokens = [], 0
+        for i, request in enumerate(requests):
+            if request.get("model") != f"models/{model}":
+                return 400, error_body(400, f"requests[{i}].model {request.get('model')!r} must match"
+                                            f" the request path model 'models/{model}'.")
+            dims = request.get("outputDimensionality", FULL_DIMS)
+            if not isinstance(dims, int) or not 128 <= dims <= FULL_DIMS:
+                return 400, error_body(400, f"requests[{i}].outputDimensionality must be in 128..3072")
+            parts = request.get("content", {}).get("parts") or []
+            if not parts:
+                return 400, error_body(400, f"requests[{i}].content.parts must not be empty")
+            if model in TEXT_ONLY_MODELS and any("text" not in p for p in parts):
+                return 400, error_body(400, f"{model} only supports text content.")
+            try:
+                vectors.append(expected_vector(parts, dims))
+            except (ValueError, binascii.Error) as exc:
+                return 400, error_body(400, f"requests[{i}]: invalid part: {exc}")
+            tokens += sum(len(p["text"]) // 4 + 1 if "text" in p else 258 for p in parts)
+        return 200, {"embeddings": [{"values": v} for v in self._corrupt(vectors, fault.vectors)],
+                     "usageMetadata": {"promptTokenCount": tokens, "totalTokenCount": tokens}}
+
+    @staticmethod
+    def _corrupt(vectors: list[np.ndarray], kind: str | None) -> list[list]:
+        values = [v.tolist() for v in vectors]
+        if kind == "nan":
+            values[0][0] = "NaN"  # how protobuf JSON spells non-finite floats
+        elif kind == "inf":
+            values[0][-1] = "Infinity"
+        elif kind == "wrong_dims":
+            values[0] = values[0][:-1]
+        elif kind == "missing":
+            values = values[:-1]
+        return values
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's pooled client expects
+
+            def _serve(self) -> None:
+                with fake._lock:
+                    fake._active += 1
+                    fake.max_concurrency = max(fake.max_concurrency, fake._active)
+                try:
+                    raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    status, payload = fake.answer(self.command, self.path, headers, raw)
+                finally:
+                    with fake._lock:
+                        fake._active -= 1
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json; charset=UTF-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout); nothing to answer
+
+            do_POST = do_GET = _serve
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler

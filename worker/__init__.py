@@ -1,0 +1,1 @@
+"""The Celery adapter around the `governance` domain. Nothing in `governance` imports this."""
