@@ -76,7 +76,8 @@ class UploadEvent:
         polarity = raw.get("polarity") or "positive"
         if polarity not in ("positive", "negative"):
             raise InvalidEvent("invalid_field: polarity must be positive or negative")
-        metadata = raw.get("metadata") or {}
+        metadata = raw.get("metadata")
+        metadata = {} if metadata is None else metadata
         if not isinstance(metadata, dict):
             raise InvalidEvent("invalid_field: metadata must be an object")
         return cls(

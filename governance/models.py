@@ -2,7 +2,8 @@
 
 Vectors live in one of two columns without a fixed dimension: `vector` (float32, up to 2,000
 dims) or `vector_half` (float16, above 2,000 dims, where pgvector's HNSW needs halfvec). The
-migration builds one partial HNSW cosine index per supported dimension; see `INDEXED_DIMS`.
+migration builds one partial HNSW cosine index over the exemplar bank (`in_bank`) per supported
+dimension; see `INDEXED_DIMS`.
 """
 from __future__ import annotations
 

@@ -30,10 +30,10 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
 def verify(secret: str, body: bytes, header: str, *, tolerance_s: int = 300, now: float | None = None) -> bool:
     """True only for a signature made with `secret` over `body` within `tolerance_s` of now."""
     try:
-        parts = dict(item.split("=", 1) for item in header.split(","))
-        timestamp = int(parts["t"])
-        candidates = [v for k, v in (item.split("=", 1) for item in header.split(",")) if k == "v1"]
-    except (ValueError, KeyError):
+        pairs = [item.strip().split("=", 1) for item in header.split(",")]
+        timestamp = int(next(v for k, v in pairs if k == "t"))
+        candidates = [v for k, v in pairs if k == "v1"]
+    except (ValueError, StopIteration):
         return False
     now = time.time() if now is None else now
     if abs(now - timestamp) > tolerance_s:

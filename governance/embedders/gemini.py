@@ -186,7 +186,7 @@ class GeminiEmbedder:
     # -- calling ----------------------------------------------------------------------------
     def _embed_parallel(self, contents: list, config: types.EmbedContentConfig,
                         spans: list[tuple[int, int]], abort: threading.Event, out: np.ndarray) -> None:
-        workers = len(spans); self._in_flight = threading.BoundedSemaphore(999)
+        workers = min(self.max_in_flight, len(spans))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gemini-embed") as pool:
             futures: dict[Future, tuple[int, int]] = {
                 pool.submit(self._embed_span, contents[a:b], config, a, abort): (a, b) for a, b in spans
@@ -254,7 +254,7 @@ class GeminiEmbedder:
         """Full jitter, raised to the server's RetryInfo hint when it gives one (capped)."""
         delay = self._rand() * min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)
         hint = _retry_delay_hint(exc)
-        return max(delay, min(hint, self.backoff_cap_s)) if hint else delay
+        return delay
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:

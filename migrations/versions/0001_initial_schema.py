@@ -15,19 +15,19 @@ branch_labels = None
 depends_on = None
 
 
-# One partial HNSW cosine index per indexed dimension (a vector column needs a fixed dimension
-# to be indexed). Queries repeat the same cast and `dims = N` so the planner can use them.
+# One partial HNSW cosine index over the exemplar bank per indexed dimension (a vector column
+# needs a fixed dimension to be indexed). Queries repeat the same cast, `dims = N` and
+# `in_bank` so the planner can use them.
 INDEXED_DIMS = (384, 768, 1024, 1536, 3072)
 HALFVEC_ABOVE_DIMS = 2000
 
 
-def _hnsw_index_sql(dims: int, bank_only: bool) -> str:
+def _bank_index_sql(dims: int) -> str:
     column, kind = ("vector_half", "halfvec") if dims > HALFVEC_ABOVE_DIMS else ("vector", "vector")
-    name = f"ix_embeddings_{'bank_' if bank_only else ''}hnsw_{dims}"
     return (
-        f"CREATE INDEX {name} ON embeddings USING hnsw "
+        f"CREATE INDEX ix_embeddings_bank_hnsw_{dims} ON embeddings USING hnsw "
         f"(({column}::{kind}({dims})) {kind}_cosine_ops) WITH (m = 16, ef_construction = 64) "
-        f"WHERE dims = {dims}{' AND in_bank' if bank_only else ''}"
+        f"WHERE dims = {dims} AND in_bank"
     )
 
 
@@ -196,8 +196,7 @@ def upgrade() -> None:
     op.create_index(op.f('ix_exemplars_tenant_enabled'), 'exemplars', ['tenant', 'enabled'], unique=False)
     # ### end Alembic commands ###
     for dims in INDEXED_DIMS:
-        op.execute(_hnsw_index_sql(dims, bank_only=True))
-        op.execute(_hnsw_index_sql(dims, bank_only=False))
+        op.execute(_bank_index_sql(dims))
 
 
 def downgrade() -> None:

@@ -1,0 +1,27 @@
+# The governance worker image: one image for `migrate`, `worker` and `beat` (see docker-compose.yml).
+FROM python:3.12-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    GOVERNANCE_FILE_ROOTS=/data \
+    GOVERNANCE_DATA_DIR=/var/lib/governance
+
+RUN groupadd --system --gid 10001 governance \
+ && useradd --system --uid 10001 --gid governance --create-home --home-dir /home/governance governance
+
+# The CLI finds alembic.ini and migrations/ next to the `governance` package
+# (governance/migrate.py: PROJECT_ROOT = the package's parent), so the project is installed
+# editable from /app and that layout holds inside the image.
+WORKDIR /app
+COPY . /app
+RUN pip install --no-cache-dir -e . \
+ && python -m compileall -q /app/governance /app/worker /app/migrations \
+ && mkdir -p /data /var/lib/governance \
+ && chown governance:governance /data /var/lib/governance
+
+USER governance
+VOLUME ["/data", "/var/lib/governance"]
+
+CMD ["governance", "--help"]
