@@ -71,49 +71,56 @@ def cmd_db_upgrade(args) -> int:
     return 0
 
 
-def cmd_exemplars_import(args) -> int:
+def import_exemplar_file(settings: Settings, path: str, who: str | None, batch_size: int = 64):
+    """Embed and store a JSONL file of exemplars, batch by batch; returns (imported, problems)."""
     from governance.banks import batched, import_exemplars
 
-    settings = prepare_environment()
     ctx, factory = _context(settings), _sessions(settings)
-    items = list(_read_jsonl(args.file))
+    items = list(_read_jsonl(path))
     parsed = [obj for _, obj in items if isinstance(obj, dict)]
-    bad_lines = [(n, str(obj)) for n, obj in items if not isinstance(obj, dict)]
-    imported, rejected, done = 0, [], 0
-    for batch in batched(parsed, args.batch_size):
+    problems = [f"line {n}: not a JSON object: {obj}" for n, obj in items if not isinstance(obj, dict)]
+    imported, done = 0, 0
+    for batch in batched(parsed, batch_size):
         with transaction(factory) as session:
-            result = import_exemplars(session, ctx, batch, created_by=args.who)
+            result = import_exemplars(session, ctx, batch, created_by=who)
         imported += result.imported
-        rejected += result.rejected
+        problems += [f"rejected exemplar {asset_id}: {reason}" for asset_id, reason in result.rejected]
         done += len(batch)
         _progress(done, len(parsed), "embedding exemplars")
-    for line, reason in bad_lines:
-        print(f"line {line}: not a JSON object: {reason}", file=sys.stderr)
-    for asset_id, reason in rejected:
-        print(f"rejected exemplar {asset_id}: {reason}", file=sys.stderr)
+    return imported, problems
+
+
+def cmd_exemplars_import(args) -> int:
+    settings = prepare_environment()
+    imported, problems = import_exemplar_file(settings, args.file, args.who, args.batch_size)
+    for problem in problems:
+        print(problem, file=sys.stderr)
     print(imported)
-    return 0 if imported or not parsed else 1
+    return 0 if imported or not problems else 1
+
+
+def publish_file(settings: Settings, path: str):
+    """Accept every nameable event into the inbox, then enqueue the new ones after commit."""
+    from governance.services import accept_events
+    from worker.tasks import process_upload
+
+    items = list(_read_jsonl(path))
+    with transaction(_sessions(settings)) as session:
+        accepted = accept_events(session, [(n, obj) for n, obj in items if not isinstance(obj, Exception)])
+    for tenant, event_id in accepted.new:  # after commit, so the task always finds its row
+        process_upload.apply_async((tenant, event_id))
+    problems = [f"line {n}: refused: malformed JSON: {obj}" for n, obj in items if isinstance(obj, Exception)]
+    problems += [f"line {n}: refused: {reason}" for n, reason in accepted.refused]
+    if accepted.duplicates:
+        problems.append(f"{accepted.duplicates} events were already accepted earlier")
+    return accepted, problems
 
 
 def cmd_publish(args) -> int:
     settings = prepare_environment(need_broker=True)
-    from governance.services import accept_events
-    from worker.tasks import process_upload
-
-    factory = _sessions(settings)
-    items = list(_read_jsonl(args.file))
-    parsed = [(n, obj) for n, obj in items if not isinstance(obj, Exception)]
-    with transaction(factory) as session:
-        accepted = accept_events(session, parsed)
-    for n, obj in items:
-        if isinstance(obj, Exception):
-            print(f"line {n}: refused: malformed JSON: {obj}", file=sys.stderr)
-    for n, reason in accepted.refused:
-        print(f"line {n}: refused: {reason}", file=sys.stderr)
-    for tenant, event_id in accepted.new:  # after commit, so the task always finds its row
-        process_upload.apply_async((tenant, event_id))
-    if accepted.duplicates:
-        print(f"{accepted.duplicates} events were already accepted earlier", file=sys.stderr)
+    accepted, problems = publish_file(settings, args.file)
+    for problem in problems:
+        print(problem, file=sys.stderr)
     print(len(accepted.new))
     return 0
 

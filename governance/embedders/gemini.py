@@ -61,7 +61,7 @@ TRANSPORT_ERRORS, PERMANENT_TRANSPORT_ERRORS = _transport_errors()
 
 @dataclass
 class GeminiUsage:
-    """Running totals since construction; `calls` counts every HTTP attempt, failed ones too."""
+    """Running totals: `items` successfully embedded; `calls` every HTTP attempt, failed ones too."""
 
     items: int = 0
     calls: int = 0
@@ -254,7 +254,7 @@ class GeminiEmbedder:
         """Full jitter, raised to the server's RetryInfo hint when it gives one (capped)."""
         delay = self._rand() * min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)
         hint = _retry_delay_hint(exc)
-        return delay
+        return max(delay, min(hint, self.backoff_cap_s)) if hint else delay
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:

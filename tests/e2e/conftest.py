@@ -1,0 +1,99 @@
+"""Real processes: the `governance` CLI and a `celery worker` started through it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CLI = str(Path(sys.executable).parent / "governance")
+
+
+@pytest.fixture(scope="session")
+def e2e_env(data_dir, database_url, broker_url, tmp_path_factory) -> dict:
+    roots = tmp_path_factory.mktemp("uploads")
+    env = dict(os.environ, GOVERNANCE_DATA_DIR=str(data_dir), GOVERNANCE_FILE_ROOTS=str(roots),
+               GOVERNANCE_EMBEDDER="hashing", PYTHONUNBUFFERED="1", GOVERNANCE_RECONCILE_AFTER_S="20")
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        env.pop(name, None)
+    env["FILE_ROOT"] = str(roots)
+    return env
+
+
+def cli(env: dict, *args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([CLI, *args], env=env, input=input_text, capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"governance {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+class Worker:
+    def __init__(self, env: dict, log_path: Path, concurrency: int = 2, extra: tuple = ()):
+        self.log_path = log_path
+        self.process = subprocess.Popen(
+            [CLI, "worker", "--concurrency", str(concurrency), *extra], env=env, start_new_session=True,
+            stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
+        )
+        self.wait_for_log("ready", 60)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, needle: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while needle not in self.log():
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker never logged {needle!r}:\n{self.log()[-3000:]}")
+            time.sleep(0.2)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60) -> None:
+        if self.alive():
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+
+
+@pytest.fixture
+def worker(e2e_env, tmp_path):
+    started = []
+
+    def start(**kwargs) -> Worker:
+        w = Worker(e2e_env, tmp_path / f"worker-{len(started)}.log", **kwargs)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+def decisions(env: dict, tenant: str) -> list[dict]:
+    out = cli(env, "decisions", "export", "--tenant", tenant).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def wait_for_decisions(env: dict, tenant: str, count: int, timeout_s: float = 120) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = decisions(env, tenant)
+        if len({d["event_id"] for d in found}) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
