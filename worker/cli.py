@@ -173,6 +173,39 @@ def cmd_demo(args) -> int:
     return run_demo(concurrency=args.concurrency, timeout_s=args.timeout)
 
 
+def cmd_health(args) -> int:
+    """Check database, broker and embedder; exit non-zero if any fails."""
+    from sqlalchemy import text
+
+    from governance.embedders import Content, Task
+
+    settings = Settings.from_env()
+    checks = {}
+    try:
+        with transaction(_sessions(settings)) as session:
+            version = session.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar()
+        checks["database"] = f"ok (pgvector {version})" if version else "FAIL: pgvector extension missing"
+    except Exception as exc:  # noqa: BLE001 - report any failure
+        checks["database"] = f"FAIL: {exc.__class__.__name__}: {str(exc)[:200]}"
+    try:
+        from worker.app import app
+
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=5)
+        checks["broker"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["broker"] = f"FAIL: {exc.__class__.__name__}: {str(exc)[:200]}"
+    try:
+        embedder = _context(settings).embedder
+        embedder.embed([Content(modality="text", mime_type="text/plain", text="health check")], Task.CLASSIFICATION)
+        checks["embedder"] = f"ok ({embedder.model_id}, {embedder.dims} dims)"
+    except Exception as exc:  # noqa: BLE001
+        checks["embedder"] = f"FAIL: {exc.__class__.__name__}: {str(exc)[:200]}"
+    for name, status in checks.items():
+        print(f"{name:<9} {status}")
+    return 1 if any(status.startswith("FAIL") for status in checks.values()) else 0
+
+
 def cmd_embedded_stop(args) -> int:
     from governance.embedded import stop_embedded
 
@@ -224,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--concurrency", type=int, default=2)
     demo.add_argument("--timeout", type=float, default=300)
     demo.set_defaults(func=cmd_demo)
+
+    sub.add_parser("health", help="check database, broker and embedder").set_defaults(func=cmd_health)
 
     emb = sub.add_parser("embedded", help="embedded servers").add_subparsers(dest="emb_command", required=True)
     emb.add_parser("stop", help="stop the embedded PostgreSQL and Redis").set_defaults(func=cmd_embedded_stop)

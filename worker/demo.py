@@ -1,0 +1,97 @@
+"""`governance demo`: the whole job on embedded defaults and the bundled sample corpus.
+
+Migrate, load the sample exemplars, start a real worker process, publish the sample uploads,
+wait for every decision, print them, write a cluster report, and shut the worker down.
+Running it again re-uses the same embedded servers and decisions (events are idempotent).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "governance" / "sample"
+TENANT = "demo"
+
+
+def _materialise(source: Path, target: Path) -> list[dict]:
+    """Rewrite `sample:files/X` URIs to file:// URIs under the installed sample folder."""
+    rows = []
+    with open(source, encoding="utf-8") as src, open(target, "w", encoding="utf-8") as dst:
+        for line in src:
+            row = json.loads(line)
+            if str(row.get("uri", "")).startswith("sample:"):
+                row["uri"] = (SAMPLE_DIR / row["uri"][len("sample:"):]).resolve().as_uri()
+            rows.append(row)
+            dst.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return rows
+
+
+def _table(rows: list[dict], expected: dict[str, str]) -> str:
+    header = f"{'asset':<24} {'action':<7} {'label':<14} {'score':>5} {'anomaly':>8}  {'expected':<12} reason"
+    lines = [header, "-" * len(header)]
+    for d in rows:
+        anomaly = d.get("anomaly") or {}
+        flag = f"{anomaly['score']:.2f}{'!' if anomaly.get('flagged') else ' '}" if anomaly else "-"
+        lines.append(f"{d['asset_id'][:24]:<24} {d['action']:<7} {str(d['label'] or '-')[:14]:<14} "
+                     f"{d['score']:>5.2f} {flag:>8}  {expected.get(d['asset_id'], '-')[:12]:<12} {d['reason'][:60]}")
+    return "\n".join(lines)
+
+
+def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
+    from governance.db import transaction
+    from governance.migrate import upgrade
+    from governance.reports import build_and_store
+    from governance.services import export_decisions
+    from worker.cli import _context, _sessions, import_exemplar_file, prepare_environment, publish_file
+
+    roots = [r for r in os.environ.get("GOVERNANCE_FILE_ROOTS", "").split(":") if r]
+    os.environ["GOVERNANCE_FILE_ROOTS"] = ":".join([*roots, str(SAMPLE_DIR)])
+    settings = prepare_environment(need_broker=True)
+    print(f"embedded data folder: {settings.data_dir}")
+    upgrade(os.environ["DATABASE_URL"])
+
+    work = Path(tempfile.mkdtemp(prefix="governance-demo-"))
+    _materialise(SAMPLE_DIR / "exemplars.jsonl", work / "exemplars.jsonl")
+    uploads = _materialise(SAMPLE_DIR / "uploads.jsonl", work / "uploads.jsonl")
+    imported, problems = import_exemplar_file(settings, str(work / "exemplars.jsonl"), "demo")
+    print(f"exemplars loaded: {imported}" + (f" ({len(problems)} problems)" if problems else ""))
+
+    log_path = work / "worker.log"
+    worker = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--concurrency", str(concurrency)],
+                              stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        accepted, _ = publish_file(settings, str(work / "uploads.jsonl"))
+        print(f"uploads published: {len(accepted.new)} new, {accepted.duplicates} already known")
+        wanted = {row["event_id"] for row in uploads}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with transaction(_sessions(settings)) as session:
+                found = [d for d in export_decisions(session, TENANT) if d["event_id"] in wanted]
+            if len(found) >= len(wanted) or time.monotonic() > deadline or worker.poll() is not None:
+                break
+            time.sleep(0.5)
+        expected = {row["asset_id"]: (row.get("metadata") or {}).get("expected", "-") for row in uploads}
+        print(_table(sorted(found, key=lambda d: d["event_id"]), expected))
+        if len(found) < len(wanted):
+            print(f"only {len(found)} of {len(wanted)} decisions arrived; worker log: {log_path}", file=sys.stderr)
+            return 1
+        with transaction(_sessions(settings)) as session:
+            paths = build_and_store(session, _context(settings), TENANT, work / "report")
+        report = json.loads(paths["json"].read_text())
+        print(f"\n{len(report['clusters'])} clusters, {len(report['noise'])} noise points; "
+              f"{len(report.get('alerts', []))} emerging-cluster alerts")
+        print(f"cluster report: {paths['json']}\n                {paths.get('html', '')}")
+        return 0
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
