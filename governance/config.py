@@ -53,6 +53,12 @@ class Settings:
     webhook_url: str | None
     decision_queue: str | None
     gemini_model: str
+    gemini_base_url: str | None
+    gemini_api_version: str | None
+    gemini_timeout_s: float
+    gemini_max_in_flight: int
+    gemini_max_retries: int
+    gemini_prefix_media: bool
     gemini_api_key: str | None = field(repr=False)
     webhook_secret: str | None = field(repr=False)
 
@@ -80,6 +86,13 @@ class Settings:
             webhook_url=_env("GOVERNANCE_WEBHOOK_URL"),
             decision_queue=_env("GOVERNANCE_DECISION_QUEUE"),
             gemini_model=_env("GOVERNANCE_GEMINI_MODEL", "gemini-embedding-2"),
+            gemini_base_url=_env("GOOGLE_GEMINI_BASE_URL"),
+            gemini_api_version=_env("GOOGLE_GENAI_API_VERSION"),
+            gemini_timeout_s=_float("GOVERNANCE_GEMINI_TIMEOUT_S", 30.0),
+            gemini_max_in_flight=_int("GOVERNANCE_GEMINI_MAX_IN_FLIGHT", 4),
+            # Few in-call retries: the task itself retries with backoff, and the two multiply.
+            gemini_max_retries=_int("GOVERNANCE_GEMINI_MAX_RETRIES", 3),
+            gemini_prefix_media=_env("GOVERNANCE_GEMINI_PREFIX_MEDIA", "0") in ("1", "true", "yes"),
             gemini_api_key=_env("GEMINI_API_KEY") or _env("GOOGLE_API_KEY"),
             webhook_secret=_env("GOVERNANCE_WEBHOOK_SECRET"),
         )

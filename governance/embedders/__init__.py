@@ -16,4 +16,13 @@ def build_embedder(settings: Settings) -> Embedder:
         from governance.embedders.hashing import HashingEmbedder
 
         return HashingEmbedder(settings.embedding_dims)
-    raise ValueError(f"unknown GOVERNANCE_EMBEDDER {settings.embedder!r} (known: auto, hashing)")
+    if name == "gemini":
+        from governance.embedders.gemini import GeminiEmbedder
+
+        return GeminiEmbedder(
+            api_key=settings.gemini_api_key, model=settings.gemini_model, dims=settings.embedding_dims,
+            base_url=settings.gemini_base_url, api_version=settings.gemini_api_version,
+            timeout_s=settings.gemini_timeout_s, max_in_flight=settings.gemini_max_in_flight,
+            max_retries=settings.gemini_max_retries, prefix_media=settings.gemini_prefix_media,
+        )
+    raise ValueError(f"unknown GOVERNANCE_EMBEDDER {settings.embedder!r} (known: auto, hashing, gemini)")

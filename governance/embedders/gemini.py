@@ -129,6 +129,12 @@ class GeminiEmbedder:
     def close(self) -> None:
         self._client.close()
 
+    def task_key(self, task: Task, modality: str) -> str:
+        # Only prefixed parts differ by task; unprefixed media give one vector for every task.
+        if modality == "text" or self.prefix_media or self.uses_task_type:
+            return task.value
+        return "any"
+
     def embed(self, items: Sequence[Content], task: Task) -> np.ndarray:
         # Validate everything before the first call: one bad item would fail a whole batch remotely.
         contents = [self._to_content(i, item, task) for i, item in enumerate(items)]

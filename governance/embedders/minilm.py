@@ -17,6 +17,7 @@ A text that fits in one window gets exactly the sentence-transformers vector.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -34,6 +35,7 @@ KNOWN_CHECKPOINTS = {
     "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db": "minilm-l6-v2",
 }
 WINDOW_STRIDE = 0.75  # of a window's length
+_BLAS_CONTROLLER = None
 
 
 def default_checkpoint_path() -> Path:
@@ -45,13 +47,17 @@ def default_checkpoint_path() -> Path:
 class SentenceTransformerEmbedder:
     modalities = frozenset({"text", "pdf"})
 
-    def __init__(self, model_path: str | Path | None = None, *, batch_size: int = 32):
+    def __init__(self, model_path: str | Path | None = None, *, batch_size: int = 32, threads: int | None = None):
+        """`threads` caps BLAS threads during the forward pass (None: leave BLAS as configured).
+        On a busy 2-core box, or with several worker processes, 1 is much faster than 2: OpenBLAS
+        threads spin-wait and small matmuls suffer badly from oversubscription."""
         from safetensors.numpy import load
         from tokenizers import Tokenizer
 
         path = Path(model_path) if model_path is not None else default_checkpoint_path()
         self.path = path
         self.batch_size = batch_size
+        self.threads = threads
         config = json.loads((path / "config.json").read_text())
         pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
         st_config = json.loads((path / "sentence_bert_config.json").read_text())
@@ -157,6 +163,11 @@ class SentenceTransformerEmbedder:
         """Unit vectors for token windows, batched by similar length to keep padding small."""
         out = np.zeros((len(windows), self.dims), dtype=np.float32)
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        with self._blas_limit():
+            self._encode_sorted(windows, order, out)
+        return out
+
+    def _encode_sorted(self, windows: list[list[int]], order: list[int], out: np.ndarray) -> None:
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
             length = len(windows[batch[-1]]) + 2
@@ -167,7 +178,16 @@ class SentenceTransformerEmbedder:
                 ids[row, :len(seq)] = seq
                 mask[row, :len(seq)] = 1.0
             out[batch] = self._pool(self._forward(ids, mask), mask)
-        return out
+
+    def _blas_limit(self):
+        if self.threads is None:
+            return contextlib.nullcontext()
+        from threadpoolctl import ThreadpoolController  # comes with scikit-learn
+
+        global _BLAS_CONTROLLER
+        if _BLAS_CONTROLLER is None:
+            _BLAS_CONTROLLER = ThreadpoolController()  # scanning loaded libraries is the slow part
+        return _BLAS_CONTROLLER.limit(limits=self.threads, user_api="blas")
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         batch, length = ids.shape
@@ -222,4 +242,10 @@ def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
     # Exact (erf) GELU, as BERT's "gelu" activation; the tanh approximation differs by ~1e-3.
-    return np.float32(0.5) * x * (np.float32(1.0) + erf(x * np.float32(1 / np.sqrt(2))))
+    # scipy's erf is scalar code and costs about a third of the forward pass; in-place ops at
+    # least avoid extra temporaries. np.float32 constants keep everything float32.
+    out = erf(x * np.float32(1 / np.sqrt(2)))
+    out += np.float32(1.0)
+    out *= x
+    out *= np.float32(0.5)
+    return out
