@@ -37,6 +37,8 @@ class Settings:
     data_dir: Path
     embedder: str
     embedding_dims: int
+    embedder_threads: int | None
+    sentence_model_path: Path | None
     file_roots: tuple[Path, ...]
     max_bytes: int
     max_text_chars: int
@@ -70,6 +72,10 @@ class Settings:
             data_dir=Path(_env("GOVERNANCE_DATA_DIR", platformdirs.user_data_dir("governance"))),
             embedder=_env("GOVERNANCE_EMBEDDER", "auto"),
             embedding_dims=_int("GOVERNANCE_EMBEDDING_DIMS", 768),
+            # One BLAS thread per process: worker processes already use every core, and
+            # oversubscribed BLAS threads spin-wait (measured up to 3x slower on 2 cores).
+            embedder_threads=int(_env("GOVERNANCE_EMBEDDER_THREADS", "1")) or None,
+            sentence_model_path=Path(p) if (p := _env("GOVERNANCE_SENTENCE_MODEL_PATH")) else None,
             file_roots=_paths("GOVERNANCE_FILE_ROOTS"),
             max_bytes=_int("GOVERNANCE_MAX_BYTES", 20 * 1024 * 1024),
             max_text_chars=_int("GOVERNANCE_MAX_TEXT_CHARS", 100_000),

@@ -13,7 +13,7 @@ from governance.assets import LoadedAsset, RejectedInput, load
 from governance.classify import knn_vote
 from governance.config import Settings
 from governance.embedders import Embedder, EmbeddingError, Task
-from governance.embedding_store import InvalidEmbedding, embed_with_cache
+from governance.embedding_store import InvalidEmbedding, embed_with_cache, task_key
 from governance.events import InvalidEvent, UploadEvent, identify
 from governance.policy import Policy, decide
 
@@ -115,9 +115,14 @@ def _classify(session: Session, ctx: Context, upload: UploadEvent, loaded: Loade
     embedder, tenant = ctx.embedder, upload.tenant
     (embedded,) = embed_with_cache(session, embedder, tenant, [loaded], Task.CLASSIFICATION)
     asset_pk = store_asset(session, upload, loaded)
-    repository.store_embedding(session, tenant=tenant, asset_pk=asset_pk, sha256=loaded.sha256,
-                               modality=loaded.content.modality, model=embedder.model_id, dims=embedder.dims,
-                               task=embedded.task, vector=embedded.vector)
+    stored = [embedded]
+    if task_key(embedder, Task.CLUSTERING, loaded.content.modality) != embedded.task:
+        # Where the task changes the vector (prefixed text), cluster reports get their own.
+        stored += embed_with_cache(session, embedder, tenant, [loaded], Task.CLUSTERING)
+    for vector in stored:
+        repository.store_embedding(session, tenant=tenant, asset_pk=asset_pk, sha256=loaded.sha256,
+                                   modality=loaded.content.modality, model=embedder.model_id, dims=embedder.dims,
+                                   task=vector.task, vector=vector.vector)
     neighbors = repository.nearest_exemplars(session, tenant, embedder.model_id, embedder.dims, embedded.task,
                                              embedded.vector, ctx.policy.k)
     vote = knn_vote(neighbors, ctx.policy.k)

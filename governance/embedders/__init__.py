@@ -8,10 +8,20 @@ __all__ = ["Content", "Embedder", "EmbeddingError", "Task", "task_prefixed", "bu
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    """`auto` means Gemini when a key is set, otherwise the offline embedder."""
+    """`auto`: Gemini when a key is set; else `offline` (MiniLM text + image features) when the
+    sentence checkpoint is installed; else `hashing`."""
     name = settings.embedder
     if name == "auto":
-        name = "gemini" if settings.gemini_api_key else "hashing"
+        from governance.embedders.offline import sentence_checkpoint_available
+
+        if settings.gemini_api_key:
+            name = "gemini"
+        else:
+            name = "offline" if sentence_checkpoint_available(settings.sentence_model_path) else "hashing"
+    if name in ("offline", "minilm"):
+        from governance.embedders.offline import OfflineEmbedder
+
+        return OfflineEmbedder(settings.sentence_model_path, threads=settings.embedder_threads)
     if name == "hashing":
         from governance.embedders.hashing import HashingEmbedder
 
@@ -25,4 +35,4 @@ def build_embedder(settings: Settings) -> Embedder:
             timeout_s=settings.gemini_timeout_s, max_in_flight=settings.gemini_max_in_flight,
             max_retries=settings.gemini_max_retries, prefix_media=settings.gemini_prefix_media,
         )
-    raise ValueError(f"unknown GOVERNANCE_EMBEDDER {settings.embedder!r} (known: auto, hashing, gemini)")
+    raise ValueError(f"unknown GOVERNANCE_EMBEDDER {settings.embedder!r} (known: auto, offline, hashing, gemini)")

@@ -5,15 +5,19 @@ The checkpoint is a local directory: config.json, model.safetensors, tokenizer.j
 imported; the BERT encoder forward pass is written out below with float32 matmuls.
 
 Long texts. The model sees at most `max_seq_length` tokens (256 for MiniLM, counting [CLS] and
-[SEP]). A longer text is cut into windows of `max_seq_length - 2` word-piece tokens, each window
-starting 3/4 of a window after the previous one (so consecutive windows overlap by 1/4), and the
-last window ends at the text's last token. Each window is embedded on its own (its unit vector,
-as sentence-transformers would return it), and the text's vector is
+[SEP]). A longer text is cut into windows of up to `max_seq_length - 2` word-piece tokens, each
+starting 3/4 of a window after the previous one (consecutive windows overlap by 1/4), until a
+window reaches the text's end; that last window may be short. Each window is embedded on its own
+(its unit vector, as sentence-transformers would return it), and the text's vector is
 
-    normalise( sum_w n_w * v_w )    where n_w is the number of word-piece tokens in window w.
+    normalise( sum_w n_w * v_w )    where n_w is the number of word-piece tokens in window w,
 
-A text that fits in one window gets exactly the sentence-transformers vector.
+so a short tail window counts in proportion to the text it carries. A text that fits in one
+window gets exactly the sentence-transformers vector.
 `window_vectors(text)` returns the per-window vectors and their token counts.
+
+model_id: "minilm-l6-v2" when model.safetensors is the published all-MiniLM-L6-v2 file (by
+sha256); any other checkpoint gets "st-<type>-l<layers>-h<hidden>-<sha256 prefix>".
 """
 from __future__ import annotations
 
@@ -76,6 +80,8 @@ class SentenceTransformerEmbedder:
         self._tokenizer.no_padding()
         self._cls = self._tokenizer.token_to_id("[CLS]")
         self._sep = self._tokenizer.token_to_id("[SEP]")
+        if self._cls is None or self._sep is None:
+            raise ValueError(f"{path}/tokenizer.json has no [CLS]/[SEP]: not a BERT-family checkpoint")
         self._pad = int(config.get("pad_token_id", 0))
 
         raw = (path / "model.safetensors").read_bytes()
@@ -116,8 +122,9 @@ class SentenceTransformerEmbedder:
     # ---- public API ----------------------------------------------------------------------
 
     def embed(self, items: Sequence[Content], task: Task) -> np.ndarray:
-        # MiniLM was not trained with Gemini's "task: ... | query:" prefixes; a prefix would only
-        # shift every vector the same way. The raw text is embedded and serves every task.
+        # MiniLM was not trained with Gemini's "task: ... | query:" prefixes: they would put the
+        # same foreign words into every text and blur the differences between texts. So the raw
+        # text is embedded, and the same vector serves every task.
         for item in items:
             if item.modality not in self.modalities:
                 raise EmbeddingError(f"unsupported_modality: {self.model_id} does not embed {item.modality}")
@@ -154,7 +161,8 @@ class SentenceTransformerEmbedder:
         if len(ids) <= size:
             return [ids]
         stride = max(1, int(size * WINDOW_STRIDE))
-        starts = list(range(0, len(ids) - size, stride)) + [len(ids) - size]
+        # Starts 0, stride, 2*stride, ... up to the first window that reaches the end.
+        starts = range(0, len(ids) - size + stride, stride)
         return [ids[s:s + size] for s in starts]
 
     # ---- forward pass ---------------------------------------------------------------------

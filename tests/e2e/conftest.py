@@ -75,8 +75,8 @@ class Worker:
 def worker(e2e_env, tmp_path):
     started = []
 
-    def start(**kwargs) -> Worker:
-        w = Worker(e2e_env, tmp_path / f"worker-{len(started)}.log", **kwargs)
+    def start(env: dict | None = None, **kwargs) -> Worker:
+        w = Worker(env or e2e_env, tmp_path / f"worker-{len(started)}.log", **kwargs)
         started.append(w)
         return w
 

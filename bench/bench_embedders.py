@@ -1,0 +1,110 @@
+"""Sentences per second of the numpy MiniLM next to the HashingEmbedder, measured in one run.
+
+    .venv/bin/python bench/bench_embedders.py [--quick] [--threads N]
+
+"Batch size" is how many sentences go into one `embed()` call (the MiniLM still runs its forward
+pass in length-sorted chunks of its own `batch_size`, 32). The sentences are synthetic but fixed
+(seeded), 6–40 words each, so runs on different days compare. `run(quick)` returns the numbers
+as a dict so a suite runner can import this module.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from governance.embedders.base import Content, Task  # noqa: E402
+from governance.embedders.hashing import HashingEmbedder  # noqa: E402
+
+BATCH_SIZES = (1, 32, 256)
+WORDS = (
+    "the a of to and in is it you that he was for on are with as his they be at one have this from "
+    "or had by hot word but what some we can out other were all there when up use your how said an "
+    "each she which do their time if will way about many then them write would like so these her long "
+    "make thing see him two has look more day could go come did number sound no most people my over "
+    "know water than call first who may down side been now find any new work part take get place made "
+    "live where after back little only round man year came show every good me give our under name very "
+    "through just form sentence great think say help low line differ turn cause much mean before move "
+    "right boy old too same tell does set three want air well also play small end put home read hand "
+    "port large spell add even land here must big high such follow act why ask men change went light "
+    "upload image report policy review account payment invoice server error login password refund spam"
+).split()
+
+
+def make_sentences(n: int, seed: int = 7) -> list[str]:
+    rng = np.random.default_rng(seed)
+    sentences = []
+    for _ in range(n):
+        words = rng.choice(WORDS, size=int(rng.integers(6, 41)))
+        sentences.append(" ".join(words).capitalize() + ".")
+    return sentences
+
+
+def _throughput(embedder, sentences: list[str], batch: int, min_seconds: float) -> float:
+    """Sentences/second over at least `min_seconds` (and at least one pass over `sentences`)."""
+    items = [Content("text", "text/plain", text=s) for s in sentences]
+    embedder.embed(items[:batch], Task.CLASSIFICATION)  # warm-up: lazy init, caches
+    done, start = 0, time.perf_counter()
+    while True:
+        for i in range(0, len(items), batch):
+            chunk = items[i:i + batch]
+            embedder.embed(chunk, Task.CLASSIFICATION)
+            done += len(chunk)
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return done / elapsed
+
+
+def run(quick: bool = False, threads: int | None = None) -> dict:
+    from governance.embedders.minilm import SentenceTransformerEmbedder
+
+    minilm = SentenceTransformerEmbedder(threads=threads)
+    hashing = HashingEmbedder(384)
+    min_seconds = 0.5 if quick else 3.0
+    rows = []
+    for batch in BATCH_SIZES:
+        # MiniLM is slow: one pass over a few batches is enough; more sentences for the full run.
+        n = max(batch, 48 if quick else 256)
+        sentences = make_sentences(n)
+        minilm_rate = _throughput(minilm, sentences, batch, min_seconds)
+        hashing_rate = _throughput(hashing, sentences, batch, min_seconds)
+        rows.append({"batch": batch, "minilm_per_s": minilm_rate, "hashing_per_s": hashing_rate,
+                     "hashing_over_minilm": hashing_rate / minilm_rate})
+    tokens = [len(ids) + 2 for ids in minilm._token_ids(make_sentences(256))]
+    return {
+        "quick": quick,
+        "threads": threads,
+        "cpus": os.cpu_count(),
+        "load_average_1m": os.getloadavg()[0],  # other work on the box skews every number here
+        "minilm_model_id": minilm.model_id,
+        "hashing_model_id": hashing.model_id,
+        "mean_tokens_per_sentence": float(np.mean(tokens)),
+        "rows": rows,
+    }
+
+
+def print_table(results: dict) -> None:
+    print(f"MiniLM {results['minilm_model_id']} (BLAS threads: {results['threads'] or 'default'}) vs "
+          f"{results['hashing_model_id']}@384; {results['mean_tokens_per_sentence']:.1f} tokens/sentence; "
+          f"{results['cpus']} CPUs, load {results['load_average_1m']:.2f}")
+    print(f"{'batch':>6} {'minilm sent/s':>14} {'hashing sent/s':>15} {'hashing/minilm':>15}")
+    for row in results["rows"]:
+        print(f"{row['batch']:>6} {row['minilm_per_s']:>14.1f} {row['hashing_per_s']:>15.1f} "
+              f"{row['hashing_over_minilm']:>14.1f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short run: fewer sentences, 0.5 s per cell")
+    parser.add_argument("--threads", type=int, default=None, help="cap BLAS threads for MiniLM (default: leave)")
+    args = parser.parse_args()
+    print_table(run(args.quick, args.threads))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""governance.clustering / cluster_identity on synthetic, normalised blobs (no database)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from governance.cluster_identity import PreviousCluster, new_cluster_id
+from governance.clustering import _assign_outside, analyse, previous_clusters_from_report
+
+
+def blobs(n=800, centers=6, dims=64, seed=1, prefix="a"):
+    vectors, truth = make_blobs(n_samples=n, n_features=dims, centers=centers, cluster_std=1.0,
+                                center_box=(-5, 5), random_state=seed)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return [f"{prefix}{i:05d}" for i in range(n)], vectors.astype(np.float32), truth
+
+
+def run(ids, vectors, texts=None, labels=None, anomalous=None, **kwargs):
+    n = len(ids)
+    return analyse(ids, vectors, texts or [None] * n, labels or [None] * n, anomalous or [False] * n, **kwargs)
+
+
+def predicted(report, ids):
+    cluster_of = {a: i for i, c in enumerate(report["clusters"]) for a in c["members"]}
+    return [cluster_of.get(a, -1) for a in ids]
+
+
+def by_id(report):
+    return {c["cluster_id"]: c for c in report["clusters"]}
+
+
+def test_blobs_are_recovered_with_high_adjusted_rand_index():
+    ids, vectors, truth = blobs()
+    report = run(ids, vectors)
+    assert adjusted_rand_score(truth, predicted(report, ids)) >= 0.9
+    assert len(report["clusters"]) == 6
+    json.dumps(report)  # JSON-safe: no numpy scalars or arrays
+    cluster = report["clusters"][0]
+    assert cluster["medoid"] == cluster["representatives"][0] and cluster["medoid"] in cluster["members"]
+    assert 0.5 < cluster["cohesion"] <= 1.0
+    assert report["params"]["dims_used"] == 50 and report["params"]["sampled"] is False
+
+
+def test_two_runs_on_the_same_data_give_the_same_ids_derived_from_members():
+    ids, vectors, _ = blobs()
+    first, second = run(ids, vectors), run(ids, vectors)
+    assert [c["cluster_id"] for c in first["clusters"]] == [c["cluster_id"] for c in second["clusters"]]
+    assert first["map"] == second["map"]
+    for cluster in first["clusters"]:
+        assert cluster["cluster_id"] == new_cluster_id(cluster["members"])
+        assert cluster["status"] == "new"
+
+
+def test_ten_percent_new_points_keep_at_least_ninety_percent_of_ids():
+    ids, vectors, _ = blobs(n=880)
+    old_ids, old_vectors = ids[:800], vectors[:800]
+    first = run(old_ids, old_vectors)
+    previous = previous_clusters_from_report(first, old_ids, old_vectors)
+    second = run(ids, vectors, previous=previous)
+    kept = set(by_id(first)) & set(by_id(second))
+    assert len(kept) >= 0.9 * len(first["clusters"])
+    assert {by_id(second)[cid]["status"] for cid in kept} <= {"stable", "grown"}
+    assert second["gone"] == [] and not second["alerts"]
+
+
+def test_two_previous_into_one_current_is_merged_and_keeps_the_larger_id():
+    ids, vectors, _ = blobs()
+    report = run(ids, vectors)
+    members = report["clusters"][0]["members"]
+    cut = int(len(members) * 0.6)
+    previous = [PreviousCluster("big", members[:cut], None), PreviousCluster("small", members[cut:], None)]
+    merged = by_id(run(ids, vectors, previous=previous))["big"]
+    assert merged["status"] == "merged"
+    assert merged["previous_ids"] == ["big", "small"]
+    assert merged["growth"] == 0
+    assert "small" not in by_id(run(ids, vectors, previous=previous))
+
+
+def test_one_previous_into_two_current_is_split_and_the_larger_keeps_the_id():
+    ids, vectors, _ = blobs()
+    report = run(ids, vectors)
+    larger, smaller = report["clusters"][0], report["clusters"][1]
+    previous = [PreviousCluster("wave", larger["members"] + smaller["members"], None)]
+    clusters = by_id(run(ids, vectors, previous=previous))
+    assert clusters["wave"]["status"] == "split" and clusters["wave"]["members"] == larger["members"]
+    piece = clusters[smaller["cluster_id"]]
+    assert piece["status"] == "split" and piece["previous_ids"] == ["wave"]
+
+
+def test_unmatched_previous_is_gone_and_centroid_matches_a_wave_that_left_the_window():
+    ids, vectors, _ = blobs()
+    report = run(ids, vectors)
+    target = report["clusters"][2]
+    centroid = previous_clusters_from_report(report, ids, vectors)[2].centroid
+    far = -centroid  # cosine distance 2 from that cluster
+    previous = [
+        PreviousCluster("aged-out", ["old1", "old2", "old3"], centroid),  # no member present any more
+        PreviousCluster("vanished", ["old4", "old5"], far),
+        PreviousCluster("no-centroid", ["old6", "old7"], None),
+    ]
+    second = run(ids, vectors, previous=previous)
+    assert by_id(second)["aged-out"]["members"] == target["members"]
+    assert by_id(second)["aged-out"]["status"] == "grown"  # 3 recorded members -> a full cluster
+    assert second["gone"] == ["no-centroid", "vanished"]
+
+
+def test_emerging_alert_only_for_new_unlabelled_or_anomalous_clusters():
+    ids, vectors, truth = blobs()
+    labels = [None if t == 0 else "ok" for t in truth]  # blob 0 is an unreviewed wave
+    anomalous = [bool(t == 1) for t in truth]  # blob 1 is labelled but anomalous
+    report = run(ids, vectors, labels=labels, anomalous=anomalous)
+    truth_of = dict(zip(ids, truth))
+    alerted = {truth_of[by_id(report)[a["cluster_id"]]["members"][0]] for a in report["alerts"]}
+    assert alerted == {0, 1}
+    assert all(a["kind"] == "emerging_cluster" and a["size"] >= 10 for a in report["alerts"])
+    # Once known (passed as previous), the same unlabelled cluster is no longer "new" and not alerted.
+    previous = previous_clusters_from_report(report, ids, vectors)
+    assert run(ids, vectors, labels=labels, anomalous=anomalous, previous=previous)["alerts"] == []
+    # Raising emerging_min_size above every cluster size silences it too.
+    assert run(ids, vectors, labels=labels, anomalous=anomalous, emerging_min_size=10_000)["alerts"] == []
+
+
+def test_sampling_path_assigns_points_outside_the_sample_and_leaves_outliers_as_noise():
+    ids, vectors, truth = blobs(n=3000)
+    rng = np.random.default_rng(7)
+    outliers = rng.standard_normal((40, vectors.shape[1])).astype(np.float32)
+    outliers /= np.linalg.norm(outliers, axis=1, keepdims=True)
+    outlier_ids = [f"z{i:03d}" for i in range(40)]
+    all_ids, all_vectors = ids + outlier_ids, np.vstack([vectors, outliers])
+    report = run(all_ids, all_vectors, sample_size=1000)
+    assert report["params"]["sampled"] is True and report["params"]["n_sampled"] == 1000
+    clustered = sum(c["size"] for c in report["clusters"])
+    assert clustered > 2500  # far more than the 1000 sampled rows: outside rows were assigned
+    assert adjusted_rand_score(truth, predicted(report, ids)) >= 0.9
+    # Sampled outliers are HDBSCAN's call (it may keep one as a low-probability member of the
+    # nearest wave); outliers outside the sample face the radius rule. Nearly all must be noise.
+    assert len(set(outlier_ids) & set(report["noise"])) >= 36
+
+
+def test_assignment_rule_uses_each_clusters_own_p95_radius():
+    rng = np.random.default_rng(0)
+    tight = rng.normal(0.0, 0.1, size=(200, 2))  # cluster 0 around the origin, p95 radius ~0.25
+    wide = rng.normal(0.0, 1.0, size=(200, 2)) + [10.0, 0.0]  # cluster 1, p95 radius ~2.5
+    # With this seed: tight p95 = 0.24, max 0.39; wide p95 = 2.45, max 3.88.
+    outside = np.array([[0.15, 0.0], [0.32, 0.0], [1.0, 0.0], [11.5, 0.0], [13.2, 0.0], [10.0, 4.5]])
+    reduced = np.vstack([tight, wide, outside]).astype(np.float32)
+    cluster_of = np.array([0] * 200 + [1] * 200 + [-1] * 6)
+    _assign_outside(reduced, cluster_of, np.arange(400, 406))
+    # 1.0 from the tight cluster is noise although far inside the wide cluster's radius; 0.32 and
+    # 3.2 are inside their cluster's farthest member but beyond its p95, so noise as well.
+    assert cluster_of[400:].tolist() == [0, -1, -1, 1, -1, -1]
+
+
+def test_keywords_name_the_distinctive_word_of_a_text_cluster_and_media_has_none():
+    ids, vectors, truth = blobs()
+    words = {0: "crypto giveaway wallet", 1: "cheap watches replica", 2: "holiday photos beach"}
+    texts = [f"hello friend please look {words[t]} today" if t in words else None for t in truth]
+    report = run(ids, vectors, texts=texts)
+    truth_of = dict(zip(ids, truth))
+    for cluster in report["clusters"]:
+        blob = truth_of[cluster["members"][0]]
+        if blob in words:
+            assert set(cluster["keywords"][:3]) == set(words[blob].split())
+            assert "hello" not in cluster["keywords"][:3]
+        else:
+            assert cluster["keywords"] == []
+
+
+def test_degenerate_inputs():
+    assert run([], np.zeros((0, 8), dtype=np.float32))["clusters"] == []
+    tiny = run(["a", "b"], np.eye(2, 8, dtype=np.float32))
+    assert tiny["clusters"] == [] and tiny["noise"] == ["a", "b"] and len(tiny["map"]) == 2
+    with pytest.raises(ValueError):
+        run(["a", "a"], np.eye(2, 8, dtype=np.float32))
