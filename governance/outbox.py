@@ -30,8 +30,9 @@ class RelayResult:
 
 
 def backoff_s(attempts: int) -> float:
-    """Full jitter: uniform in [0, min(cap, base·2^attempts)]."""
-    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempts))
+    """Equal jitter: at least half the exponential step, so a down receiver is never hammered."""
+    step = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempts)
+    return step / 2 + random.uniform(0, step / 2)
 
 
 def relay(session: Session, sinks: list[Sink], limit: int = 100) -> RelayResult:

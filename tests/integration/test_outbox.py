@@ -1,0 +1,125 @@
+"""The outbox relay against a real local webhook receiver and a real PostgreSQL."""
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import select, update
+
+from governance import outbox, repository, webhooks
+from governance.models import OutboxMessage
+
+SECRET = "whsec-test"
+
+
+class Receiver:
+    """A webhook receiver that verifies signatures and can be switched down."""
+
+    def __init__(self):
+        self.up = True
+        self.received: list[tuple[str, dict]] = []
+        self.rejected = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if not receiver.up:
+                    self.send_response(503)
+                elif not webhooks.verify(SECRET, body, self.headers.get(webhooks.SIGNATURE_HEADER, "")):
+                    receiver.rejected += 1
+                    self.send_response(400)
+                else:
+                    receiver.received.append((self.headers[webhooks.MESSAGE_ID_HEADER], json.loads(body)))
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+
+
+def webhook_sink(url, secret=SECRET):
+    return lambda m: webhooks.post(url, secret, m.message_id, m.payload, 2.0)
+
+
+def make_due(db, tenant):
+    db.execute(update(OutboxMessage).where(OutboxMessage.tenant == tenant)
+               .values(available_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+
+
+def test_receiver_down_then_up_gets_every_message_once(db, tenant, receiver):
+    for i in range(5):
+        repository.enqueue_outbox(db, tenant=tenant, kind="decision", message_id=f"decision:{tenant}:e{i}",
+                                  payload={"event_id": f"e{i}"})
+    receiver.up = False
+    for _ in range(3):  # the receiver stays down across several relay runs
+        make_due(db, tenant)
+        result = outbox.relay(db, [webhook_sink(receiver.url)])
+        assert result.delivered == 0
+    pending = db.scalars(select(OutboxMessage).where(OutboxMessage.tenant == tenant)).all()
+    assert all(m.attempts == 3 and m.delivered_at is None and "503" in m.last_error for m in pending)
+
+    receiver.up = True
+    make_due(db, tenant)
+    assert outbox.relay(db, [webhook_sink(receiver.url)]).delivered == 5
+    make_due(db, tenant)
+    assert outbox.relay(db, [webhook_sink(receiver.url)]).delivered == 0  # never sent twice
+    ids = [message_id for message_id, _ in receiver.received]
+    assert sorted(ids) == sorted(f"decision:{tenant}:e{i}" for i in range(5))
+
+
+def test_a_failed_delivery_waits_for_its_backoff(db, tenant, receiver):
+    repository.enqueue_outbox(db, tenant=tenant, kind="decision", message_id=f"decision:{tenant}:x", payload={})
+    receiver.up = False
+    assert outbox.relay(db, [webhook_sink(receiver.url)]).failed == 1
+    receiver.up = True
+    [message] = db.scalars(select(OutboxMessage).where(OutboxMessage.tenant == tenant)).all()
+    assert message.available_at >= datetime.now(timezone.utc) + timedelta(seconds=outbox.BACKOFF_BASE_S * 0.9)
+    assert outbox.relay(db, [webhook_sink(receiver.url)]).delivered == 0  # not due yet
+    make_due(db, tenant)
+    assert outbox.relay(db, [webhook_sink(receiver.url)]).delivered == 1
+
+
+def test_wrong_secret_is_refused_by_the_receiver(db, tenant, receiver):
+    repository.enqueue_outbox(db, tenant=tenant, kind="decision", message_id=f"decision:{tenant}:y", payload={})
+    result = outbox.relay(db, [webhook_sink(receiver.url, secret="forged")])
+    assert result.failed == 1 and receiver.rejected == 1 and receiver.received == []
+
+
+def test_concurrent_relays_never_claim_the_same_message(database_url, tenant):
+    from governance.db import session_factory, transaction
+
+    factory = session_factory(database_url)
+    with transaction(factory) as session:
+        for i in range(40):
+            repository.enqueue_outbox(session, tenant=tenant, kind="decision", message_id=f"m{i}", payload={})
+    seen, lock, barrier = [], threading.Lock(), threading.Barrier(3)
+
+    def sink(message):
+        if message.tenant == tenant:
+            with lock:
+                seen.append(message.message_id)
+
+    def run():
+        barrier.wait()
+        while True:
+            with transaction(factory) as session:
+                if outbox.relay(session, [sink], limit=5).delivered == 0:
+                    return
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    [t.start() for t in threads]
+    [t.join(60) for t in threads]
+    assert sorted(seen) == sorted(f"m{i}" for i in range(40))
