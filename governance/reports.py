@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from governance import repository
 from governance.cluster_report import write_report
-from governance.clustering import PreviousCluster, analyse
+from governance.clustering import analyse, previous_clusters_from_report
 from governance.embedders import Task
 from governance.embedding_store import task_key
 from governance.services import Context
@@ -29,21 +29,19 @@ def build_report(session: Session, ctx: Context, tenant: str) -> dict:
         rows += repository.recent_assets_for_clustering(session, tenant, embedder.model_id, embedder.dims, key,
                                                         since, limit=max(settings.cluster_sample * 5, 1000))
     previous = repository.latest_cluster_report(session, tenant)
-    previous_clusters = [
-        PreviousCluster(cluster_id=c["cluster_id"], members=c["members"],
-                        centroid=np.asarray(c["centroid"], dtype=np.float32) if c.get("centroid") else None)
-        for c in (previous.report.get("clusters", []) if previous else [])
-    ]
     if rows:
+        asset_ids = [r[0] for r in rows]
         vectors = np.stack([repository.as_array(r[1]) for r in rows])
+        previous_clusters = previous_clusters_from_report(previous.report, asset_ids, vectors) if previous else []
         report = analyse(
-            [r[0] for r in rows], vectors, [r[2] for r in rows],
+            asset_ids, vectors, [r[2] for r in rows],
             [r[3] if r[5] not in ("review", "reject") else None for r in rows], [bool(r[4]) for r in rows],
             previous=previous_clusters, min_cluster_size=settings.cluster_min_size,
             sample_size=settings.cluster_sample,
         )
     else:
-        report = {"clusters": [], "noise": [], "gone": [c.cluster_id for c in previous_clusters], "alerts": [], "map": []}
+        gone = [c["cluster_id"] for c in previous.report.get("clusters", [])] if previous else []
+        report = {"clusters": [], "noise": [], "gone": gone, "alerts": [], "map": []}
     report.update(tenant=tenant, model=embedder.model_id, generated_at=datetime.now(timezone.utc).isoformat(),
                   window_days=settings.cluster_window_days, items=len(rows))
     return report

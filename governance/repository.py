@@ -247,20 +247,18 @@ def dead_letters(session: Session, tenant: str) -> list[DeadLetter]:
 
 def recent_assets_for_clustering(session: Session, tenant: str, model: str, dims: int, task: str,
                                  since: datetime, limit: int) -> list[tuple]:
-    """(asset_id, vector, text_excerpt, decision label, anomaly flagged) for uploads in the window."""
+    """(asset_id, vector, text_excerpt, decision label, anomaly flagged, action) for the window's uploads."""
     column, _ = _vector_sql(dims)
-    rows = session.execute(text(f"""
-        SELECT a.asset_id, e.{column}, a.text_excerpt, d.label,
-               coalesce((d.anomaly ->> 'flagged')::boolean, false) AS flagged, d.action
-        FROM embeddings e
-        JOIN assets a ON a.id = e.asset_pk AND a.tenant = :tenant
-        JOIN decisions d ON d.asset_pk = e.asset_pk AND d.tenant = :tenant
-        WHERE e.tenant = :tenant AND e.model = :model AND e.dims = :dims AND e.task = :task
-          AND d.decided_at >= :since
-        ORDER BY md5(a.asset_id)
-        LIMIT :limit
-    """), {"tenant": tenant, "model": model, "dims": dims, "task": task, "since": since, "limit": limit})
-    return [tuple(r) for r in rows]
+    flagged = func.coalesce(Decision.anomaly["flagged"].as_boolean(), False)
+    query = (
+        select(Asset.asset_id, getattr(Embedding, column), Asset.text_excerpt, Decision.label, flagged, Decision.action)
+        .join(Asset, (Asset.id == Embedding.asset_pk) & (Asset.tenant == tenant))
+        .join(Decision, (Decision.asset_pk == Embedding.asset_pk) & (Decision.tenant == tenant))
+        .where(Embedding.tenant == tenant, Embedding.model == model, Embedding.dims == dims,
+               Embedding.task == task, Decision.decided_at >= since)
+        .order_by(func.md5(Asset.asset_id)).limit(limit)  # a stable pseudo-random sample when capped
+    )
+    return [tuple(r) for r in session.execute(query)]
 
 
 def latest_cluster_report(session: Session, tenant: str) -> ClusterReport | None:
