@@ -97,7 +97,8 @@ def _legend(report: dict, colours: dict[str, str]) -> str:
     for cluster in clusters[:LEGEND_ROWS]:
         swatch = colours[cluster["cluster_id"]]
         items.append(f'<li><span class="sw" style="background:{swatch}"></span>'
-                     f'{html.escape(cluster["cluster_id"])} · {html.escape(cluster["status"])} · {cluster["size"]}</li>')
+                     f'{html.escape(cluster["cluster_id"])} · {html.escape(cluster["status"])} · '
+                     f'{cluster["size"]}</li>')
     if len(clusters) > LEGEND_ROWS:
         items.append(f"<li>… {len(clusters) - LEGEND_ROWS} more (see table)</li>")
     items.append(f'<li><span class="sw" style="background:{NOISE_COLOUR}"></span>noise · '

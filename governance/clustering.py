@@ -11,11 +11,16 @@ Pipeline (all seeded, so the same input gives the same report):
    centring (distance-preserving) plus an orthogonal projection, so euclidean distances in the
    reduced space approximate the original ones; the reduced vectors are deliberately not
    re-normalised, since the centred vectors' norms carry no meaning.
-4. Rows outside the sample go to the nearest cluster centroid in the reduced space if their
+4. Diffuse clusters are dropped to noise. PCA throws away the dimensions in which unrelated
+   uploads differ, so a crowd of unrelated uploads can look dense in the reduced space (random
+   directions all land near the origin). In the original space each cluster's mean pairwise
+   cosine is compared to that of random pairs of the sample: a cluster whose mean squared
+   pairwise distance is more than MAX_SPREAD_RATIO of the background's is not a wave.
+5. Rows outside the sample go to the nearest cluster centroid in the reduced space if their
    distance is <= that cluster's ASSIGN_PERCENTILE-th percentile of its own sample members'
    distances to the centroid (each cluster's own spread, so tight waves stay tight), else noise.
    With sampling, a cluster must have about min_cluster_size * n / sample_size rows to be found.
-5. Per-cluster statistics in the original space, stable ids (see cluster_identity), keywords,
+6. Per-cluster statistics in the original space, stable ids (see cluster_identity), keywords,
    emerging-wave alerts and a 2-D map (the first two PCA components, which PCA already gives).
 """
 from __future__ import annotations
@@ -25,6 +30,7 @@ import time
 import numpy as np
 from sklearn.cluster import HDBSCAN
 from sklearn.decomposition import PCA
+from sklearn.feature_extraction.text import CountVectorizer
 
 from governance.cluster_identity import (
     CENTROID_MAX_DISTANCE,
@@ -35,15 +41,20 @@ from governance.cluster_identity import (
     match_identities,
     new_cluster_id,
 )
-from sklearn.feature_extraction.text import CountVectorizer
 
 __all__ = ["PreviousCluster", "analyse", "previous_clusters_from_report"]
 
 ASSIGN_PERCENTILE = 95.0
+# A random subset of the background scores ~1.0 (its pairs are as far apart as any); 0.9 keeps waves
+# whose mean pairwise cosine is >= ~0.1 above the background's (synthetic 768-d waves are lost only
+# when that gap falls to ~0.1, where they are barely distinguishable from random uploads).
+MAX_SPREAD_RATIO = 0.9
 MAP_POINTS = 3000
 REPRESENTATIVES = 5
 TOP_LABELS = 3
-_CHUNK = 8192  # rows per block when assigning, to bound the (rows x clusters) distance matrix
+# Exact-duplicate waves have radius 0, and float32 PCA rows of equal inputs can differ in the last bits.
+_TOLERANCE = 1e-5
+_CHUNK = 8192  # rows per block for PCA transform and assignment, to bound temporary memory
 
 
 def min_samples_for(min_cluster_size: int) -> int:
@@ -60,7 +71,10 @@ def _reduce(vectors: np.ndarray, fit_rows: np.ndarray, max_dims: int, seed: int)
         return np.zeros((n, 1), dtype=np.float32), 0.0
     pca = PCA(n_components=components, whiten=False, random_state=seed)
     pca.fit(vectors[fit_rows])
-    return pca.transform(vectors).astype(np.float32), float(pca.explained_variance_ratio_.sum())
+    reduced = np.empty((n, components), dtype=np.float32)
+    for start in range(0, n, _CHUNK):  # in blocks: transform() would copy all n x d rows to centre them
+        reduced[start:start + _CHUNK] = pca.transform(vectors[start:start + _CHUNK])
+    return reduced, float(pca.explained_variance_ratio_.sum())
 
 
 def _assign_outside(reduced: np.ndarray, cluster_of: np.ndarray, outside: np.ndarray) -> None:
@@ -79,30 +93,54 @@ def _assign_outside(reduced: np.ndarray, cluster_of: np.ndarray, outside: np.nda
         block = reduced[rows].astype(np.float64)
         sq = np.maximum((block ** 2).sum(axis=1)[:, None] - 2.0 * block @ centroids.T + c_sq[None, :], 0.0)
         nearest = sq.argmin(axis=1)
-        within = np.sqrt(sq[np.arange(rows.size), nearest]) <= radius[nearest]
+        within = np.sqrt(sq[np.arange(rows.size), nearest]) <= radius[nearest] + _TOLERANCE
         cluster_of[rows] = np.where(within, nearest, -1)
 
 
-def _cluster(reduced: np.ndarray, sample: np.ndarray, min_cluster_size: int) -> np.ndarray:
+def mean_pairwise_cosine(unit_rows: np.ndarray) -> float:
+    """Exact mean cosine over distinct pairs of unit vectors, in O(m d): sum_ij x_i.x_j = ||sum x||^2."""
+    m = unit_rows.shape[0]
+    if m < 2:
+        return 1.0
+    total = unit_rows.sum(axis=0, dtype=np.float64)
+    return float((total @ total - m) / (m * (m - 1)))
+
+
+def _drop_diffuse(vectors: np.ndarray, sample: np.ndarray, sample_labels: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """Send clusters that are not tighter than random pairs (original space) to noise; renumber the rest."""
+    background = mean_pairwise_cosine(vectors[sample])
+    kept = np.full(int(sample_labels.max(initial=-1)) + 1, -1)
+    for c in range(kept.size):
+        spread = (1.0 - mean_pairwise_cosine(vectors[sample[sample_labels == c]])) / max(1.0 - background, 1e-9)
+        if spread <= MAX_SPREAD_RATIO:
+            kept[c] = int(kept.max(initial=-1)) + 1
+    relabelled = np.where(sample_labels >= 0, kept[np.maximum(sample_labels, 0)], -1)
+    return relabelled, background, int((kept < 0).sum())
+
+
+def _cluster(vectors: np.ndarray, reduced: np.ndarray, sample: np.ndarray,
+             min_cluster_size: int) -> tuple[np.ndarray, float, int]:
     n = reduced.shape[0]
     cluster_of = np.full(n, -1, dtype=np.int64)
+    background, dropped = 0.0, 0
     if sample.size >= max(min_cluster_size, 2):
         # kd_tree, not "brute": brute builds an n x n float64 distance matrix (3.2 GB at 20k).
         model = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples_for(min_cluster_size),
                         metric="euclidean", algorithm="kd_tree", copy=True)
-        cluster_of[sample] = model.fit_predict(reduced[sample].astype(np.float64))
+        found = model.fit_predict(reduced[sample].astype(np.float64))
+        cluster_of[sample], background, dropped = _drop_diffuse(vectors, sample, found)
     if sample.size < n:
         outside = np.setdiff1d(np.arange(n), sample, assume_unique=True)
         _assign_outside(reduced, cluster_of, outside)
-    return cluster_of
+    return cluster_of, background, dropped
 
 
 def _summary(rows: np.ndarray, vectors: np.ndarray, asset_ids: list[str], labels: list[str | None],
              anomalous: np.ndarray) -> tuple[dict, np.ndarray]:
-    members = vectors[rows].astype(np.float64)
-    mean = members.mean(axis=0)
+    members = vectors[rows]
+    mean = members.mean(axis=0, dtype=np.float64)
     centroid = mean / max(float(np.linalg.norm(mean)), 1e-12)
-    similarity = members @ centroid
+    similarity = members @ centroid.astype(np.float32)
     # On unit vectors the sum of cosine similarities from x_i to all members is m * x_i . mean, so the
     # member closest to the mean direction is the exact medoid under cosine distance, in O(m d).
     central = rows[np.argsort(-similarity, kind="stable")]
@@ -128,7 +166,8 @@ def _summary(rows: np.ndarray, vectors: np.ndarray, asset_ids: list[str], labels
     }, centroid
 
 
-def cluster_keywords(cluster_texts: list[list[str | None]], background: list[str | None], top: int = 8) -> list[list[str]]:
+def cluster_keywords(cluster_texts: list[list[str | None]], background: list[str | None],
+                     top: int = 8) -> list[list[str]]:
     """Class-based TF-IDF: each cluster's texts form one document; noise texts form one more
     background document so that words common everywhere do not rank high. Score of term t in
     cluster c: tf(t, c) / words(c) * log(1 + mean words per document / frequency of t in all)."""
@@ -185,6 +224,8 @@ def analyse(
     n = len(asset_ids)
     if vectors.ndim != 2 or vectors.shape[0] != n or not (len(texts) == len(labels) == len(anomalous) == n):
         raise ValueError("asset_ids, vectors rows, texts, labels and anomalous must have the same length")
+    if not np.isfinite(vectors).all():
+        raise ValueError("vectors contain NaN or infinity")
     if len(set(asset_ids)) != n:
         raise ValueError("asset_ids must be unique")
     if min_cluster_size < 2 or sample_size < 2:
@@ -196,14 +237,18 @@ def analyse(
     sample = np.sort(rng.choice(n, size=sample_size, replace=False)) if n > sample_size else np.arange(n)
     reduced, explained = _reduce(vectors, sample, max_dims, seed) if n else (np.zeros((0, 1), np.float32), 0.0)
     reduced_at = time.perf_counter()
-    cluster_of = _cluster(reduced, sample, min_cluster_size)
+    cluster_of, background, dropped = _cluster(vectors, reduced, sample, min_cluster_size)
     clustered_at = time.perf_counter()
 
     groups = [np.flatnonzero(cluster_of == c) for c in range(int(cluster_of.max(initial=-1)) + 1)]
     groups = [g for g in groups if g.size]
     # A fixed order independent of HDBSCAN's label numbering: biggest first, then by member hash.
     groups.sort(key=lambda g: (-g.size, new_cluster_id([asset_ids[r] for r in g])))
-    summaries, centroids = zip(*(_summary(g, vectors, asset_ids, labels, flags) for g in groups)) if groups else ((), ())
+    summaries, centroids = [], []
+    for g in groups:
+        summary, centroid = _summary(g, vectors, asset_ids, labels, flags)
+        summaries.append(summary)
+        centroids.append(centroid)
     centroid_matrix = np.stack(centroids) if centroids else np.zeros((0, vectors.shape[1]))
     identities, gone = match_identities([s["members"] for s in summaries], centroid_matrix, previous)
     keywords = cluster_keywords([[texts[r] for r in g] for g in groups],
@@ -211,13 +256,13 @@ def analyse(
 
     clusters, alerts = [], []
     id_of_row: list[str | None] = [None] * n
-    for g, summary, ident, words in zip(groups, summaries, identities, keywords):
+    for g, summary, ident, words in zip(groups, summaries, identities, keywords, strict=True):
         for r in g:
             id_of_row[r] = ident.cluster_id
         cluster = {"cluster_id": ident.cluster_id, **summary, "status": ident.status,
                    "previous_ids": ident.previous_ids, "growth": ident.growth, "keywords": words}
         clusters.append(cluster)
-        if (summary["size"] >= emerging_min_size
+        if (ident.status == "new" and summary["size"] >= emerging_min_size
                 and summary["flagged_share"] >= emerging_unlabelled_share):
             alerts.append({"kind": "emerging_cluster", "cluster_id": ident.cluster_id, "size": summary["size"],
                            "unlabelled_share": summary["unlabelled_share"],
@@ -237,7 +282,8 @@ def analyse(
             "max_dims": max_dims, "sample_size": sample_size, "sampled": bool(sample.size < n),
             "n_sampled": int(sample.size), "assign_rule": f"nearest centroid within p{ASSIGN_PERCENTILE:g} "
             "of the cluster's member-to-centroid distances (reduced space), else noise",
-            "seed": seed, "emerging_min_size": emerging_min_size,
+            "background_mean_cosine": round(background, 4), "max_spread_ratio": MAX_SPREAD_RATIO,
+            "diffuse_clusters_dropped": dropped, "seed": seed, "emerging_min_size": emerging_min_size,
             "emerging_unlabelled_share": emerging_unlabelled_share,
             "identity": {"overlap_threshold": OVERLAP_THRESHOLD, "min_shared": MIN_SHARED,
                          "centroid_max_distance": CENTROID_MAX_DISTANCE, "size_tolerance": SIZE_TOLERANCE},

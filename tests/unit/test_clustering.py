@@ -43,6 +43,9 @@ def test_blobs_are_recovered_with_high_adjusted_rand_index():
     assert cluster["medoid"] == cluster["representatives"][0] and cluster["medoid"] in cluster["members"]
     assert 0.5 < cluster["cohesion"] <= 1.0
     assert report["params"]["dims_used"] == 50 and report["params"]["sampled"] is False
+    # The map is the first two principal components: x carries at least as much variance as y.
+    xs, ys = np.array([p["x"] for p in report["map"]]), np.array([p["y"] for p in report["map"]])
+    assert len(report["map"]) == 800 and xs.var() >= ys.var() > 0
 
 
 def test_two_runs_on_the_same_data_give_the_same_ids_derived_from_members():
@@ -113,7 +116,7 @@ def test_emerging_alert_only_for_new_unlabelled_or_anomalous_clusters():
     labels = [None if t == 0 else "ok" for t in truth]  # blob 0 is an unreviewed wave
     anomalous = [bool(t == 1) for t in truth]  # blob 1 is labelled but anomalous
     report = run(ids, vectors, labels=labels, anomalous=anomalous)
-    truth_of = dict(zip(ids, truth))
+    truth_of = dict(zip(ids, truth, strict=True))
     alerted = {truth_of[by_id(report)[a["cluster_id"]]["members"][0]] for a in report["alerts"]}
     assert alerted == {0, 1}
     assert all(a["kind"] == "emerging_cluster" and a["size"] >= 10 for a in report["alerts"])
@@ -141,6 +144,35 @@ def test_sampling_path_assigns_points_outside_the_sample_and_leaves_outliers_as_
     assert len(set(outlier_ids) & set(report["noise"])) >= 36
 
 
+def test_unrelated_background_uploads_do_not_form_a_cluster():
+    # PCA squeezes random directions into a dense ball near the origin; without the original-space
+    # spread check, these 300 unrelated uploads come back as one large "new wave".
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((5, 384))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    truth = np.repeat(np.arange(5), 160)
+    waves = centres[truth] + rng.standard_normal((800, 384)) * (0.8 / np.sqrt(384))  # offsets of norm ~0.8
+    vectors = np.vstack([waves, rng.standard_normal((300, 384))])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"w{i:04d}" for i in range(800)] + [f"bg{i:03d}" for i in range(300)]
+    report = run(ids, vectors)
+    assert adjusted_rand_score(truth, predicted(report, ids[:800])) >= 0.9
+    assert sum(a.startswith("bg") for a in report["noise"]) >= 290
+    assert report["params"]["diffuse_clusters_dropped"] >= 1 and len(report["alerts"]) == 5
+
+
+def test_exact_duplicate_waves_outside_the_sample_are_assigned():
+    # Copy-paste spam: every member identical, so the cluster's radius is 0 (up to float error).
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((4, 256)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    vectors = np.repeat(base, [400, 300, 200, 100], axis=0)
+    ids = [f"d{i:04d}" for i in range(1000)]
+    report = run(ids, vectors, sample_size=300)
+    assert [c["size"] for c in report["clusters"]] == [400, 300, 200, 100] and report["noise"] == []
+    assert all(c["cohesion"] == pytest.approx(1.0, abs=1e-4) for c in report["clusters"])
+
+
 def test_assignment_rule_uses_each_clusters_own_p95_radius():
     rng = np.random.default_rng(0)
     tight = rng.normal(0.0, 0.1, size=(200, 2))  # cluster 0 around the origin, p95 radius ~0.25
@@ -160,7 +192,7 @@ def test_keywords_name_the_distinctive_word_of_a_text_cluster_and_media_has_none
     words = {0: "crypto giveaway wallet", 1: "cheap watches replica", 2: "holiday photos beach"}
     texts = [f"hello friend please look {words[t]} today" if t in words else None for t in truth]
     report = run(ids, vectors, texts=texts)
-    truth_of = dict(zip(ids, truth))
+    truth_of = dict(zip(ids, truth, strict=True))
     for cluster in report["clusters"]:
         blob = truth_of[cluster["members"][0]]
         if blob in words:
@@ -176,3 +208,7 @@ def test_degenerate_inputs():
     assert tiny["clusters"] == [] and tiny["noise"] == ["a", "b"] and len(tiny["map"]) == 2
     with pytest.raises(ValueError):
         run(["a", "a"], np.eye(2, 8, dtype=np.float32))
+    with pytest.raises(ValueError):
+        run(["a", "b"], np.full((2, 8), np.nan, dtype=np.float32))
+    with pytest.raises(ValueError):
+        analyse(["a", "b"], np.eye(2, 8), [None], [None, None], [False, False])

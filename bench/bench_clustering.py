@@ -1,0 +1,167 @@
+"""Benchmark governance.clustering.analyse on synthetic 768-d spam waves with ground truth.
+
+Each measurement runs in a fresh subprocess, so its peak RSS is its own. The peak is reset right
+before the call (/proc/self/clear_refs, else ru_maxrss over the whole process), so "peak RSS"
+covers interpreter + imports + input data + the call, and "own peak" = peak - RSS before the call.
+The baseline, measured in the same run, is scikit-learn's HDBSCAN with the same
+min_cluster_size/min_samples on the raw 768-d vectors.
+
+    .venv/bin/python bench/bench_clustering.py            # 10k, 30k, 100k + raw baseline at 10k
+    .venv/bin/python bench/bench_clustering.py --quick    # 3k, 6k, 12k + raw baseline at 3k
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DIMS = 768
+WAVES = 40
+NOISE_SHARE = 0.10  # background uploads that belong to no wave
+SPREAD = 0.8  # norm of a member's offset from its wave centre before normalising (cos to centre ~0.78)
+# Quick sizes stay small because the raw 768-d baseline is O(n^2 d): ~11 s at 3k, ~2 min at 10k.
+FULL_SIZES, QUICK_SIZES = (10_000, 30_000, 100_000), (3_000, 6_000, 12_000)
+
+
+def make_waves(n: int, seed: int = 0, dims: int = DIMS) -> tuple[np.ndarray, np.ndarray]:
+    """Unit float32 vectors: WAVES blobs of power-law sizes plus NOISE_SHARE random directions
+    (truth -1). Generated in chunks so the input itself costs only n * dims * 4 bytes."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((WAVES, dims)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    weights = 1.0 / np.arange(1, WAVES + 1) ** 0.8
+    truth = rng.choice(WAVES, size=n, p=weights / weights.sum())
+    truth[rng.random(n) < NOISE_SHARE] = -1
+    vectors = np.empty((n, dims), dtype=np.float32)
+    for start in range(0, n, 10_000):
+        t = truth[start:start + 10_000]
+        block = rng.standard_normal((t.size, dims), dtype=np.float32)
+        offset = block * np.float32(SPREAD / math.sqrt(dims))
+        rows = np.where(t[:, None] >= 0, centres[t] + offset, block)
+        vectors[start:start + t.size] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return vectors, truth
+
+
+def quality(truth: np.ndarray, predicted: np.ndarray) -> dict:
+    """ARI with every noise point (true or predicted) as its own singleton: counting noise as one
+    group would give a perfect score to a method that lumps all background uploads together."""
+    def singletons(labels: np.ndarray) -> np.ndarray:
+        out = labels.copy()
+        noise = out < 0
+        out[noise] = labels.max(initial=0) + 1 + np.arange(noise.sum())
+        return out
+
+    from sklearn.metrics import adjusted_rand_score
+    background = truth < 0
+    return {"ari": round(float(adjusted_rand_score(singletons(truth), singletons(predicted))), 4),
+            "background_to_noise": round(float((predicted[background] < 0).mean()), 3) if background.any() else 1.0,
+            "members_to_noise": round(float((predicted[~background] < 0).mean()), 3)}
+
+
+def _status_mb(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM (Linux >= 4.0), so the peak excludes building the input data."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _child(kind: str, n: int) -> dict:
+    from sklearn.cluster import HDBSCAN
+
+    sys.path.insert(0, str(ROOT))
+    from governance.clustering import analyse, min_samples_for
+
+    vectors, truth = make_waves(n)
+    ids = [f"a{i}" for i in range(n)]
+    before = _status_mb("VmRSS")
+    reset = _reset_peak()
+    started = time.perf_counter()
+    if kind == "ours":
+        report = analyse(ids, vectors, [None] * n, [None] * n, [False] * n)
+        elapsed = time.perf_counter() - started
+        cluster_of = {a: k for k, c in enumerate(report["clusters"]) for a in c["members"]}
+        predicted = np.array([cluster_of.get(a, -1) for a in ids])
+    else:  # the naive alternative: library defaults on the raw vectors, same density parameters
+        predicted = HDBSCAN(min_cluster_size=8, min_samples=min_samples_for(8), copy=True).fit_predict(vectors)
+        elapsed = time.perf_counter() - started
+    # VmHWM after the reset is the peak RSS of the call itself; else fall back to the lifetime peak.
+    peak = _status_mb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"kind": kind, "n": n, "seconds": round(elapsed, 2), "peak_rss_mb": round(peak),
+            "own_peak_mb": round(peak - before), **quality(truth, predicted), "clusters": int(predicted.max() + 1)}
+
+
+def _measure(kind: str, n: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", kind, str(n)], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def growth_exponent(rows: list[dict]) -> float:
+    """Least-squares slope of log(seconds) against log(n)."""
+    x = np.log([r["n"] for r in rows])
+    y = np.log([max(r["seconds"], 1e-3) for r in rows])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def run(quick: bool) -> dict:
+    sizes = QUICK_SIZES if quick else FULL_SIZES
+    load_before = os.getloadavg()[0]
+    ours = [_measure("ours", n) for n in sizes]
+    baseline = _measure("raw", sizes[0])
+    same = ours[0]
+    # Timings are wall clock: other work on the machine inflates them, so the load is reported.
+    return {"ours": ours, "baseline": baseline, "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "cpus": os.cpu_count(), "growth_exponent": round(growth_exponent(ours), 2),
+            "speedup_vs_baseline": round(baseline["seconds"] / max(same["seconds"], 1e-3), 1),
+            "memory_ratio_vs_baseline": round(baseline["own_peak_mb"] / max(same["own_peak_mb"], 1), 2)}
+
+
+def _table(result: dict) -> str:
+    head = (f"{'method':<30}{'n':>8}{'seconds':>9}{'peak RSS MB':>13}{'own peak MB':>13}{'ARI':>8}"
+            f"{'clusters':>10}{'bg->noise':>11}{'wave->noise':>13}")
+    lines = [head, "-" * len(head)]
+    rows = [("PCA + HDBSCAN (analyse)", r) for r in result["ours"]]
+    rows.append(("sklearn HDBSCAN, raw 768-d", result["baseline"]))
+    for name, r in rows:
+        lines.append(f"{name:<30}{r['n']:>8}{r['seconds']:>9.2f}{r['peak_rss_mb']:>13}{r['own_peak_mb']:>13}"
+                     f"{r['ari']:>8.3f}{r['clusters']:>10}{r['background_to_noise']:>11.1%}{r['members_to_noise']:>13.1%}")
+    lines.append(f"{result['cpus']} CPUs; 1-min load average before/after: {result['load_average']}")
+    lines.append("ARI counts each noise point as a singleton; bg->noise: background uploads left as noise; "
+                 "wave->noise: wave members lost to noise")
+    lines.append(f"speed-up vs baseline at n={result['baseline']['n']}: {result['speedup_vs_baseline']}x; "
+                 f"own-peak memory ratio {result['memory_ratio_vs_baseline']}x; "
+                 f"time growth exponent (log-log slope over {len(result['ours'])} sizes): {result['growth_exponent']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
+    parser.add_argument("--json", action="store_true", help="print the result dict as JSON too")
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.child[0], int(args.child[1]))))
+    else:
+        result = run(args.quick)
+        print(_table(result))
+        if args.json:
+            print(json.dumps(result, indent=2))
