@@ -58,7 +58,7 @@ def render_markdown(report: dict) -> str:
     if report.get("alerts"):
         lines.append("")
     lines.append(f"{len(report.get('clusters', []))} clusters, {len(report.get('noise', []))} noise assets, "
-                 f"{params.get('n_assets', '?')} assets in total.")
+                 f"{report.get('items', params.get('n_assets', '?'))} assets in total.")
     if report.get("gone"):
         lines.append(f"Gone since last run: {_md(', '.join(report['gone']))}.")
     lines += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
@@ -123,7 +123,7 @@ def render_html(report: dict) -> str:
                     + "".join(f"<td>{html.escape(c)}</td>" for c in cells[1:]) + "</tr>")
     gone = report.get("gone", [])
     summary = (f"{len(report.get('clusters', []))} clusters · {len(report.get('noise', []))} noise · "
-               f"{html.escape(str(params.get('n_assets', '?')))} assets"
+               f"{html.escape(str(report.get('items', params.get('n_assets', '?'))))} assets"
                + (f" · gone: {html.escape(', '.join(gone))}" if gone else ""))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Cluster report</title>
