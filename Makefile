@@ -36,6 +36,9 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
 
+soak: $(STAMP)
+	$(BIN)/python scripts/soak.py --minutes 10
+
 eval: $(STAMP)
 	$(BIN)/python ../shared/eval/run_eval.py --corpus ../shared/data/dev-corpus --cli $(BIN)/governance
 

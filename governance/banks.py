@@ -11,13 +11,15 @@ from governance.assets import RejectedInput, load
 from governance.embedders import EmbeddingError, Task
 from governance.embedding_store import embed_with_cache
 from governance.events import InvalidEvent, UploadEvent
-from governance.services import Context, store_asset
+from governance.review import retroactive_matches
+from governance.services import Context, for_tenant, store_asset
 
 
 @dataclass
 class ImportResult:
     imported: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (asset_id or line, reason)
+    retroactive: list[dict] = field(default_factory=list)  # review items opened by new known-bad exemplars
 
 
 def import_exemplars(session: Session, ctx: Context, raw_items: list[dict], *, source: str = "import",
@@ -45,6 +47,7 @@ def import_exemplars(session: Session, ctx: Context, raw_items: list[dict], *, s
                 raise
             result.rejected.extend((item.asset_id, str(exc)) for item, _ in entries)
             continue
+        added = []
         for (item, loaded), vector in zip(entries, embedded):
             asset_pk = store_asset(session, item, loaded)
             repository.store_embedding(session, tenant=tenant, asset_pk=asset_pk, sha256=loaded.sha256,
@@ -53,7 +56,10 @@ def import_exemplars(session: Session, ctx: Context, raw_items: list[dict], *, s
             repository.add_exemplar(session, tenant, asset_pk, item.label, polarity=item.polarity, source=source,
                                     created_by=created_by)
             result.imported += 1
+            if item.polarity == "positive":
+                added.append((asset_pk, item.asset_id, item.label))
         repository.bump_bank_version(session, tenant)
+        result.retroactive += retroactive_matches(session, ctx, tenant, for_tenant(session, ctx, tenant).policy, added)
     progress(len(raw_items))
     return result
 
@@ -67,3 +73,67 @@ def batched(items: Iterable, size: int) -> Iterable[list]:
             batch = []
     if batch:
         yield batch
+
+
+# --- editing and exporting a bank ----------------------------------------------------------------
+
+class BankError(ValueError):
+    """The bank edit cannot be applied as asked; the message says why."""
+
+
+@dataclass
+class BankEdit:
+    asset_id: str
+    labels: list[str]  # the exemplar labels whose state changed
+    bank_version: int
+    retroactive: list[dict] = field(default_factory=list)
+
+
+def set_enabled(session: Session, ctx: Context, tenant: str, asset_id: str, enabled: bool, *,
+                label: str | None = None, who: str | None = None) -> BankEdit:
+    """Enable or disable an asset's exemplars (one label, or all). Every change bumps the bank
+    version, keeps `embeddings.in_bank` true exactly while an enabled exemplar points at the asset,
+    and is written to the audit log. Re-enabling a known-bad exemplar re-checks recent allows."""
+    asset = repository.asset_by_id(session, tenant, asset_id)
+    if asset is None:
+        raise BankError(f"no asset {asset_id!r} in tenant {tenant!r}")
+    rows = repository.exemplars_of_asset(session, tenant, asset.id, label)
+    if not rows:
+        raise BankError(f"asset {asset_id!r} is not an exemplar" + (f" of {label!r}" if label else ""))
+    changed = [row for row in rows if row.enabled != enabled]
+    for row in changed:
+        row.enabled = enabled
+    session.flush()
+    repository.sync_in_bank(session, tenant, asset.id)
+    if not changed:
+        return BankEdit(asset_id, [], repository.bank_version(session, tenant))
+    version = repository.bump_bank_version(session, tenant)
+    labels = [row.label for row in changed]
+    repository.insert_audit(session, tenant=tenant, kind="exemplar_enable" if enabled else "exemplar_disable",
+                            asset_id=asset_id, who=who, before={"enabled": not enabled, "labels": labels},
+                            after={"enabled": enabled, "labels": labels, "bank_version": version})
+    retroactive = []
+    if enabled:
+        policy = for_tenant(session, ctx, tenant).policy
+        retroactive = retroactive_matches(session, ctx, tenant, policy, [
+            (asset.id, asset_id, row.label) for row in changed if row.polarity == "positive"])
+    return BankEdit(asset_id, labels, version, retroactive)
+
+
+def export_exemplars(session: Session, tenant: str) -> Iterable[dict]:
+    """One JSON-ready object per exemplar: label, polarity, enabled, provenance and the content
+    reference (`uri`, or the `text` itself when it was stored whole, else `text_excerpt`)."""
+    for exemplar, asset in repository.iter_exemplars(session, tenant):
+        item = {"asset_id": asset.asset_id, "tenant": tenant, "label": exemplar.label,
+                "polarity": exemplar.polarity, "enabled": exemplar.enabled, "source": exemplar.source,
+                "created_by": exemplar.created_by, "created_at": exemplar.created_at.isoformat(),
+                "modality": asset.modality, "mime_type": asset.mime_type, "sha256": asset.sha256}
+        if asset.source_uri:
+            item["uri"] = asset.source_uri
+        elif asset.modality == "text" and asset.text_excerpt is not None and len(asset.text_excerpt) < 2000:
+            item["text"] = asset.text_excerpt
+        elif asset.text_excerpt:
+            item["text_excerpt"] = asset.text_excerpt
+        if asset.title:
+            item["title"] = asset.title
+        yield item

@@ -110,6 +110,8 @@ def _drop_diffuse(vectors: np.ndarray, sample: np.ndarray, sample_labels: np.nda
     """Send clusters that are not tighter than random pairs (original space) to noise; renumber the rest."""
     background = mean_pairwise_cosine(vectors[sample])
     kept = np.full(int(sample_labels.max(initial=-1)) + 1, -1)
+    if kept.size == 0:  # HDBSCAN found nothing: everything is already noise
+        return sample_labels, background, 0
     for c in range(kept.size):
         spread = (1.0 - mean_pairwise_cosine(vectors[sample[sample_labels == c]])) / max(1.0 - background, 1e-9)
         if spread <= MAX_SPREAD_RATIO:

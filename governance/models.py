@@ -217,3 +217,86 @@ class Cluster(Base):
     members: Mapped[list] = mapped_column(JSONB)
     summary: Mapped[dict] = mapped_column(JSONB)
     __table_args__ = (UniqueConstraint("report_pk", "cluster_id"), Index(None, "tenant", "cluster_id"))
+
+
+# --- moderation: policies, review loop, delivery log, alerts (migration 0003) ---------------------
+
+class PolicyVersion(Base):
+    """One applied version of a tenant's policy file; decisions name it in `policy_version`."""
+
+    __tablename__ = "policies"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)  # the TOML text as applied
+    document: Mapped[dict] = mapped_column(JSONB)  # the validated, normalised policy
+    applied_by: Mapped[str | None] = mapped_column(String(256))
+    applied_at: Mapped[datetime] = _now()  # re-applying an older version makes it current again
+    __table_args__ = (UniqueConstraint("tenant", "version"), Index(None, "tenant", "applied_at"))
+
+
+class AuditEntry(Base):
+    """Who changed what by hand: review overrides, exemplar enable/disable, policy applies."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))  # override|exemplar_disable|exemplar_enable|policy_apply
+    asset_id: Mapped[str | None] = mapped_column(String(256))
+    event_id: Mapped[str | None] = mapped_column(String(256))
+    who: Mapped[str | None] = mapped_column(String(256))
+    at: Mapped[datetime] = _now()
+    before: Mapped[dict | None] = mapped_column(JSONB)
+    after: Mapped[dict | None] = mapped_column(JSONB)
+    __table_args__ = (Index(None, "tenant", "kind", "event_id"), Index(None, "tenant", "asset_id"),
+                      Index(None, "tenant", "at"))
+
+
+class ReviewItem(Base):
+    """A review opened outside the decision flow: an allowed asset that a new known-bad exemplar matches."""
+
+    __tablename__ = "review_items"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    asset_pk: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    asset_id: Mapped[str] = mapped_column(String(256))
+    event_id: Mapped[str | None] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(String(32))  # retroactive
+    label: Mapped[str] = mapped_column(String(128))
+    trigger_asset_id: Mapped[str] = mapped_column(String(256))  # the exemplar that matched
+    distance: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open|resolved
+    created_at: Mapped[datetime] = _now()
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by: Mapped[str | None] = mapped_column(String(256))
+    __table_args__ = (
+        UniqueConstraint("tenant", "asset_pk", "trigger_asset_id", "label"),
+        Index("ix_review_items_open", "tenant", "created_at", postgresql_where="status = 'open'"),
+    )
+
+
+class OutboxDelivery(Base):
+    """One delivery attempt of one outbox message to one sink, written by the relay."""
+
+    __tablename__ = "outbox_deliveries"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    message_id: Mapped[str] = mapped_column(String(300))
+    sink: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))  # delivered|failed
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = _now()
+    __table_args__ = (
+        CheckConstraint("status IN ('delivered','failed')", name="known_status"),
+        Index(None, "tenant", "message_id"),
+    )
+
+
+class AlertState(Base):
+    """Per tenant and alert kind: how far alerts have been sent, and when the last one went out."""
+
+    __tablename__ = "alert_state"
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cursor_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_alert_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -35,13 +35,37 @@ def backoff_s(attempts: int) -> float:
     return step / 2 + random.uniform(0, step / 2)
 
 
+def sink_names(sinks: list[Sink]) -> list[str]:
+    """A stable name per sink for the delivery log: its `sink_name` attribute, else its function name."""
+    names: list[str] = []
+    for sink in sinks:
+        name = str(getattr(sink, "sink_name", None) or getattr(sink, "__name__", None) or type(sink).__name__)
+        names.append(name if name not in names else f"{name}#{len(names)}")
+    return [name[:128] for name in names]
+
+
 def relay(session: Session, sinks: list[Sink], limit: int = 100) -> RelayResult:
+    """Deliver due messages to every sink. Each attempt is written to the delivery log
+    (`outbox_deliveries`); a sink that already took a message is not sent it again when another
+    sink failed and the message is retried."""
     result = RelayResult()
     now = datetime.now(timezone.utc)
-    for message in repository.claim_outbox(session, limit):
+    names = sink_names(sinks)
+    messages = repository.claim_outbox(session, limit)
+    done = repository.delivered_sinks(session, [(m.tenant, m.message_id) for m in messages]) if messages else set()
+    for message in messages:
         try:
-            for sink in sinks:
-                sink(message)
+            for sink, name in zip(sinks, names):
+                if (message.tenant, message.message_id, name) in done:
+                    continue
+                try:
+                    sink(message)
+                except Exception as exc:  # noqa: BLE001 - logged, then handled below
+                    repository.insert_delivery(session, tenant=message.tenant, message_id=message.message_id,
+                                               sink=name, status="failed", error=str(exc)[:500])
+                    raise
+                repository.insert_delivery(session, tenant=message.tenant, message_id=message.message_id,
+                                           sink=name, status="delivered")
         except Exception as exc:  # noqa: BLE001 - any sink failure means "try again later"
             message.attempts += 1
             message.last_error = str(exc)[:500]

@@ -105,3 +105,27 @@ def build_and_store(session: Session, ctx: Context, tenant: str, out_dir: Path |
         stamp = report["generated_at"].replace(":", "").replace("-", "")[:15]
         out_dir = ctx.settings.data_dir / "reports" / tenant / stamp
     return write_report(report, out_dir)
+
+
+def history(session: Session, tenant: str, limit: int = 20) -> list[dict]:
+    """The tenant's stored reports, newest first, each with what changed since the one before it."""
+    reports = repository.cluster_reports(session, tenant, limit + 1)
+    rows = []
+    for newer, older in zip(reports, reports[1:] + [None]):
+        rows.append({"report_id": newer.id, "generated_at": newer.generated_at.isoformat(),
+                     "clusters": len(newer.report.get("clusters", [])), "noise": len(newer.report.get("noise", [])),
+                     "alerts": len(newer.report.get("alerts", [])),
+                     "changes": diff(older.report if older else {"clusters": []}, newer.report)})
+    return rows[:limit]
+
+
+def diff(older: dict, newer: dict) -> dict:
+    """Cluster ids that appeared, disappeared or changed size between two reports."""
+    before = {c["cluster_id"]: c["size"] for c in older.get("clusters", [])}
+    after = {c["cluster_id"]: c["size"] for c in newer.get("clusters", [])}
+    return {
+        "new": sorted(set(after) - set(before)),
+        "gone": sorted(set(before) - set(after)),
+        "resized": {cid: after[cid] - before[cid] for cid in sorted(set(before) & set(after))
+                    if after[cid] != before[cid]},
+    }

@@ -35,6 +35,27 @@ def _literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in np.asarray(vector, dtype=np.float32)) + "]"
 
 
+# --- row-level security (migration 0002) --------------------------------------------------------
+
+APP_ROLE = "governance_app"
+
+
+def enter_tenant(session: Session, tenant: str) -> None:
+    """For the rest of this transaction, act as the app role and see only `tenant`'s rows.
+
+    Call first in the transaction: PostgreSQL's policies then hide, and refuse to write, any
+    other tenant's rows, whatever a later query forgets to filter.
+    """
+    session.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+    session.execute(text("SELECT set_config('governance.tenant', :tenant, true)"), {"tenant": tenant})
+
+
+def enter_all_tenants(session: Session) -> None:
+    """For jobs that are cross-tenant by design (outbox relay, reconciler, fan-outs, metrics)."""
+    session.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+    session.execute(text("SELECT set_config('governance.all_tenants', 'on', true)"))
+
+
 # --- events (the inbox) -------------------------------------------------------------------
 
 def record_events(session: Session, rows: list[dict]) -> list[tuple[str, str]]:
@@ -62,6 +83,21 @@ def count_attempt(session: Session, tenant: str, event_id: str) -> int | None:
 
 def set_event_status(session: Session, tenant: str, event_id: str, status: str) -> None:
     session.execute(update(Event).where(Event.tenant == tenant, Event.event_id == event_id).values(status=status))
+
+
+def event_status(session: Session, tenant: str, event_id: str) -> str | None:
+    return session.scalar(select(Event.status).where(Event.tenant == tenant, Event.event_id == event_id))
+
+
+def operational_counts(session: Session) -> dict[str, int]:
+    """Across all tenants, for the metrics endpoint: outbox backlog, dead letters, pending events."""
+    session.execute(text("SET LOCAL statement_timeout = '2s'"))
+    return {
+        "outbox_backlog": session.scalar(select(func.count()).select_from(OutboxMessage)
+                                         .where(OutboxMessage.delivered_at.is_(None))),
+        "dead_letters": session.scalar(select(func.count()).select_from(DeadLetter)),
+        "pending_events": session.scalar(select(func.count()).select_from(Event).where(Event.status == "accepted")),
+    }
 
 
 def stale_events(session: Session, older_than_s: int, limit: int) -> list[tuple[str, str]]:
@@ -247,11 +283,12 @@ def dead_letters(session: Session, tenant: str) -> list[DeadLetter]:
 
 def recent_assets_for_clustering(session: Session, tenant: str, model: str, dims: int, task: str,
                                  since: datetime, limit: int) -> list[tuple]:
-    """(asset_id, vector, text_excerpt, decision label, anomaly flagged, action) for the window's uploads."""
+    """(asset_id, vector, text_excerpt, decision label, anomaly flagged, action, modality) for the window's uploads."""
     column, _ = _vector_sql(dims)
     flagged = func.coalesce(Decision.anomaly["flagged"].as_boolean(), False)
     query = (
-        select(Asset.asset_id, getattr(Embedding, column), Asset.text_excerpt, Decision.label, flagged, Decision.action)
+        select(Asset.asset_id, getattr(Embedding, column), Asset.text_excerpt, Decision.label, flagged, Decision.action,
+               Embedding.modality)
         .join(Asset, (Asset.id == Embedding.asset_pk) & (Asset.tenant == tenant))
         .join(Decision, (Decision.asset_pk == Embedding.asset_pk) & (Decision.tenant == tenant))
         .where(Embedding.tenant == tenant, Embedding.model == model, Embedding.dims == dims,
@@ -292,3 +329,273 @@ def tenants_with_recent_decisions(session: Session, since: datetime) -> list[str
 def uncount_attempt(session: Session, tenant: str, event_id: str) -> None:
     session.execute(update(Event).where(Event.tenant == tenant, Event.event_id == event_id, Event.attempts > 0)
                     .values(attempts=Event.attempts - 1))
+
+
+# =================================================================================================
+# --- moderation: policy versions, exemplar bank edits, review loop, delivery log, alerts ----------
+# (issue 4; kept in one section so concurrent edits above stay apart)
+# =================================================================================================
+
+from governance.models import (  # noqa: E402 - this section's own tables
+    AlertState, AuditEntry, OutboxDelivery, PolicyVersion, ReviewItem,
+)
+
+
+# --- policy versions ------------------------------------------------------------------------------
+
+def policy_version_row(session: Session, tenant: str, version: str) -> PolicyVersion | None:
+    return session.scalars(select(PolicyVersion).where(PolicyVersion.tenant == tenant,
+                                                       PolicyVersion.version == version)).one_or_none()
+
+
+def insert_policy_version(session: Session, *, tenant: str, version: str, source: str, document: dict,
+                          applied_by: str | None) -> PolicyVersion:
+    row = PolicyVersion(tenant=tenant, version=version, source=source, document=document, applied_by=applied_by,
+                        applied_at=func.clock_timestamp())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def reapply_policy_version(session: Session, tenant: str, policy_pk: int, applied_by: str | None) -> None:
+    """Make an earlier version current again (rollback): `current` is the latest `applied_at`."""
+    session.execute(update(PolicyVersion).where(PolicyVersion.tenant == tenant, PolicyVersion.id == policy_pk)
+                    .values(applied_at=func.clock_timestamp(), applied_by=applied_by))
+
+
+def current_policy_ref(session: Session, tenant: str) -> tuple[int, str] | None:
+    """(id, version) of the tenant's current policy: one index probe, cheap enough per decision."""
+    row = session.execute(
+        select(PolicyVersion.id, PolicyVersion.version).where(PolicyVersion.tenant == tenant)
+        .order_by(PolicyVersion.applied_at.desc(), PolicyVersion.id.desc()).limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def policy_source(session: Session, tenant: str, policy_pk: int) -> str | None:
+    return session.scalar(select(PolicyVersion.source).where(PolicyVersion.tenant == tenant,
+                                                             PolicyVersion.id == policy_pk))
+
+
+def policy_versions(session: Session, tenant: str) -> list[PolicyVersion]:
+    return list(session.scalars(select(PolicyVersion).where(PolicyVersion.tenant == tenant)
+                                .order_by(PolicyVersion.applied_at.desc(), PolicyVersion.id.desc())))
+
+
+# --- audit log --------------------------------------------------------------------------------------
+
+def insert_audit(session: Session, *, tenant: str, kind: str, asset_id: str | None = None,
+                 event_id: str | None = None, who: str | None = None, before: dict | None = None,
+                 after: dict | None = None) -> AuditEntry:
+    entry = AuditEntry(tenant=tenant, kind=kind, asset_id=asset_id, event_id=event_id, who=who, before=before,
+                       after=after, at=func.clock_timestamp())
+    session.add(entry)
+    session.flush()
+    session.refresh(entry, ["at"])
+    return entry
+
+
+def audit_entries(session: Session, tenant: str, asset_id: str | None = None, kind: str | None = None
+                  ) -> list[AuditEntry]:
+    query = select(AuditEntry).where(AuditEntry.tenant == tenant)
+    if asset_id is not None:
+        query = query.where(AuditEntry.asset_id == asset_id)
+    if kind is not None:
+        query = query.where(AuditEntry.kind == kind)
+    return list(session.scalars(query.order_by(AuditEntry.id)))
+
+
+# --- exemplar bank edits ------------------------------------------------------------------------------
+
+def asset_by_id(session: Session, tenant: str, asset_id: str) -> Asset | None:
+    return session.scalars(select(Asset).where(Asset.tenant == tenant, Asset.asset_id == asset_id)).one_or_none()
+
+
+def exemplars_of_asset(session: Session, tenant: str, asset_pk: int, label: str | None = None) -> list[Exemplar]:
+    query = select(Exemplar).where(Exemplar.tenant == tenant, Exemplar.asset_pk == asset_pk)
+    if label is not None:
+        query = query.where(Exemplar.label == label)
+    return list(session.scalars(query.order_by(Exemplar.label).with_for_update()))
+
+
+def set_exemplar_enabled(session: Session, tenant: str, exemplar_pk: int, enabled: bool) -> None:
+    session.execute(update(Exemplar).where(Exemplar.tenant == tenant, Exemplar.id == exemplar_pk)
+                    .values(enabled=enabled))
+
+
+def sync_in_bank(session: Session, tenant: str, asset_pk: int) -> bool:
+    """`embeddings.in_bank` is true exactly while an enabled exemplar points at the asset."""
+    in_bank = session.scalar(select(func.count()).select_from(Exemplar).where(
+        Exemplar.tenant == tenant, Exemplar.asset_pk == asset_pk, Exemplar.enabled)) > 0
+    session.execute(update(Embedding).where(Embedding.tenant == tenant, Embedding.asset_pk == asset_pk)
+                    .values(in_bank=in_bank))
+    return in_bank
+
+
+def iter_exemplars(session: Session, tenant: str) -> Iterator[tuple[Exemplar, Asset]]:
+    query = (select(Exemplar, Asset).join(Asset, (Asset.id == Exemplar.asset_pk) & (Asset.tenant == tenant))
+             .where(Exemplar.tenant == tenant).order_by(Exemplar.id))
+    for exemplar, asset in session.execute(query.execution_options(yield_per=1000)):
+        yield exemplar, asset
+
+
+def asset_vectors(session: Session, tenant: str, asset_pk: int, model: str, dims: int) -> list[tuple[str, np.ndarray]]:
+    """(task, vector) of every stored vector of one asset for one model."""
+    column, _ = _vector_sql(dims)
+    rows = session.execute(select(Embedding.task, getattr(Embedding, column)).where(
+        Embedding.tenant == tenant, Embedding.asset_pk == asset_pk, Embedding.model == model,
+        Embedding.dims == dims))
+    return [(task, as_array(vector)) for task, vector in rows]
+
+
+# --- review loop -----------------------------------------------------------------------------------
+
+def latest_decision_for_asset(session: Session, tenant: str, asset_id: str) -> Decision | None:
+    return session.scalars(select(Decision).where(Decision.tenant == tenant, Decision.asset_id == asset_id)
+                           .order_by(Decision.decided_at.desc(), Decision.id.desc()).limit(1)
+                           .with_for_update()).first()
+
+
+def _overridden(tenant: str):
+    return (select(AuditEntry.id).where(AuditEntry.tenant == tenant, AuditEntry.kind == "override",
+                                        AuditEntry.event_id == Decision.event_id).exists())
+
+
+def pending_review_decisions(session: Session, tenant: str, limit: int) -> list[Decision]:
+    """Decisions that went to review and that nobody has overridden yet, oldest first."""
+    return list(session.scalars(
+        select(Decision).where(Decision.tenant == tenant, Decision.action == "review", ~_overridden(tenant))
+        .order_by(Decision.decided_at, Decision.id).limit(limit)))
+
+
+def open_review_items(session: Session, tenant: str, limit: int, asset_pk: int | None = None) -> list[ReviewItem]:
+    query = select(ReviewItem).where(ReviewItem.tenant == tenant, ReviewItem.status == "open")
+    if asset_pk is not None:
+        query = query.where(ReviewItem.asset_pk == asset_pk)
+    return list(session.scalars(query.order_by(ReviewItem.created_at, ReviewItem.id).limit(limit)))
+
+
+def insert_review_item(session: Session, *, tenant: str, asset_pk: int, asset_id: str, event_id: str | None,
+                       reason: str, label: str, trigger_asset_id: str, distance: float) -> int | None:
+    """Open a review item; None when the same match was already opened (idempotent)."""
+    stmt = insert(ReviewItem).values(tenant=tenant, asset_pk=asset_pk, asset_id=asset_id, event_id=event_id,
+                                     reason=reason, label=label, trigger_asset_id=trigger_asset_id,
+                                     distance=distance, status="open")
+    stmt = stmt.on_conflict_do_nothing(index_elements=["tenant", "asset_pk", "trigger_asset_id", "label"])
+    return session.scalar(stmt.returning(ReviewItem.id))
+
+
+def resolve_review_items(session: Session, tenant: str, asset_pk: int, who: str | None) -> int:
+    result = session.execute(update(ReviewItem).where(
+        ReviewItem.tenant == tenant, ReviewItem.asset_pk == asset_pk, ReviewItem.status == "open",
+    ).values(status="resolved", resolved_at=func.clock_timestamp(), resolved_by=who))
+    return result.rowcount or 0
+
+
+def recently_allowed_near(session: Session, tenant: str, model: str, dims: int, tasks: list[str],
+                          vector: np.ndarray, max_distance: float, since: datetime,
+                          exclude_asset_pk: int | None = None) -> list[tuple[int, str, str, float]]:
+    """(asset_pk, asset_id, event_id, distance) of assets whose latest decision since `since` is
+    `allow` and whose stored vector lies within `max_distance` of `vector`. An exact scan over the
+    window's decisions: uploads are not in the bank, so the HNSW bank index does not cover them."""
+    column, cast = _vector_sql(dims)
+    rows = session.execute(text(f"""
+        WITH latest AS (
+            SELECT DISTINCT ON (d.asset_pk) d.asset_pk, d.asset_id, d.event_id, d.action
+            FROM decisions d
+            WHERE d.tenant = :tenant AND d.decided_at >= :since AND d.asset_pk IS NOT NULL
+              AND d.asset_pk IS DISTINCT FROM CAST(:exclude AS bigint)
+            ORDER BY d.asset_pk, d.decided_at DESC, d.id DESC
+        )
+        SELECT l.asset_pk, l.asset_id, l.event_id, min(e.{column}::{cast} <=> CAST(:q AS {cast})) AS distance
+        FROM latest l
+        JOIN embeddings e ON e.asset_pk = l.asset_pk AND e.tenant = :tenant
+        WHERE l.action = 'allow' AND e.model = :model AND e.dims = {int(dims)} AND e.task = ANY(:tasks)
+        GROUP BY l.asset_pk, l.asset_id, l.event_id
+        HAVING min(e.{column}::{cast} <=> CAST(:q AS {cast})) <= :max_distance
+        ORDER BY distance, l.asset_id
+    """), {"tenant": tenant, "since": since, "exclude": exclude_asset_pk, "model": model, "tasks": list(tasks),
+           "q": _literal(vector), "max_distance": float(max_distance)})
+    return [(r[0], r[1], r[2], float(r[3])) for r in rows]
+
+
+def decisions_with_vectors(session: Session, tenant: str, model: str, dims: int, tasks: list[str],
+                           since: datetime | None, limit: int) -> list[tuple[Decision, str, str, np.ndarray]]:
+    """(decision, modality, task, vector) for decided uploads that have a stored vector of the model
+    under one of `tasks`, newest first."""
+    column, _ = _vector_sql(dims)
+    query = (select(Decision, Asset.modality, Embedding.task, getattr(Embedding, column))
+             .join(Asset, (Asset.id == Decision.asset_pk) & (Asset.tenant == tenant))
+             .join(Embedding, (Embedding.asset_pk == Decision.asset_pk) & (Embedding.tenant == tenant))
+             .where(Decision.tenant == tenant, Decision.action != "reject", Embedding.model == model,
+                    Embedding.dims == dims, Embedding.task.in_(list(tasks))))
+    if since is not None:
+        query = query.where(Decision.decided_at >= since)
+    query = query.order_by(Decision.decided_at.desc(), Decision.id.desc(), Embedding.task).limit(limit)
+    return [(d, modality, task, as_array(vector)) for d, modality, task, vector in session.execute(query)]
+
+
+# --- outbox delivery log ------------------------------------------------------------------------------
+
+def insert_delivery(session: Session, *, tenant: str, message_id: str, sink: str, status: str,
+                    error: str | None = None) -> None:
+    session.add(OutboxDelivery(tenant=tenant, message_id=message_id, sink=sink, status=status, error=error,
+                               at=func.clock_timestamp()))
+
+
+def delivered_sinks(session: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str, str]]:
+    """(tenant, message_id, sink) already delivered, for the given (tenant, message_id) pairs."""
+    found: set[tuple[str, str, str]] = set()
+    by_tenant: dict[str, list[str]] = {}
+    for tenant, message_id in keys:
+        by_tenant.setdefault(tenant, []).append(message_id)
+    for tenant, ids in by_tenant.items():
+        rows = session.execute(select(OutboxDelivery.message_id, OutboxDelivery.sink).where(
+            OutboxDelivery.tenant == tenant, OutboxDelivery.message_id.in_(ids),
+            OutboxDelivery.status == "delivered"))
+        found.update((tenant, message_id, sink) for message_id, sink in rows)
+    return found
+
+
+def deliveries(session: Session, tenant: str, message_id: str | None = None) -> list[OutboxDelivery]:
+    query = select(OutboxDelivery).where(OutboxDelivery.tenant == tenant)
+    if message_id is not None:
+        query = query.where(OutboxDelivery.message_id == message_id)
+    return list(session.scalars(query.order_by(OutboxDelivery.id)))
+
+
+# --- anomaly alerts --------------------------------------------------------------------------------
+
+_FLAGGED = func.coalesce(Decision.anomaly["flagged"].as_boolean(), False)
+
+
+def tenants_with_flagged_decisions(session: Session, since: datetime) -> list[str]:
+    return list(session.scalars(select(Decision.tenant).where(Decision.decided_at >= since, _FLAGGED).distinct()
+                                .order_by(Decision.tenant)))
+
+
+def lock_alert_state(session: Session, tenant: str, kind: str, initial_cursor: datetime) -> AlertState:
+    """The tenant's alert cursor, created at `initial_cursor` if new, row-locked against concurrent beats."""
+    session.execute(insert(AlertState).values(tenant=tenant, kind=kind, cursor_at=initial_cursor)
+                    .on_conflict_do_nothing(index_elements=["tenant", "kind"]))
+    return session.scalars(select(AlertState).where(AlertState.tenant == tenant, AlertState.kind == kind)
+                           .with_for_update().execution_options(populate_existing=True)).one()
+
+
+def flagged_summary(session: Session, tenant: str, start: datetime, end: datetime, top: int) -> dict:
+    """Counts of anomaly-flagged decisions in [start, end), by action and label, and the top examples."""
+    window = (Decision.tenant == tenant, Decision.decided_at >= start, Decision.decided_at < end, _FLAGGED)
+    by_action = dict(session.execute(select(Decision.action, func.count()).where(*window)
+                                     .group_by(Decision.action)).all())
+    by_label = {label or "(none)": n for label, n in session.execute(
+        select(Decision.label, func.count()).where(*window).group_by(Decision.label)).all()}
+    score = Decision.anomaly["score"].as_float()
+    examples = session.execute(
+        select(Decision.event_id, Decision.asset_id, Decision.action, Decision.label, score,
+               Decision.anomaly["threshold"].as_float(), Decision.decided_at)
+        .where(*window).order_by(score.desc(), Decision.id).limit(top)).all()
+    return {
+        "flagged": sum(by_action.values()), "by_action": by_action, "by_label": by_label,
+        "examples": [{"event_id": e, "asset_id": a, "action": act, "label": lab, "score": s, "threshold": t,
+                      "decided_at": at.isoformat()} for e, a, act, lab, s, t, at in examples],
+    }

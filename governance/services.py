@@ -1,9 +1,13 @@
 """Use cases. Each takes a Session and flushes; the worker or CLI that owns the session commits."""
 from __future__ import annotations
 
+import hashlib
 import logging
-from dataclasses import dataclass, field
+import os
+import signal
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy.orm import Session
@@ -15,10 +19,12 @@ from governance.config import Settings
 from governance.embedders import Embedder, EmbeddingError, Task
 from governance.embedding_store import InvalidEmbedding, embed_with_cache, task_key
 from governance.events import InvalidEvent, UploadEvent, identify
+from governance.policies import current_policy
 from governance.policy import Policy, decide
 
 log = logging.getLogger(__name__)
 ANOMALY_SAMPLE = 5000
+INVALID_EMBEDDING = "invalid_embedding"  # the reason prefix every embedder uses for unusable vectors
 
 
 @dataclass
@@ -27,7 +33,13 @@ class Context:
 
     settings: Settings
     embedder: Embedder
-    policy: Policy = field(default_factory=Policy)
+    policy: Policy = field(default_factory=Policy)  # used for tenants that have applied no policy
+
+
+def for_tenant(session: Session, ctx: Context, tenant: str) -> Context:
+    """The context with the tenant's current applied policy (cached per process; see policies.py)."""
+    policy = current_policy(session, tenant, ctx.policy)
+    return ctx if policy is ctx.policy else replace(ctx, policy=policy)
 
 
 # --- accepting events ---------------------------------------------------------------------
@@ -89,6 +101,7 @@ def process_upload(session: Session, ctx: Context, tenant: str, event_id: str) -
     if repository.decision_exists(session, tenant, event_id):
         repository.set_event_status(session, tenant, event_id, "decided")
         return None
+    ctx = for_tenant(session, ctx, tenant)  # the tenant's applied policy, named on the decision
     try:
         upload = UploadEvent.parse(event.payload)
         loaded = load(upload, ctx.settings)
@@ -98,6 +111,11 @@ def process_upload(session: Session, ctx: Context, tenant: str, event_id: str) -
     except EmbeddingError as exc:
         if exc.transient:
             raise
+        if str(exc).startswith(INVALID_EMBEDDING):
+            # The provider answered garbage (NaN, Inf, wrong size): not the upload's fault, so no
+            # reject decision, and not worth retrying; an operator looks at the dead letter.
+            dead_letter(session, tenant, event_id, str(exc), event.attempts, event.payload)
+            return None
         decision = _reject(ctx, tenant, event_id, event.asset_id, str(exc))
     except InvalidEmbedding as exc:
         dead_letter(session, tenant, event_id, str(exc), event.attempts, event.payload)
@@ -119,6 +137,7 @@ def _classify(session: Session, ctx: Context, upload: UploadEvent, loaded: Loade
     if task_key(embedder, Task.CLUSTERING, loaded.content.modality) != embedded.task:
         # Where the task changes the vector (prefixed text), cluster reports get their own.
         stored += embed_with_cache(session, embedder, tenant, [loaded], Task.CLUSTERING)
+    fault_injection_point("after_embed", tenant, upload.event_id)
     for vector in stored:
         repository.store_embedding(session, tenant=tenant, asset_pk=asset_pk, sha256=loaded.sha256,
                                    modality=loaded.content.modality, model=embedder.model_id, dims=embedder.dims,
@@ -199,3 +218,31 @@ def stale_events(session: Session, ctx: Context, limit: int = 1000) -> list[tupl
     keys = repository.stale_events(session, ctx.settings.reconcile_after_s, limit)
     repository.touch_events(session, keys)
     return keys
+
+
+# --- fault injection (tests only) -------------------------------------------------------------
+
+def fault_injection_point(point: str, tenant: str, event_id: str) -> None:
+    """FAULT INJECTION for the crash tests: SIGKILL this process at a named point. Off unless
+    GOVERNANCE_TEST_CRASH is set.
+
+    GOVERNANCE_TEST_CRASH is a comma-separated list of `point:match:times` rules: an event whose id
+    contains `match` is killed at `point` (`after_embed`, `after_commit`) on its first `times`
+    passes (an integer, counted in files under GOVERNANCE_TEST_CRASH_DIR) or on every pass (`always`).
+    """
+    rules = os.environ.get("GOVERNANCE_TEST_CRASH")
+    if not rules:
+        return
+    for rule in rules.split(","):
+        rule_point, match, times = rule.strip().split(":")
+        if rule_point != point or match not in event_id:
+            continue
+        if times != "always":
+            key = hashlib.sha256(f"{point}|{tenant}|{event_id}".encode()).hexdigest()[:32]
+            marker = Path(os.environ["GOVERNANCE_TEST_CRASH_DIR"]) / key
+            if marker.exists() and marker.stat().st_size >= int(times):
+                continue
+            with open(marker, "ab") as handle:  # one byte per crash
+                handle.write(b"x")
+        log.warning("fault injection: SIGKILL at %s", point, extra={"tenant": tenant, "event_id": event_id})
+        os.kill(os.getpid(), signal.SIGKILL)

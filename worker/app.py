@@ -48,7 +48,12 @@ def create_app(settings: Settings | None = None) -> Celery:
     )
     from worker.schedules import beat_schedule
 
-    app.conf.beat_schedule = beat_schedule(settings)
+    schedule = beat_schedule(settings)
+    reconcile = schedule.get("reconcile-events")
+    if reconcile is not None:
+        # Look at least twice per reconcile window, so a short GOVERNANCE_RECONCILE_AFTER_S is honoured.
+        reconcile["schedule"] = min(float(reconcile["schedule"]), max(1.0, settings.reconcile_after_s / 2))
+    app.conf.beat_schedule = schedule
     return app
 
 
@@ -56,6 +61,118 @@ def create_app(settings: Settings | None = None) -> Celery:
 def _fresh_connections_after_fork(**_):
     # Connections pooled in the parent must not be shared with forked children.
     dispose_engines()
+
+
+# --- structured logs ------------------------------------------------------------------------------
+
+def _secrets(settings: Settings) -> list[str | None]:
+    from urllib.parse import urlsplit
+
+    found = [settings.gemini_api_key, settings.webhook_secret]
+    for url in (settings.database_url, settings.broker_url):
+        try:
+            found.append(urlsplit(url).password if url else None)
+        except ValueError:
+            pass
+    return found
+
+
+@signals.setup_logging.connect
+def _structured_logging(loglevel=None, **_):
+    # Connecting here replaces Celery's own logging setup (in the worker, its children and beat).
+    import logging
+    import os
+
+    from governance import logging_setup
+
+    fmt = os.environ.get("GOVERNANCE_LOG_FORMAT", "json")
+    logging_setup.configure(loglevel or logging.INFO, fmt=fmt, secrets=_secrets(Settings.from_env()))
+
+
+def _task_ids(task, args) -> dict:
+    ids = {}
+    if task is not None and task.name in ("governance.process_upload", "governance.cluster_report") and args:
+        ids["tenant"] = args[0]
+        if task.name == "governance.process_upload" and len(args) > 1:
+            ids["event_id"] = args[1]
+    return ids
+
+
+@signals.task_prerun.connect
+def _bind_log_context(task_id=None, task=None, args=None, **_):
+    from governance import logging_setup
+
+    logging_setup.clear()
+    logging_setup.bind(task_id=task_id, task_name=getattr(task, "name", None), **_task_ids(task, args or ()))
+
+
+@signals.task_postrun.connect
+def _clear_log_context(**_):
+    from governance import logging_setup
+
+    logging_setup.clear()
+
+
+# --- metrics --------------------------------------------------------------------------------------
+
+def _metrics_dir(settings: Settings):
+    import os
+
+    return settings.data_dir / "metrics" / f"worker-{os.getpid()}"
+
+
+@signals.worker_init.connect
+def _start_metrics(**_):
+    # In the worker's main process, before the pool forks: children inherit the multiprocess setup.
+    import os
+
+    port = os.environ.get("GOVERNANCE_METRICS_PORT")
+    if not port:
+        return
+    from governance import metrics, repository
+    from governance.db import transaction
+    from worker.runtime import sessions
+
+    settings = Settings.from_env()
+    metrics.configure(_metrics_dir(settings))
+
+    def db_gauges() -> dict:
+        with transaction(sessions()) as session:
+            repository.enter_all_tenants(session)
+            return repository.operational_counts(session)
+
+    try:
+        metrics.serve(int(port), addr=os.environ.get("GOVERNANCE_METRICS_ADDR", "0.0.0.0"), db_gauges=db_gauges)
+    except OSError as exc:  # e.g. the port is taken: the work goes on, unobserved, and says so
+        import logging
+
+        logging.getLogger(__name__).error("metrics endpoint not started on port %s: %s", port, exc)
+
+
+@signals.worker_shutdown.connect
+def _remove_metrics_files(**_):
+    import os
+
+    from governance import metrics
+
+    if os.environ.get("GOVERNANCE_METRICS_PORT") and metrics.enabled():
+        metrics.shutdown(_metrics_dir(Settings.from_env()))
+
+
+@signals.worker_process_shutdown.connect
+def _metrics_child_exited(pid=None, **_):
+    import os
+
+    from governance import metrics
+
+    metrics.child_exited(pid or os.getpid())
+
+
+@signals.task_failure.connect
+def _count_task_failure(sender=None, exception=None, **_):
+    from governance import metrics
+
+    metrics.task_error(getattr(sender, "name", "unknown"), type(exception).__name__)
 
 
 # The CLI resolves the embedded servers into the environment before importing this module,

@@ -167,6 +167,16 @@ def cmd_clusters_report(args) -> int:
     return 0
 
 
+def cmd_clusters_history(args) -> int:
+    from governance.reports import history
+
+    settings = prepare_environment()
+    with transaction(_sessions(settings)) as session:
+        for row in history(session, args.tenant, args.limit):
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from worker.demo import run_demo
 
@@ -214,6 +224,305 @@ def cmd_embedded_stop(args) -> int:
     return 0
 
 
+# --- moderation commands: exemplar bank edits, policies, calibration, backtest, review, alerts ------
+
+def _rolled_back(settings: Settings):
+    """A session whose work is always rolled back: for commands that must write nothing."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def scope():
+        session = _sessions(settings)()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+    return scope()
+
+
+def _enter(session, tenant: str | None) -> None:
+    """Row-level security scope (migration 0002): one tenant, or every tenant when None."""
+    from governance import repository
+
+    if tenant is None:
+        repository.enter_all_tenants(session)
+    else:
+        repository.enter_tenant(session, tenant)
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_exemplars_toggle(args) -> int:
+    from governance.banks import BankError, set_enabled
+
+    settings = prepare_environment()
+    enabled = args.ex_command == "enable"
+    try:
+        with transaction(_sessions(settings)) as session:
+            _enter(session, args.tenant)
+            edit = set_enabled(session, _context(settings), args.tenant, args.asset_id, enabled, label=args.label,
+                               who=args.who)
+    except BankError as exc:
+        return _fail(str(exc))
+    verb = "enabled" if enabled else "disabled"
+    if edit.labels:
+        print(f"{verb} {len(edit.labels)} exemplar(s) of {edit.asset_id} ({', '.join(edit.labels)}); "
+              f"bank version {edit.bank_version}")
+    else:
+        print(f"nothing to change: {edit.asset_id} is already {verb}; bank version {edit.bank_version}")
+    for item in edit.retroactive:
+        print(f"opened review item {item['review_item']}: {item['asset_id']} at distance {item['distance']}",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_exemplars_export(args) -> int:
+    from governance.banks import export_exemplars
+
+    settings = prepare_environment()
+    with transaction(_sessions(settings)) as session:
+        _enter(session, args.tenant)
+        for item in export_exemplars(session, args.tenant):
+            sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
+    return 0
+
+
+def cmd_policy_apply(args) -> int:
+    from governance.policies import PolicyError, apply_policy, parse_policy
+
+    settings = prepare_environment()
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+        tenant = args.tenant or parse_policy(text).tenant or "default"
+        with transaction(_sessions(settings)) as session:
+            _enter(session, tenant)
+            applied = apply_policy(session, text, tenant=tenant, who=args.who)
+    except (OSError, UnicodeDecodeError) as exc:
+        return _fail(f"cannot read {args.file}: {exc}")
+    except PolicyError as exc:
+        return _fail(f"invalid policy {args.file}: {exc}")
+    state = "applied" if applied.created else "re-applied (current again)"
+    print(f"policy {applied.version} {state} for tenant {applied.tenant}")
+    return 0
+
+
+def cmd_policy_show(args) -> int:
+    from governance.policies import policy_to_toml, stored_policy
+    from governance.policy import Policy
+
+    settings = prepare_environment()
+    with transaction(_sessions(settings)) as session:
+        _enter(session, args.tenant)
+        found = stored_policy(session, args.tenant, args.version)
+    if found is None:
+        if args.version:
+            return _fail(f"tenant {args.tenant} has no policy version {args.version!r}")
+        sys.stdout.write(policy_to_toml(Policy(), header=f"tenant {args.tenant}: no policy applied; the builtin "
+                                                        "policy is in use"))
+        return 0
+    version, source = found
+    print(f"# tenant {args.tenant}, policy version {version}")
+    sys.stdout.write(source if source.endswith("\n") else source + "\n")
+    return 0
+
+
+def cmd_policy_list(args) -> int:
+    from governance import repository
+
+    settings = prepare_environment()
+    with transaction(_sessions(settings)) as session:
+        _enter(session, args.tenant)
+        rows = repository.policy_versions(session, args.tenant)
+        for i, row in enumerate(rows):
+            print(f"{row.version}\t{row.applied_at.isoformat()}\t{row.applied_by or '-'}" + ("\tcurrent" if i == 0 else ""))
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from governance import calibration
+    from governance.backtest import calibrate
+    from governance.policies import policy_to_toml
+
+    settings = prepare_environment()
+    items = list(_read_jsonl(args.file))
+    raw = [obj for _, obj in items if isinstance(obj, dict)]
+    for number, obj in items:
+        if not isinstance(obj, dict):
+            print(f"line {number}: not a JSON object: {obj}", file=sys.stderr)
+    with _rolled_back(settings) as session:  # embeds and classifies; stores nothing
+        _enter(session, args.tenant)
+        result = calibrate(session, _context(settings), args.tenant, raw, target_precision=args.target_precision,
+                           review_precision=args.review_precision, min_support=args.min_support,
+                           prior_weight=args.prior_weight, version=args.version)
+    for asset_id, reason in result.rejected:
+        print(f"skipped {asset_id}: {reason}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({**calibration.report_dict(result.report), "policy_version": result.policy.version,
+                          "actions": dict(result.actions), "policy_coverage": result.policy_coverage,
+                          "skipped": len(result.rejected)}, indent=2))
+    else:
+        print(f"calibrated {len(result.items)} labelled items against tenant {args.tenant} "
+              f"(base policy {result.base_version}; target precision {args.target_precision}, "
+              f"review precision {args.review_precision})")
+        print(calibration.format_report(result.report))
+        actions = ", ".join(f"{a} {result.actions.get(a, 0)}" for a in ("allow", "review", "block"))
+        print(f"\nunder policy {result.policy.version} (ties and anomalies included): {actions}; "
+              f"coverage {result.policy_coverage:.3f}")
+    if args.write_policy:
+        notes = {label: (f"calibrated on {th.predicted} predictions: precision at auto "
+                         f"{'-' if th.auto_precision is None else round(th.auto_precision, 3)}, at review "
+                         f"{'-' if th.review_precision is None else round(th.review_precision, 3)}")
+                 for label, th in result.thresholds.items()}
+        header = (f"written by `governance calibrate {args.file}` for tenant {args.tenant}, from policy "
+                  f"{result.base_version}\ntarget precision {args.target_precision}, review precision "
+                  f"{args.review_precision}; apply with `governance policy apply`")
+        Path(args.write_policy).write_text(policy_to_toml(result.policy, comments=notes, header=header),
+                                           encoding="utf-8")
+        print(f"wrote policy {result.policy.version} to {args.write_policy}", file=sys.stderr)
+    return 0
+
+
+def cmd_backtest(args) -> int:
+    from governance.backtest import backtest, format_backtest
+    from governance.policies import PolicyError, parse_policy
+
+    settings = prepare_environment()
+    try:
+        candidate = parse_policy(Path(args.policy).read_text(encoding="utf-8")).policy
+    except (OSError, UnicodeDecodeError) as exc:
+        return _fail(f"cannot read {args.policy}: {exc}")
+    except PolicyError as exc:
+        return _fail(f"invalid policy {args.policy}: {exc}")
+    with _rolled_back(settings) as session:  # writes nothing
+        _enter(session, args.tenant)
+        result = backtest(session, _context(settings), args.tenant, candidate, days=args.days, limit=args.limit,
+                          examples=args.examples)
+    if args.json:
+        print(json.dumps({"candidate": result.candidate, "current": result.current, "replayed": result.replayed,
+                          "changed": result.changed,
+                          "stored_to_candidate": [{"from": a, "to": b, "count": n}
+                                                  for (a, b), n in sorted(result.stored_to_candidate.items())],
+                          "current_to_candidate": [{"from": a, "to": b, "count": n}
+                                                   for (a, b), n in sorted(result.current_to_candidate.items())],
+                          "examples": [row for rows in result.examples.values() for row in rows]}, indent=2))
+    else:
+        print(format_backtest(result))
+    return 0
+
+
+def cmd_review_list(args) -> int:
+    from governance.review import pending
+
+    settings = prepare_environment()
+    with transaction(_sessions(settings)) as session:
+        _enter(session, args.tenant)
+        for item in pending(session, args.tenant, args.limit):
+            sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
+    return 0
+
+
+def cmd_review_decide(args) -> int:
+    from governance.review import ReviewError, decide
+
+    settings = prepare_environment()
+    try:
+        with transaction(_sessions(settings)) as session:
+            _enter(session, args.tenant)
+            done = decide(session, _context(settings), args.tenant, args.asset_id, args.action, label=args.label,
+                          who=args.who, note=args.note)
+    except ReviewError as exc:
+        return _fail(str(exc))
+    print(json.dumps({"audit_id": done.audit_id, "event_id": done.event_id, "asset_id": done.asset_id,
+                      "before": done.before, "after": done.after, "message_id": done.message_id,
+                      "retroactive": done.retroactive}, ensure_ascii=False))
+    return 0
+
+
+def cmd_alerts_run(args) -> int:
+    from governance.alerts import AlertConfig, run_alerts
+
+    settings = prepare_environment()
+    with transaction(_sessions(settings)) as session:
+        _enter(session, None)  # alerts are computed for every tenant
+        sent = run_alerts(session, AlertConfig.from_env())
+    for alert in sent:
+        print(json.dumps(alert, ensure_ascii=False))
+    return 0
+
+
+def _add_moderation_commands(sub, ex) -> None:
+    who = os.environ.get("USER")
+    for name, helptext in (("disable", "take an asset's exemplars out of the bank"),
+                           ("enable", "put an asset's exemplars back into the bank")):
+        cmd = ex.add_parser(name, help=helptext)
+        cmd.add_argument("asset_id")
+        cmd.add_argument("--label", default=None, help="only the exemplar of this label (default: all)")
+        cmd.add_argument("--tenant", default="default")
+        cmd.add_argument("--who", default=who)
+        cmd.set_defaults(func=cmd_exemplars_toggle)
+    exp = ex.add_parser("export", help="the tenant's exemplars, one JSON object per line")
+    exp.add_argument("--tenant", default="default")
+    exp.set_defaults(func=cmd_exemplars_export)
+
+    pol = sub.add_parser("policy", help="versioned policy files").add_subparsers(dest="pol_command", required=True)
+    apply = pol.add_parser("apply", help="validate a TOML policy file and make it the tenant's current policy")
+    apply.add_argument("file")
+    apply.add_argument("--tenant", default=None, help="default: the file's `tenant`, else default")
+    apply.add_argument("--who", default=who)
+    apply.set_defaults(func=cmd_policy_apply)
+    show = pol.add_parser("show", help="print the tenant's current policy file (or a named version)")
+    show.add_argument("--tenant", default="default")
+    show.add_argument("--version", default=None)
+    show.set_defaults(func=cmd_policy_show)
+    lst = pol.add_parser("list", help="every applied version, current first")
+    lst.add_argument("--tenant", default="default")
+    lst.set_defaults(func=cmd_policy_list)
+
+    cal = sub.add_parser("calibrate", help="choose per-label thresholds from labelled validation data")
+    cal.add_argument("file", help="JSONL: upload events plus `label` (null: should get no label)")
+    cal.add_argument("--tenant", default="default")
+    cal.add_argument("--target-precision", type=float, default=0.95)
+    cal.add_argument("--review-precision", type=float, default=0.8)
+    cal.add_argument("--min-support", type=int, default=1)
+    cal.add_argument("--prior-weight", type=float, default=10.0,
+                     help="shrink each label's precision toward the all-label precision by this many items "
+                          "(0: the plain rule; see governance/calibration.py)")
+    cal.add_argument("--write-policy", default=None, metavar="OUT.toml")
+    cal.add_argument("--version", default=None, help="version of the written policy (default: derived)")
+    cal.add_argument("--json", action="store_true")
+    cal.set_defaults(func=cmd_calibrate)
+
+    bt = sub.add_parser("backtest", help="replay decided uploads through a candidate policy; writes nothing")
+    bt.add_argument("--policy", required=True)
+    bt.add_argument("--tenant", default="default")
+    bt.add_argument("--days", type=float, default=None, help="only decisions of the last N days")
+    bt.add_argument("--limit", type=int, default=10_000)
+    bt.add_argument("--examples", type=int, default=5)
+    bt.add_argument("--json", action="store_true")
+    bt.set_defaults(func=cmd_backtest)
+
+    rv = sub.add_parser("review", help="the review loop").add_subparsers(dest="rv_command", required=True)
+    rl = rv.add_parser("list", help="what waits for a reviewer, one JSON object per line")
+    rl.add_argument("--tenant", default="default")
+    rl.add_argument("--limit", type=int, default=100)
+    rl.set_defaults(func=cmd_review_list)
+    rd = rv.add_parser("decide", help="override an asset's decision; the asset becomes an exemplar")
+    rd.add_argument("asset_id")
+    rd.add_argument("action", choices=("allow", "block"))
+    rd.add_argument("--label", default=None)
+    rd.add_argument("--who", default=who)
+    rd.add_argument("--note", default=None)
+    rd.add_argument("--tenant", default="default")
+    rd.set_defaults(func=cmd_review_decide)
+
+    al = sub.add_parser("alerts", help="anomaly alerts").add_subparsers(dest="al_command", required=True)
+    al.add_parser("run", help="enqueue the anomaly alerts that are due now").set_defaults(func=cmd_alerts_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="governance", description="Content-governance worker")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -252,6 +561,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--tenant", default="default")
     rep.add_argument("--out", default=None)
     rep.set_defaults(func=cmd_clusters_report)
+    his = cl.add_parser("history", help="stored reports, newest first, with the clusters that changed")
+    his.add_argument("--tenant", default="default")
+    his.add_argument("--limit", type=int, default=20)
+    his.set_defaults(func=cmd_clusters_history)
 
     demo = sub.add_parser("demo", help="the main job on embedded defaults and the bundled sample")
     demo.add_argument("--concurrency", type=int, default=2)
@@ -262,6 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     emb = sub.add_parser("embedded", help="embedded servers").add_subparsers(dest="emb_command", required=True)
     emb.add_parser("stop", help="stop the embedded PostgreSQL and Redis").set_defaults(func=cmd_embedded_stop)
+
+    _add_moderation_commands(sub, ex)
     return parser
 
 

@@ -50,6 +50,8 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
     from governance.services import export_decisions
     from worker.cli import _context, _sessions, import_exemplar_file, prepare_environment, publish_file
 
+    # The bundled sample is tiny (a few dozen uploads per modality): smaller clusters count there.
+    os.environ.setdefault("GOVERNANCE_CLUSTER_MIN_SIZE", "5")
     roots = [r for r in os.environ.get("GOVERNANCE_FILE_ROOTS", "").split(":") if r]
     os.environ["GOVERNANCE_FILE_ROOTS"] = ":".join([*roots, str(SAMPLE_DIR)])
     settings = prepare_environment(need_broker=True)

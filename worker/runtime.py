@@ -1,13 +1,15 @@
 """Per-process collaborators for tasks, built on first use (after fork) from the environment."""
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from governance import metrics
 from governance.config import Settings
 from governance.db import resolve_database_url, session_factory
-from governance.embedders import build_embedder
+from governance.embedders import EmbeddingError, build_embedder
 from governance.services import Context
 
 
@@ -18,7 +20,31 @@ def settings() -> Settings:
 
 @lru_cache(maxsize=1)
 def context() -> Context:
-    return Context(settings=settings(), embedder=build_embedder(settings()))
+    embedder = build_embedder(settings())
+    if metrics.enabled():
+        embedder = MeasuredEmbedder(embedder)
+    return Context(settings=settings(), embedder=embedder)
+
+
+class MeasuredEmbedder:
+    """The configured embedder, with every embed() call counted and timed for the metrics."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):  # model_id, dims, modalities, task_key, ...
+        return getattr(self._inner, name)
+
+    def embed(self, items, task):
+        started = time.monotonic()
+        try:
+            vectors = self._inner.embed(items, task)
+        except EmbeddingError as exc:
+            metrics.embedding_call(self._inner.model_id, len(items), time.monotonic() - started,
+                                   "transient_error" if exc.transient else "error")
+            raise
+        metrics.embedding_call(self._inner.model_id, len(items), time.monotonic() - started)
+        return vectors
 
 
 def sessions() -> sessionmaker[Session]:

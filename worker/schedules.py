@@ -9,4 +9,5 @@ def beat_schedule(settings: Settings) -> dict:
         "relay-outbox": {"task": "governance.relay_outbox", "schedule": 5.0},
         "reconcile-events": {"task": "governance.reconcile_events", "schedule": 60.0},
         "cluster-reports": {"task": "governance.cluster_reports", "schedule": float(settings.cluster_interval_s)},
+        "anomaly-alerts": {"task": "governance.anomaly_alerts", "schedule": 60.0},
     }

@@ -1,16 +1,21 @@
 """Thin tasks: JSON-safe arguments in, one service call, commit, then any follow-up messages.
 
 Task names are explicit and stable; they are part of the wire contract with producers.
+Each transaction starts by entering its row-level-security scope: the task's tenant, or all
+tenants for the jobs that are cross-tenant by design (migration 0002).
 """
 from __future__ import annotations
 
 import logging
+import os
 import random
+import time
 
 from celery import shared_task
-from sqlalchemy.exc import OperationalError
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from governance import outbox, repository, services
+from governance import metrics, outbox, repository, services
 from governance.db import transaction
 from governance.embedders import EmbeddingError
 from worker.runtime import context, sessions, settings
@@ -18,6 +23,8 @@ from worker.sinks import configured_sinks
 
 log = logging.getLogger(__name__)
 RETRY_CAP_S = 60
+# The embedder's own timeouts and retries must end well inside this (see README, Guarantees).
+SOFT_TIME_LIMIT_S = int(os.environ.get("GOVERNANCE_TASK_SOFT_TIME_LIMIT_S") or 300)
 
 
 def _retry_delay(retries: int) -> float:
@@ -25,25 +32,83 @@ def _retry_delay(retries: int) -> float:
     return random.uniform(0, min(RETRY_CAP_S, 2 ** retries))
 
 
+def _database_unavailable(exc: BaseException) -> bool:
+    """Connection-level database failures (server down, restarting, connection cut): retry later."""
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
 @shared_task(name="governance.process_upload", bind=True, acks_late=True, max_retries=None,
-             soft_time_limit=300, time_limit=360)
+             soft_time_limit=SOFT_TIME_LIMIT_S, time_limit=SOFT_TIME_LIMIT_S + 60)
 def process_upload(self, tenant: str, event_id: str) -> None:
-    with transaction(sessions()) as session:
-        if not services.count_delivery(session, context(), tenant, event_id):
-            log.error("event dead-lettered after too many deliveries", extra={"tenant": tenant, "event_id": event_id})
-            return
+    extra = {"tenant": tenant, "event_id": event_id}
+    started = time.monotonic()
     try:
         with transaction(sessions()) as session:
-            services.process_upload(session, context(), tenant, event_id)
-    except (EmbeddingError, OperationalError) as exc:
+            repository.enter_tenant(session, tenant)
+            proceed = services.count_delivery(session, context(), tenant, event_id)
+            status = None if proceed else repository.event_status(session, tenant, event_id)
+    except DBAPIError as exc:
+        if not _database_unavailable(exc):
+            raise
+        # Nothing was counted: the database never saw this delivery. Try again later.
+        metrics.task_retry("database")
+        log.warning("database unavailable; retrying", extra=extra)
+        raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries))
+    if not proceed:
+        # Past the attempt limit: dead-lettered now, unless an earlier delivery already decided it.
+        if status == "dead":
+            metrics.event_outcome("dead_lettered")
+            metrics.dead_letter("max_attempts")
+            log.error("event dead-lettered after too many deliveries", extra=extra)
+        else:
+            metrics.event_outcome("duplicate")
+        return
+    try:
+        with transaction(sessions()) as session:
+            repository.enter_tenant(session, tenant)
+            decision = services.process_upload(session, context(), tenant, event_id)
+            status = repository.event_status(session, tenant, event_id) if decision is None else "decided"
+    except SoftTimeLimitExceeded as exc:
+        # The attempt stays counted: an input that always runs out of time ends as a dead letter.
+        metrics.task_retry("soft_time_limit")
+        log.warning("soft time limit exceeded; retrying", extra=extra)
+        raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries))
+    except (EmbeddingError, DBAPIError) as exc:
         if isinstance(exc, EmbeddingError) and not exc.transient:
             raise
+        if isinstance(exc, DBAPIError) and not _database_unavailable(exc):
+            raise
         # A transient failure is not a poison delivery: give the attempt back before retrying.
-        with transaction(sessions()) as session:
-            repository.uncount_attempt(session, tenant, event_id)
+        metrics.task_retry("embedder" if isinstance(exc, EmbeddingError) else "database")
+        _give_back_attempt(tenant, event_id)
         raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries))
-    if configured_sinks(settings()):
-        relay_outbox.delay()
+    services.fault_injection_point("after_commit", tenant, event_id)
+    if decision is not None:
+        metrics.event_outcome("decided")
+        metrics.decision(decision["action"], time.monotonic() - started)
+    elif status == "dead":
+        metrics.event_outcome("dead_lettered")
+        metrics.dead_letter("invalid_embedding")
+    else:
+        metrics.event_outcome("duplicate")
+    if decision is not None and configured_sinks(settings()):
+        try:
+            relay_outbox.delay()
+        except Exception:  # noqa: BLE001 - the decision is committed; beat relays every few seconds
+            log.warning("could not trigger the outbox relay; beat will run it", extra=extra)
+
+
+def _give_back_attempt(tenant: str, event_id: str) -> None:
+    try:
+        with transaction(sessions()) as session:
+            repository.enter_tenant(session, tenant)
+            repository.uncount_attempt(session, tenant, event_id)
+    except DBAPIError as exc:
+        if not _database_unavailable(exc):
+            raise
+        # The database is down too: the attempt stays counted, which is better than losing the retry.
+        log.warning("could not give the attempt back; database unavailable",
+                    extra={"tenant": tenant, "event_id": event_id})
 
 
 @shared_task(name="governance.relay_outbox", acks_late=True)
@@ -52,13 +117,16 @@ def relay_outbox() -> dict:
     if not sinks:
         return {"delivered": 0, "failed": 0}
     with transaction(sessions()) as session:
+        repository.enter_all_tenants(session)  # the relay is cross-tenant by design
         result = outbox.relay(session, sinks)
+    metrics.outbox_relayed(result.delivered, result.failed)
     return {"delivered": result.delivered, "failed": result.failed}
 
 
 @shared_task(name="governance.reconcile_events", acks_late=True)
 def reconcile_events() -> int:
     with transaction(sessions()) as session:
+        repository.enter_all_tenants(session)  # the reconciler is cross-tenant by design
         keys = services.stale_events(session, context())
     for tenant, event_id in keys:  # only after commit
         process_upload.delay(tenant, event_id)
@@ -72,6 +140,7 @@ def cluster_reports() -> int:
     from governance import reports
 
     with transaction(sessions()) as session:
+        repository.enter_all_tenants(session)  # only lists the tenants to fan out to
         tenants = reports.active_tenants(session, context())
     for tenant in tenants:
         cluster_report.delay(tenant)
@@ -83,5 +152,19 @@ def cluster_report(tenant: str) -> str:
     from governance import reports
 
     with transaction(sessions()) as session:
+        repository.enter_tenant(session, tenant)
         paths = reports.build_and_store(session, context(), tenant)
     return str(paths["json"])
+
+
+@shared_task(name="governance.anomaly_alerts", acks_late=True)
+def anomaly_alerts() -> int:
+    """Grouped, rate-limited anomaly alerts into the outbox (governance/alerts.py), then relay."""
+    from governance import alerts
+
+    with transaction(sessions()) as session:
+        repository.enter_all_tenants(session)  # alerts are computed for every tenant
+        sent = alerts.run_alerts(session, alerts.AlertConfig.from_env())
+    if sent and configured_sinks(settings()):
+        relay_outbox.delay()
+    return len(sent)

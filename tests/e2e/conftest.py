@@ -71,6 +71,20 @@ class Worker:
                 self.process.wait(10)
 
 
+@pytest.fixture(autouse=True)
+def _no_pending_outbox_left_behind(database_url):
+    """E2E tests commit, and the outbox relay is cross-tenant by design: a message one test leaves
+    undelivered (no sink configured) would be relayed by a later test's relay and upset its counts.
+    Runs after the test's workers are stopped (autouse fixtures are torn down last)."""
+    yield
+    from sqlalchemy import text
+
+    from governance.db import engine_for
+
+    with engine_for(database_url).begin() as connection:
+        connection.execute(text("DELETE FROM outbox WHERE delivered_at IS NULL"))
+
+
 @pytest.fixture
 def worker(e2e_env, tmp_path):
     started = []

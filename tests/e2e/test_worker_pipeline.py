@@ -83,3 +83,10 @@ def test_cluster_report_on_demand_writes_report_json(e2e_env, worker, tmp_path):
     member_sets = [set(c["members"]) for c in report["clusters"]]
     parcels = {f"a{i}" for i in range(12)}
     assert any(len(m & parcels) >= 10 and m <= parcels for m in member_sets)
+    # A second report on the same data keeps every id, and history lists both with no changes.
+    cli(e2e_env, "clusters", "report", "--tenant", tenant, "--out", str(tmp_path / "again"))
+    again = json.loads((tmp_path / "again" / "report.json").read_text())
+    assert {c["cluster_id"] for c in again["clusters"]} == {c["cluster_id"] for c in report["clusters"]}
+    rows = [json.loads(line) for line in cli(e2e_env, "clusters", "history", "--tenant", tenant).stdout.splitlines()]
+    assert len(rows) == 2 and rows[0]["changes"] == {"new": [], "gone": [], "resized": {}}
+    assert rows[1]["changes"]["new"] == sorted(c["cluster_id"] for c in report["clusters"])

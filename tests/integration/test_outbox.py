@@ -123,3 +123,63 @@ def test_concurrent_relays_never_claim_the_same_message(database_url, tenant):
     [t.start() for t in threads]
     [t.join(60) for t in threads]
     assert sorted(seen) == sorted(f"m{i}" for i in range(40))
+
+
+# --- the delivery log (outbox_deliveries) -------------------------------------------------------------
+
+def test_decisions_survive_minutes_of_receiver_downtime_and_arrive_once_each(db, tenant, receiver, settings):
+    from governance.embedders.hashing import HashingEmbedder
+    from governance.services import Context, accept_events, process_upload
+
+    ctx = Context(settings=settings, embedder=HashingEmbedder(768))
+    texts = ["Knead the dough", "Bond yields fell", "A photo of a cat", "Quarterly earnings"]
+    events = accept_events(db, list(enumerate({"asset_id": f"u{i}", "tenant": tenant, "text": t}
+                                              for i, t in enumerate(texts)))).new
+    decided = [process_upload(db, ctx, tenant, event_id) for _, event_id in events]
+    expected = sorted(f"decision:{tenant}:{d['event_id']}" for d in decided)
+
+    receiver.up = False
+    for _ in range(6):  # each run stands for a backoff step elapsing while the receiver is down
+        make_due(db, tenant)
+        outbox.relay(db, [webhook_sink(receiver.url)], limit=10_000)
+    receiver.up = True
+    make_due(db, tenant)
+    outbox.relay(db, [webhook_sink(receiver.url)], limit=10_000)
+    make_due(db, tenant)
+    outbox.relay(db, [webhook_sink(receiver.url)], limit=10_000)  # nothing is sent twice
+
+    mine = sorted(message_id for message_id, _ in receiver.received if message_id.startswith(f"decision:{tenant}:"))
+    assert mine == expected
+    assert {body["event_id"] for message_id, body in receiver.received if message_id in expected} == \
+        {d["event_id"] for d in decided}
+    log = repository.deliveries(db, tenant)
+    for message_id in expected:
+        attempts = [(d.status, d.sink) for d in log if d.message_id == message_id]
+        assert attempts == [("failed", "<lambda>")] * 6 + [("delivered", "<lambda>")]
+    assert all("503" in d.error for d in log if d.status == "failed")
+
+
+def test_a_sink_that_took_a_message_does_not_get_it_again_when_another_sink_fails(db, tenant):
+    repository.enqueue_outbox(db, tenant=tenant, kind="decision", message_id=f"decision:{tenant}:z", payload={})
+    got = {"queue": [], "webhook": []}
+    failures = {"left": 2}
+
+    def queue(message):
+        if message.tenant == tenant:
+            got["queue"].append(message.message_id)
+
+    def webhook(message):
+        if message.tenant == tenant:
+            if failures["left"]:
+                failures["left"] -= 1
+                raise webhooks.WebhookError("status 502")
+            got["webhook"].append(message.message_id)
+
+    for _ in range(3):
+        make_due(db, tenant)
+        outbox.relay(db, [queue, webhook], limit=10_000)
+    assert got == {"queue": [f"decision:{tenant}:z"], "webhook": [f"decision:{tenant}:z"]}
+    log = [(d.sink, d.status) for d in repository.deliveries(db, tenant, f"decision:{tenant}:z")]
+    assert log == [("queue", "delivered"), ("webhook", "failed"), ("webhook", "failed"), ("webhook", "delivered")]
+    [message] = db.scalars(select(OutboxMessage).where(OutboxMessage.tenant == tenant)).all()
+    assert message.delivered_at is not None and message.attempts == 3

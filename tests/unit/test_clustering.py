@@ -212,3 +212,12 @@ def test_degenerate_inputs():
         run(["a", "b"], np.full((2, 8), np.nan, dtype=np.float32))
     with pytest.raises(ValueError):
         analyse(["a", "b"], np.eye(2, 8), [None], [None, None], [False, False])
+
+
+def test_a_window_with_no_dense_group_is_all_noise():
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((12, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"a{i}" for i in range(12)]
+    report = analyse(ids, vectors, [None] * 12, [None] * 12, [False] * 12, min_cluster_size=8)
+    assert report["clusters"] == [] and sorted(report["noise"]) == sorted(ids)
