@@ -44,7 +44,6 @@ class Settings:
     max_text_chars: int
     max_image_pixels: int
     http_timeout_s: float
-    knn_k: int
     anomaly_quantile: float
     max_attempts: int
     reconcile_after_s: int
@@ -81,7 +80,6 @@ class Settings:
             max_text_chars=_int("GOVERNANCE_MAX_TEXT_CHARS", 100_000),
             max_image_pixels=_int("GOVERNANCE_MAX_IMAGE_PIXELS", 40_000_000),
             http_timeout_s=_float("GOVERNANCE_HTTP_TIMEOUT_S", 10.0),
-            knn_k=_int("GOVERNANCE_KNN_K", 10),
             anomaly_quantile=_float("GOVERNANCE_ANOMALY_QUANTILE", 0.95),
             max_attempts=_int("GOVERNANCE_MAX_ATTEMPTS", 5),
             reconcile_after_s=_int("GOVERNANCE_RECONCILE_AFTER_S", 300),

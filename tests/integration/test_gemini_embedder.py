@@ -4,20 +4,16 @@ from __future__ import annotations
 import io
 import logging
 import socket
-import sys
 import time
 import traceback
 import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.fakes` under plain `pytest` too
-
-from governance.embedders.base import Content, EmbeddingError, Task, task_prefixed  # noqa: E402
-from governance.embedders.gemini import GeminiEmbedder  # noqa: E402
-from tests.fakes.fake_gemini import FakeGemini, Fault, decode_b64, expected_vector  # noqa: E402
+from governance.embedders.base import Content, EmbeddingError, Task, task_prefixed
+from governance.embedders.gemini import GeminiEmbedder
+from tests.fakes.fake_gemini import FakeGemini, Fault, decode_b64, expected_vector
 
 pytestmark = pytest.mark.timeout(60)
 SDK_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_API_VERSION",

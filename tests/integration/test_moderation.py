@@ -11,7 +11,7 @@ from governance import alerts, calibration, policies, repository
 from governance.backtest import backtest, calibrate
 from governance.banks import BankError, export_exemplars, import_exemplars, set_enabled
 from governance.embedders.hashing import HashingEmbedder
-from governance.models import Asset, AuditEntry, Decision, Embedding, Exemplar, OutboxMessage
+from governance.models import Asset, Decision, Embedding, Exemplar, OutboxMessage
 from governance.policies import PolicyError, apply_policy
 from governance.services import Context, accept_events, process_upload
 

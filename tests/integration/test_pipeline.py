@@ -1,7 +1,6 @@
 """The moderation pipeline on a real PostgreSQL with pgvector, through the service layer."""
 import threading
 
-import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
@@ -118,7 +117,6 @@ class CountingEmbedder(HashingEmbedder):
     def __init__(self):
         super().__init__(768)
         self.calls = 0
-        self.entered = threading.Barrier(2)
 
     def embed(self, items, task):
         self.calls += 1
