@@ -1,0 +1,137 @@
+"""Turn each section's result dict into table rows: name | figure | baseline | ratio | target | met?
+
+`ratio` is always figure / baseline. The target says what it applies to (the ratio or the figure);
+rows without a target from the issue are informational ("-" / "n/a").
+"""
+from __future__ import annotations
+
+
+def row(name: str, figure: str, baseline: str = "-", ratio: float | None = None, target: str = "-",
+        met: bool | None = None, note: str = "") -> dict:
+    return {"name": name, "figure": figure, "baseline": baseline,
+            "ratio": None if ratio is None else round(ratio, 3), "target": target,
+            "met": "n/a" if met is None else ("yes" if met else "NO"), "note": note}
+
+
+def _pipeline(r: dict) -> list[dict]:
+    p, f = r["pipeline"], r["floor"]
+    return [
+        row("e2e throughput", f"{p['sustained_events_per_s']:.1f} ev/s", f"{f['events_per_s']:.0f} ev/s floor",
+            r["ratio_to_floor"], ">= 0.50 of floor", r["ratio_to_floor"] >= 0.5,
+            f"{p['events']} events, 2 worker processes; floor = 1 process, no queue/DB"),
+        row("e2e latency p50 / p99", f"{p['latency_p50_s']:.1f} s / {p['latency_p99_s']:.1f} s", "-", None, "-", None,
+            f"whole burst published at once: latency is mostly queueing (drain {p['drain_s']:.0f} s)"),
+        row("e2e growth exponent", f"{r['growth_exponent']:.2f}", "1.0 = linear", r["growth_exponent"], "-", None,
+            "drain time vs N at " + ", ".join(str(g["events"]) for g in r["growth"])),
+    ]
+
+
+def _gemini(r: dict) -> list[dict]:
+    out = []
+    for key, label in (("bulk_paced", "gemini bulk, client bucket"), ("bulk_unpaced", "gemini bulk, 429s only")):
+        b = r[key]
+        out.append(row(label, f"{b['items_per_s']:.1f} items/s", f"{b['quota_bound_per_s']:.1f} quota max",
+                       b["ratio"], ">= 0.90 of quota", b["ratio"] >= 0.9,
+                       f"{b['embedded']}/{b['items']} items, {b['retries']} retries, {b['server_429s']} 429s"
+                       + (f"; FAILED: {b['error'][:60]}" if b["error"] else "")))
+    w = r["worker_shaped"]
+    out.append(row("gemini worker-shaped", f"{w['items_per_s']:.1f} items/s", f"{w['quota_per_s']:.0f} quota",
+                   w["ratio"], "-", None, f"{w['processes']} one-item callers; quota needs "
+                                          f"{w['in_flight_needed']} in flight"))
+    return out
+
+
+def _knn(r: dict) -> list[dict]:
+    m = r["main"]
+    h, n = m["hnsw"], m["n"]
+    at = f"@{n // 1000}k"
+    scope = "" if n >= 1_000_000 else " (target is for 1M)"
+    rows = [
+        row(f"kNN recall@10 {at}", f"{h['recall_at_10']:.4f}", "1.0 exact", h["recall_at_10"], ">= 0.95",
+            h["recall_at_10"] >= 0.95,
+            f"halfvec HNSW m={r['m']} ef_c={r['ef_construction']} ef_s={h['ef_search']}{scope}"),
+        row(f"kNN p99 latency {at}", f"{h['p99_ms']:.1f} ms", f"{m['exact_p99_ms']:.1f} ms numpy exact",
+            h["p99_ms"] / m["exact_p99_ms"], "<= 30 ms", h["p99_ms"] <= 30, f"p50 {h['p50_ms']:.1f} ms vs exact "
+                                                                           f"{m['exact_p50_ms']:.1f} ms{scope}"),
+        row(f"kNN build {at}", f"{m['build_s']:.0f} s", "-", None, "-", None,
+            f"COPY {m['copy_rows_per_s']} rows/s; index {m['index_mb']} MB"
+            + (f"; 1M predicted {r['predicted_1m_build_s']} s" if "predicted_1m_build_s" in r else "")),
+    ]
+    if "tenant_filtered" in m:
+        t, off = m["tenant_filtered"], m["tenant_filtered_no_iterative"]
+        rows.append(row(f"kNN tenant filter {at}", f"{t['min_rows']} min rows, recall {t['recall_at_10']:.3f}",
+                        f"{off['min_rows']} min rows w/o iterative", None, "10 rows", t["min_rows"] == 10,
+                        f"relaxed_order; without it {off['share_with_10_rows']:.0%} of queries got 10 rows"))
+        if "tenant_filtered_wide" in m:
+            w = m["tenant_filtered_wide"]
+            rows.append(row(f"kNN tenant filter ef={w['ef_search']}", f"recall {w['recall_at_10']:.3f}",
+                            f"recall {t['recall_at_10']:.3f} at ef={t['ef_search']}", None, "-", None,
+                            f"p99 {w['p99_ms']:.1f} ms"))
+    rows.append(row("kNN latency growth exp.", f"{r['latency_growth_exponent']:.2f}", "1.0 = linear (exact)",
+                    r["latency_growth_exponent"], "-", None,
+                    "p50 vs N at " + ", ".join(f"{s['n'] // 1000}k" for s in r["sizes"])
+                    + f"; build exponent {r['build_growth_exponent']:.2f}"))
+    return rows
+
+
+def _writes(r: dict) -> list[dict]:
+    c, i = r["copy_binary"], r["insert"]
+    out = [row("COPY binary vectors/s", f"{c['rows_per_s']} rows/s", f"{i['rows_per_s']} rows/s INSERT",
+               r["copy_over_insert"], "-", None,
+               f"INSERT in one txn; commit per row {r['insert_commit_each']['rows_per_s']}/s, "
+               f"executemany {r['executemany']['rows_per_s']}/s, COPY text {r['copy_text']['rows_per_s']}/s")]
+    if "copy_halfvec" in r:
+        h = r["copy_halfvec"]
+        out.append(row("COPY binary halfvec/s", f"{h['rows_per_s']} rows/s", f"{c['rows_per_s']} rows/s vector",
+                       h["rows_per_s"] / c["rows_per_s"], "-", None, "halfvec rows stay under the TOAST threshold"))
+    return out
+
+
+def _clustering(r: dict) -> list[dict]:
+    ours, base = r["ours"], r["baseline"]
+    same = next((o for o in ours if o["n"] == base["n"]), ours[0])
+    big = ours[-1]
+    return [
+        row(f"clustering @{same['n'] // 1000}k", f"{same['seconds']:.1f} s", f"{base['seconds']:.1f} s sklearn HDBSCAN",
+            same["seconds"] / max(base["seconds"], 1e-3), "-", None,
+            f"ARI {same['ari']:.3f} vs {base['ari']:.3f}; peak {same['own_peak_mb']} vs {base['own_peak_mb']} MB"),
+        row(f"clustering @{big['n'] // 1000}k", f"{big['seconds']:.1f} s", "-", None, "-", None,
+            f"ARI {big['ari']:.3f}, own peak {big['own_peak_mb']} MB"),
+        row("clustering growth exp.", f"{r['growth_exponent']:.2f}", "1.0 = linear", r["growth_exponent"], "-", None,
+            "seconds vs N at " + ", ".join(f"{o['n'] // 1000}k" for o in ours)),
+    ]
+
+
+def _memory(r: dict) -> list[dict]:
+    scope = f"{r['events_done']} of {r['events_target']} events ({r['stopped_by']})"
+    return [
+        row("worker peak RSS", f"{r['peak_rss_mb']:.0f} MB", f"{r['rss_after_warmup_mb']:.0f} MB after warm-up",
+            r["peak_rss_mb"] / r["rss_after_warmup_mb"], "-", None, scope),
+        row("RSS slope after warm-up", f"{r['slope_mb_per_10k_second_half']:.2f} MB/10k ev", "-", None,
+            f"<= {r['target_slope_mb_per_10k']} MB/10k", not r["grows_after_warmup"],
+            f"second half of the run; {r['events_per_s']} ev/s in-process"),
+    ]
+
+
+BUILDERS = {"pipeline": _pipeline, "gemini": _gemini, "knn": _knn, "writes": _writes,
+            "clustering": _clustering, "memory": _memory}
+
+
+def for_section(name: str, result: dict) -> list[dict]:
+    if "error" in result:
+        return [row(name, "ERROR", note=result["error"][:120], met=False)]
+    try:
+        return BUILDERS[name](result)
+    except (KeyError, TypeError, ZeroDivisionError) as exc:  # a section's shape changed under us
+        return [row(name, "ERROR", note=f"cannot tabulate: {type(exc).__name__}: {exc}"[:120], met=False)]
+
+
+def render(rows: list[dict]) -> str:
+    cols = [("name", 28), ("figure", 26), ("baseline", 30), ("ratio", 7), ("target", 18), ("met", 4)]
+    lines = [" | ".join(f"{title:<{width}}" for title, width in cols) + " | note"]
+    lines.append("-" * len(lines[0]))
+    for r in rows:
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3g}"
+        cells = [r["name"], r["figure"], r["baseline"], ratio, r["target"], r["met"]]
+        lines.append(" | ".join(f"{str(c)[:w]:<{w}}" for c, (_, w) in zip(cells, cols)) + " | " + r["note"])
+    return "\n".join(lines)
