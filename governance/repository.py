@@ -60,10 +60,13 @@ def enter_all_tenants(session: Session) -> None:
 
 def record_events(session: Session, rows: list[dict]) -> list[tuple[str, str]]:
     """Insert accepted events; return the (tenant, event_id) pairs that were new."""
-    if not rows:
-        return []
-    stmt = insert(Event).values(rows).on_conflict_do_nothing(index_elements=["tenant", "event_id"])
-    return [tuple(r) for r in session.execute(stmt.returning(Event.tenant, Event.event_id))]
+    new = []
+    # Chunks keep each statement under PostgreSQL's 65,535 bind-parameter limit (6 per row).
+    for start in range(0, len(rows), 5000):
+        stmt = insert(Event).values(rows[start:start + 5000])
+        stmt = stmt.on_conflict_do_nothing(index_elements=["tenant", "event_id"])
+        new += [tuple(r) for r in session.execute(stmt.returning(Event.tenant, Event.event_id))]
+    return new
 
 
 def lock_event(session: Session, tenant: str, event_id: str) -> Event | None:

@@ -154,3 +154,8 @@ def test_concurrent_duplicates_make_one_decision_and_one_embedding_call(database
                                  .group_by(Decision.event_id)).all()
     assert sorted(c for _, c in counts) == [1, 1]
     assert ctx.embedder.calls == 1  # same bytes in two events: embedded once
+
+
+def test_a_file_larger_than_the_bind_parameter_limit_is_accepted(db, tenant):
+    events = [{"asset_id": f"a{i}", "tenant": tenant, "text": "x"} for i in range(12_000)]
+    assert len(publish(db, *events)) == 12_000
