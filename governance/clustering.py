@@ -71,10 +71,22 @@ def _reduce(vectors: np.ndarray, fit_rows: np.ndarray, max_dims: int, seed: int)
         return np.zeros((n, 1), dtype=np.float32), 0.0
     pca = PCA(n_components=components, whiten=False, random_state=seed)
     pca.fit(vectors[fit_rows])
-    reduced = np.empty((n, components), dtype=np.float32)
-    for start in range(0, n, _CHUNK):  # in blocks: transform() would copy all n x d rows to centre them
-        reduced[start:start + _CHUNK] = pca.transform(vectors[start:start + _CHUNK])
-    return reduced, float(pca.explained_variance_ratio_.sum())
+    # Identical uploads must land on bit-identical reduced rows: a BLAS kernel may round a row
+    # differently depending on where it sits in the block, and for copy-paste waves (radius 0) that
+    # noise alone splits the wave. So each distinct row is transformed once and copied to its twins.
+    first, inverse = _distinct_rows(vectors)
+    distinct = np.empty((first.size, components), dtype=np.float32)
+    for start in range(0, first.size, _CHUNK):  # in blocks: transform() would copy all rows to centre them
+        distinct[start:start + _CHUNK] = pca.transform(vectors[first[start:start + _CHUNK]])
+    return distinct[inverse], float(pca.explained_variance_ratio_.sum())
+
+
+def _distinct_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of one row per distinct row, and for every row the position of its distinct row."""
+    rows = np.ascontiguousarray(vectors)
+    as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    _, first, inverse = np.unique(as_bytes, return_index=True, return_inverse=True)
+    return first, inverse.ravel()
 
 
 def _assign_outside(reduced: np.ndarray, cluster_of: np.ndarray, outside: np.ndarray) -> None:
