@@ -508,8 +508,8 @@ class TestGeminiFaults:
             self, gemini_workers, database_url, tmp_path, kind):
         env, fake, workers = gemini_workers
         tenant = f"corrupt-{kind.replace('_', '')}-{uuid.uuid4().hex[:8]}"
-        fake.corrupt_next(kind)
         [event] = text_events(tenant, "bad", 1)
+        fake.corrupt_next(kind, match=event["text"])
         ids = publish(env, tmp_path / "e.jsonl", [event])
         wait_for_outcomes(database_url, tenant, ids, workers=workers)
         time.sleep(1)

@@ -38,6 +38,9 @@ class Fault:
     retry_delay: str | None = None  # e.g. "2s": Google's RetryInfo hint on 429s
     delay_s: float = 0.0  # answer normally, but this much later (a hang when > client timeout)
     vectors: str | None = None  # "nan" | "inf" | "wrong_dims" | "missing" (one vector too few)
+    # Only a request whose raw body contains this text takes the fault: stray calls of other
+    # work sharing the fake (late retries, other tests' workers) cannot consume it.
+    match: str | None = None
 
 
 @dataclass
@@ -138,8 +141,8 @@ class FakeGemini:
     def hang_next(self, seconds: float, count: int = 1) -> None:
         self.script(*(Fault(delay_s=seconds) for _ in range(count)))
 
-    def corrupt_next(self, kind: str, count: int = 1) -> None:
-        self.script(*(Fault(vectors=kind) for _ in range(count)))
+    def corrupt_next(self, kind: str, count: int = 1, match: str | None = None) -> None:
+        self.script(*(Fault(vectors=kind, match=match) for _ in range(count)))
 
     @property
     def embed_calls(self) -> list[RecordedRequest]:
@@ -147,9 +150,13 @@ class FakeGemini:
             return [r for r in self.requests if r.method == "POST"]
 
     # -- serving -----------------------------------------------------------------------------
-    def _next_fault(self) -> Fault | None:
+    def _next_fault(self, raw: bytes) -> Fault | None:
+        text = raw.decode(errors="replace")
         with self._lock:
-            return self._faults.pop(0) if self._faults else None
+            for i, fault in enumerate(self._faults):
+                if fault.match is None or fault.match in text:
+                    return self._faults.pop(i)
+            return None
 
     def answer(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict]:
         key = headers.pop("x-goog-api-key", None)
@@ -171,7 +178,7 @@ class FakeGemini:
         match = PATH.match(path.split("?")[0])
         if method != "POST" or not match:
             return 404, error_body(404, f"Path {path} not found.")
-        fault = self._next_fault() or Fault()
+        fault = self._next_fault(raw) or Fault()
         if fault.delay_s or self.latency_s:
             self._stopping.wait(fault.delay_s or self.latency_s)
         if fault.status != 200:
