@@ -6,6 +6,9 @@ from kombu import Queue
 
 from governance.config import Settings
 from governance.db import dispose_engines
+from worker import kombu_quirks
+
+kombu_quirks.install()
 
 UPLOADS_QUEUE = "governance.uploads"
 MAINTENANCE_QUEUE = "governance.maintenance"
