@@ -72,3 +72,14 @@ def test_gemini_tokens_come_from_usage_metadata(db, settings, tenant, fake):
     assert line.cost_usd == pytest.approx(round(row.prompt_tokens / 1e6 * 0.20, 6))
     [priced] = usage.usage_report(db, tenant, None, {"gemini-embedding-2": 1000.0})
     assert priced.cost_usd == pytest.approx(row.prompt_tokens / 1e3)
+
+
+def test_identical_content_in_one_batch_is_embedded_once(db, settings, tenant):
+    from governance.banks import import_exemplars
+
+    ctx = Context(settings=settings, embedder=HashingEmbedder(768))
+    items = [{"asset_id": f"dup-{i}", "tenant": tenant, "text": "one text, three assets", "label": "x"}
+             for i in range(3)] + [{"asset_id": "other", "tenant": tenant, "text": "another text", "label": "x"}]
+    assert import_exemplars(db, ctx, items).imported == 4
+    [row] = usage_rows(db, tenant)
+    assert (row.items, row.cached_items, row.calls) == (2, 2, 1)
