@@ -40,3 +40,9 @@ def tenant_embedder(session: Session, settings: Settings, default: Embedder, ten
         return default
     embedder = embedder_for(settings, spec, dims)
     return wrap(embedder) if wrap else embedder
+
+
+def forget_embedders() -> None:
+    """Drop the built embedders, e.g. when the endpoint they were built for went away (tests)."""
+    with _lock:
+        _embedders.clear()

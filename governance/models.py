@@ -347,3 +347,25 @@ class TenantModel(Base):
         UniqueConstraint("tenant", "spec", "dims"),
         Index("ix_tenant_models_active", "tenant", unique=True, postgresql_where="active"),
     )
+
+
+class EmbeddingBatchJob(Base):
+    """A Batch API job submitted by `reembed --batch-api`; `items` is [[asset_pk, sha256, modality], …]
+    in request order. `open` until its vectors are stored (or it failed)."""
+
+    __tablename__ = "embedding_batch_jobs"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    job_name: Mapped[str] = mapped_column(String(256))
+    model: Mapped[str] = mapped_column(String(128))
+    dims: Mapped[int] = mapped_column(Integer)
+    task: Mapped[str] = mapped_column(String(32))
+    items: Mapped[list] = mapped_column(JSONB)
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open|stored|failed
+    created_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        UniqueConstraint("tenant", "job_name"),
+        CheckConstraint("state IN ('open','stored','failed')", name="known_state"),
+        Index("ix_embedding_batch_jobs_open", "tenant", "model", "dims", postgresql_where="state = 'open'"),
+    )

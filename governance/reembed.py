@@ -17,6 +17,7 @@ model per task (embedder_registry.py), so the next decision uses it.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -43,6 +44,7 @@ class ReembedResult:
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (asset_id, reason)
     remaining: int = 0  # left for a later run (--limit)
     switched: bool = False
+    batch_failures: list[str] = field(default_factory=list)  # Batch API jobs that failed (re-run resubmits)
 
 
 def needed_tasks(embedder: Embedder, modality: str) -> set[str]:
@@ -57,11 +59,13 @@ def pending_assets(session: Session, tenant: str, target: Embedder) -> tuple[int
 
 def reembed(sessions: Callable, settings: Settings, tenant: str, spec: str, target: Embedder, *,
             batch_size: int = 64, limit: int | None = None, enter: Callable[[Session], None] = lambda s: None,
-            progress: Callable[[int, int], None] = lambda done, total: None) -> ReembedResult:
+            progress: Callable[[int, int], None] = lambda done, total: None, batch_api: bool = False,
+            wait_s: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> ReembedResult:
     """Fill the target's vectors batch by batch (one transaction each), then switch the tenant.
 
     `sessions()` gives a transaction scope; `enter(session)` sets its row-level-security scope.
-    With `limit`, stop after that many assets and do not switch.
+    With `limit`, stop after that many assets and do not switch. With `batch_api`, the vectors
+    come from Gemini Batch API jobs (reembed_batch.py), polled every `wait_s` until done.
     """
     result = ReembedResult(target.model_id, target.dims)
     with sessions() as session:
@@ -71,7 +75,12 @@ def reembed(sessions: Callable, settings: Settings, tenant: str, spec: str, targ
     todo = pending if limit is None else pending[:limit]
     result.remaining = len(pending) - len(todo)
     progress(0, len(todo))
-    for start in range(0, len(todo), batch_size):
+    if batch_api:
+        from governance.reembed_batch import fill_with_batch_api
+
+        fill_with_batch_api(sessions, enter, settings, tenant, target, todo, batch_size, result, progress,
+                            wait_s, sleep)
+    for start in range(0, 0 if batch_api else len(todo), batch_size):
         with sessions() as session:
             enter(session)
             done, unreadable = embed_assets(session, settings, tenant, target, todo[start:start + batch_size])
@@ -99,11 +108,14 @@ def reembed(sessions: Callable, settings: Settings, tenant: str, spec: str, targ
     return result
 
 
-def embed_assets(session: Session, settings: Settings, tenant: str, target: Embedder, asset_pks: list[int],
-                 skip_ids: set[str] = frozenset()) -> tuple[int, list[tuple[str, str]]]:
-    """Store the target's vectors for these assets; (assets embedded, unreadable ones with reasons)."""
+Ready = tuple[Asset, LoadedAsset, bool]  # (asset, its content read again, in the bank)
+
+
+def load_sources(session: Session, settings: Settings, tenant: str, asset_pks: list[int],
+                 skip_ids: set[str] = frozenset()) -> tuple[list[Ready], list[tuple[str, str]]]:
+    """The assets' contents read again, and (asset_id, reason) for those that cannot be."""
     sources = repository.asset_sources(session, tenant, asset_pks)
-    ready: list[tuple[Asset, LoadedAsset, bool]] = []
+    ready: list[Ready] = []
     unreadable: list[tuple[str, str]] = []
     for pk in asset_pks:
         found = sources.get(pk)
@@ -114,11 +126,22 @@ def embed_assets(session: Session, settings: Settings, tenant: str, target: Embe
             ready.append((asset, reread(asset, found["payloads"], settings), found["in_bank"]))
         except RejectedInput as exc:
             unreadable.append((asset.asset_id, str(exc)))
+    return ready, unreadable
+
+
+def for_task(target: Embedder, task: Task, ready: list[Ready]) -> list[Ready]:
+    """The assets that need a vector of their own for `task` (clustering only where it differs)."""
+    return [entry for entry in ready if task == Task.CLASSIFICATION or task_key(target, task, entry[0].modality)
+            != task_key(target, Task.CLASSIFICATION, entry[0].modality)]
+
+
+def embed_assets(session: Session, settings: Settings, tenant: str, target: Embedder, asset_pks: list[int],
+                 skip_ids: set[str] = frozenset()) -> tuple[int, list[tuple[str, str]]]:
+    """Store the target's vectors for these assets; (assets embedded, unreadable ones with reasons)."""
+    ready, unreadable = load_sources(session, settings, tenant, asset_pks, skip_ids)
     done = 0
     for task in TASKS:
-        keyed = [(a, loaded, in_bank) for a, loaded, in_bank in ready
-                 if task == Task.CLASSIFICATION or task_key(target, task, a.modality)
-                 != task_key(target, Task.CLASSIFICATION, a.modality)]
+        keyed = for_task(target, task, ready)
         for (asset, loaded, in_bank), vector in zip(keyed, _embed(session, target, tenant, keyed, task, unreadable)):
             if vector is None:
                 continue

@@ -607,7 +607,7 @@ def flagged_summary(session: Session, tenant: str, start: datetime, end: datetim
 
 # --- models and usage (migration 0005): usage accounting, active model per tenant, re-embedding ------
 
-from governance.models import EmbeddingUsage, TenantModel  # noqa: E402 - kept with this block for merging
+from governance.models import EmbeddingBatchJob, EmbeddingUsage, TenantModel  # noqa: E402 - kept with this block
 
 
 def add_usage(session: Session, *, tenant: str, day, model: str, dims: int, mode: str, items: int,
@@ -696,3 +696,27 @@ def asset_sources(session: Session, tenant: str, asset_pks: list[int]) -> dict[i
             .order_by(Decision.decided_at.desc(), Decision.id.desc())):
         out[asset_pk]["payloads"].append(payload)
     return out
+
+
+def bank_asset_pks(session: Session, tenant: str, asset_pks: list[int]) -> set[int]:
+    """Those of the assets that an enabled exemplar points at."""
+    return set(session.scalars(select(Exemplar.asset_pk).where(
+        Exemplar.tenant == tenant, Exemplar.asset_pk.in_(asset_pks), Exemplar.enabled)))
+
+
+def insert_batch_job(session: Session, *, tenant: str, job_name: str, model: str, dims: int, task: str,
+                     items: list[list]) -> None:
+    session.add(EmbeddingBatchJob(tenant=tenant, job_name=job_name, model=model, dims=dims, task=task,
+                                  items=items, state="open"))
+    session.flush()
+
+
+def open_batch_jobs(session: Session, tenant: str, model: str, dims: int) -> list[EmbeddingBatchJob]:
+    return list(session.scalars(select(EmbeddingBatchJob).where(
+        EmbeddingBatchJob.tenant == tenant, EmbeddingBatchJob.model == model, EmbeddingBatchJob.dims == dims,
+        EmbeddingBatchJob.state == "open").order_by(EmbeddingBatchJob.id)))
+
+
+def finish_batch_job(session: Session, tenant: str, job_pk: int, state: str) -> None:
+    session.execute(update(EmbeddingBatchJob).where(EmbeddingBatchJob.tenant == tenant, EmbeddingBatchJob.id == job_pk)
+                    .values(state=state, finished_at=func.now()))

@@ -41,16 +41,22 @@ def cmd_reembed(args) -> int:
         return _fail(str(exc))
     if args.dims and target.dims != args.dims:
         return _fail(f"{spec} embeds at {target.dims} dims, not {args.dims}")
+    if args.batch_api and not spec.startswith("gemini-"):
+        return _fail(f"--batch-api needs a Gemini model, not {spec}")
     factory = _sessions(settings)
     result = reembed(lambda: transaction(factory), settings, args.tenant, spec, target,
                      batch_size=args.batch_size, limit=args.limit,
                      enter=lambda session: _enter(session, args.tenant),
-                     progress=lambda done, total: _progress(done, total, "re-embedding"))
+                     progress=lambda done, total: _progress(done, total, "re-embedding"),
+                     batch_api=args.batch_api, wait_s=args.poll_s)
     for asset_id, reason in result.unreadable:
         print(f"unreadable asset {asset_id}: {reason}", file=sys.stderr)
+    for failure in result.batch_failures:
+        print(f"batch job failed (its assets stay pending): {failure}", file=sys.stderr)
     summary = {"tenant": args.tenant, "model": result.model_id, "dims": result.dims, "assets": result.total,
                "already_done": result.already_done, "embedded": result.embedded,
-               "unreadable": len(result.unreadable), "remaining": result.remaining, "switched": result.switched}
+               "unreadable": len(result.unreadable), "remaining": result.remaining, "switched": result.switched,
+               "batch_api": args.batch_api}
     print(json.dumps(summary))
     if not result.switched:
         print(f"{result.remaining} assets left; run again to resume (the tenant still uses its current model)",
@@ -74,6 +80,10 @@ def add_models_commands(sub) -> None:
     rb.add_argument("--batch-size", type=int, default=64, help="assets per transaction")
     rb.add_argument("--limit", type=int, default=None,
                     help="stop after this many assets (no switch); a later run resumes")
+    rb.add_argument("--batch-api", action="store_true",
+                    help="Gemini Batch API jobs: half price, answers within 24 h; the run polls until done, "
+                         "and a re-run polls jobs an interrupted run submitted")
+    rb.add_argument("--poll-s", type=float, default=30.0, help="seconds between Batch API polls")
     rb.set_defaults(func=cmd_reembed)
 
 
