@@ -80,32 +80,38 @@ def reembed(sessions: Callable, settings: Settings, tenant: str, spec: str, targ
 
         fill_with_batch_api(sessions, enter, settings, tenant, target, todo, batch_size, result, progress,
                             wait_s, sleep)
-    for start in range(0, 0 if batch_api else len(todo), batch_size):
+    else:
+        for first in range(0, len(todo), batch_size):
+            with sessions() as session:
+                enter(session)
+                done, unreadable = embed_assets(session, settings, tenant, target, todo[first:first + batch_size])
+            result.embedded += done
+            result.unreadable += unreadable
+            progress(min(first + batch_size, len(todo)), len(todo))
+    if not result.remaining:
         with sessions() as session:
             enter(session)
-            done, unreadable = embed_assets(session, settings, tenant, target, todo[start:start + batch_size])
-        result.embedded += done
-        result.unreadable += unreadable
-        progress(min(start + batch_size, len(todo)), len(todo))
-    if result.remaining:
-        return result
-    with sessions() as session:
-        enter(session)
-        repository.lock_tenant_models(session, tenant)
-        skip = {asset_id for asset_id, _ in result.unreadable}
-        _, stragglers = pending_assets(session, tenant, target)
-        done, unreadable = embed_assets(session, settings, tenant, target, stragglers, skip_ids=skip)
-        result.embedded += done
-        result.unreadable += unreadable
-        before = repository.active_tenant_model(session, tenant)
-        repository.activate_tenant_model(session, tenant, spec, target.dims, target.model_id)
-        repository.insert_audit(session, tenant=tenant, kind="model_switch",
-                                before=None if before is None else {"spec": before[0], "dims": before[1],
-                                                                    "model": before[2]},
-                                after={"spec": spec, "dims": target.dims, "model": target.model_id,
-                                       "embedded": result.embedded, "unreadable": len(result.unreadable)})
-    result.switched = True
+            switch(session, settings, tenant, spec, target, result)
     return result
+
+
+def switch(session: Session, settings: Settings, tenant: str, spec: str, target: Embedder,
+           result: ReembedResult) -> None:
+    """Under the tenant's lock: embed what arrived during the run, then make the target active."""
+    repository.lock_tenant_models(session, tenant)
+    skip = {asset_id for asset_id, _ in result.unreadable}
+    _, stragglers = pending_assets(session, tenant, target)
+    done, unreadable = embed_assets(session, settings, tenant, target, stragglers, skip_ids=skip)
+    result.embedded += done
+    result.unreadable += unreadable
+    before = repository.active_tenant_model(session, tenant)
+    repository.activate_tenant_model(session, tenant, spec, target.dims, target.model_id)
+    repository.insert_audit(session, tenant=tenant, kind="model_switch",
+                            before=None if before is None else {"spec": before[0], "dims": before[1],
+                                                                "model": before[2]},
+                            after={"spec": spec, "dims": target.dims, "model": target.model_id,
+                                   "embedded": result.embedded, "unreadable": len(result.unreadable)})
+    result.switched = True
 
 
 Ready = tuple[Asset, LoadedAsset, bool]  # (asset, its content read again, in the bank)

@@ -101,6 +101,7 @@ class FakeGemini:
         self.api_key = api_key
         self.latency_s = latency_s
         self.batch_polls = batch_polls  # GETs of a batch job before it succeeds
+        self.fail_batches = False  # finished jobs end in BATCH_STATE_FAILED instead
         self.batch_jobs: dict[str, dict] = {}  # name -> {"model", "requests", "embeddings", "tokens", "polls"}
         self.requests: list[RecordedRequest] = []
         self.max_concurrency = 0
@@ -260,9 +261,10 @@ class FakeGemini:
         job = self.batch_jobs[name]
         done = job["polls"] >= self.batch_polls
         state = "BATCH_STATE_SUCCEEDED" if done else ("BATCH_STATE_RUNNING" if job["polls"] else "BATCH_STATE_PENDING")
-        metadata = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1main.EmbedContentBatch",
-                    "model": f"models/{job['model']}", "name": name, "state": state,
-                    "createTime": "2026-01-01T00:00:00Z", "updateTime": "2026-01-01T00:00:01Z"}
+        if done and self.fail_batches:
+            return {"name": name, "metadata": {**self._metadata(name, job), "state": "BATCH_STATE_FAILED"},
+                    "done": True, "error": {"code": 500, "message": "scripted batch failure"}}
+        metadata = {**self._metadata(name, job), "state": state}
         operation: dict = {"name": name, "metadata": metadata}
         if done:
             metadata["output"] = {"inlinedResponses": {"inlinedResponses": [
@@ -270,6 +272,12 @@ class FakeGemini:
                 for i, (e, t) in enumerate(zip(job["embeddings"], job["tokens"]))]}}
             operation["done"] = True
         return operation
+
+    @staticmethod
+    def _metadata(name: str, job: dict) -> dict:
+        return {"@type": "type.googleapis.com/google.ai.generativelanguage.v1main.EmbedContentBatch",
+                "model": f"models/{job['model']}", "name": name,
+                "createTime": "2026-01-01T00:00:00Z", "updateTime": "2026-01-01T00:00:01Z"}
 
     @staticmethod
     def _corrupt(vectors: list[np.ndarray], kind: str | None) -> list[list]:

@@ -99,3 +99,24 @@ def test_batch_api_reembed_resumes_its_jobs_and_switches(db, settings, tenant, f
     assert row.items == len(sent) and row.prompt_tokens == sum(sum(job["tokens"]) for job in fake.batch_jobs.values())
     [line] = [x for x in usage_report(db, tenant, None) if x.model == target.model_id]
     assert line.cost_usd == pytest.approx(round(row.prompt_tokens / 1e6 * 0.10, 6))  # half of 0.20
+
+
+def test_a_failed_batch_job_leaves_its_assets_pending_and_the_tenant_unswitched(db, settings, tenant, fake,
+                                                                               batches):
+    ctx = Context(settings=settings, embedder=HashingEmbedder(768))
+    items = [{"asset_id": f"x{i}", "tenant": tenant, "text": f"sentence number {i}", "label": "l"} for i in range(3)]
+    assert import_exemplars(db, ctx, items).imported == 3
+    target = GeminiEmbedder(api_key=fake.api_key, base_url=fake.base_url, timeout_s=5, max_retries=0)
+    fake.fail_batches = True
+    failed = reembed(batches, settings, tenant, "gemini-embedding-2", target, batch_api=True, wait_s=0.01,
+                     sleep=lambda s: None)
+    assert (failed.embedded, failed.remaining, failed.switched) == (0, 3, False)
+    assert len(failed.batch_failures) == 2 and all("BATCH_STATE_FAILED" in f or "JOB_STATE_FAILED" in f
+                                                   for f in failed.batch_failures)
+    assert for_tenant(db, ctx, tenant).embedder is ctx.embedder
+
+    fake.fail_batches = False
+    retried = reembed(batches, settings, tenant, "gemini-embedding-2", target, batch_api=True, wait_s=0.01,
+                      sleep=lambda s: None)
+    assert len(fake.batch_jobs) == 4  # submitted again: the failed jobs are not polled twice
+    assert (retried.embedded, retried.remaining, retried.switched) == (3, 0, True)
