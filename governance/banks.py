@@ -68,8 +68,7 @@ def import_exemplars(session: Session, ctx: Context, raw_items: list[dict], *, s
 
 def exemplar_content(item: UploadEvent) -> dict:
     """What `governance reembed` needs to read the exemplar again when no upload event holds it."""
-    fields = {"text": item.text, "uri": item.uri, "data_b64": item.data_b64, "mime_type": item.mime_type,
-              "title": item.title}
+    fields = {"text": item.text, "uri": item.uri, "data_b64": item.data_b64, "mime_type": item.mime_type}
     return {name: value for name, value in fields.items() if value is not None}
 
 
