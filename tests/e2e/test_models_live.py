@@ -54,3 +54,32 @@ def test_usage_then_reembed_switches_a_live_worker_to_the_new_model(e2e_env, wor
     assert found["u3"]["embedding_model"] == OFFLINE, found["u3"]
     assert found["u3"]["neighbors"] and found["u3"]["neighbors"][0]["label"] == "cooking"
     assert w.alive()
+
+
+def test_reembed_through_the_batch_api_then_a_live_worker_decides_with_gemini(e2e_env, worker, tmp_path):
+    from tests.fakes.fake_gemini import FakeGemini
+
+    tenant = f"mdb-{uuid.uuid4().hex[:8]}"
+    with FakeGemini(api_key="e2e-batch-key", batch_polls=3) as fake:
+        # The process default stays hashing; only this tenant moves to Gemini.
+        env = dict(e2e_env, GEMINI_API_KEY=fake.api_key, GOOGLE_GEMINI_BASE_URL=fake.base_url)
+        bank = [{"asset_id": f"ex{i}", "tenant": tenant, "text": t, "label": label}
+                for i, (t, label) in enumerate(BANK)]
+        cli(env, "exemplars", "import", str(write_jsonl(tmp_path / "bank.jsonl", bank)))
+        w = worker(env)
+        done = cli(env, "reembed", "--model", "gemini-embedding-2", "--dims", "768", "--tenant", tenant,
+                   "--batch-api", "--poll-s", "0.05")
+        summary = json.loads(done.stdout)
+        assert (summary["model"], summary["embedded"], summary["switched"], summary["batch_api"]) == (
+            "gemini-embedding-2@768", 4, True, True)
+        assert len(fake.batch_jobs) == 2 and fake.embed_calls == []  # classification and clustering jobs
+        batch = usage_json(env, tenant)[("gemini-embedding-2@768", 768)]
+        assert batch["mode"] == "batch" and batch["cost_usd"] == round(batch["prompt_tokens"] / 1e6 * 0.10, 6)
+
+        cli(env, "publish", str(write_jsonl(tmp_path / "up.jsonl", [
+            {"asset_id": "u1", "tenant": tenant, "text": BANK[2][0]}])))
+        [decision] = wait_for_decisions(env, tenant, 1, timeout_s=120)
+        assert decision["embedding_model"] == "gemini-embedding-2@768", decision
+        assert decision["neighbors"][0]["asset_id"] == "ex2" and decision["neighbors"][0]["distance"] < 1e-5
+        assert fake.embed_calls == []  # the exemplar's bytes again: the batch vectors serve it, no new spend
+        assert fake.api_key not in w.log()
