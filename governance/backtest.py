@@ -137,7 +137,8 @@ def calibrate(session: Session, ctx: Context, tenant: str, raw_items: list[dict]
               prior_weight: float = 0.0, base: Policy | None = None, version: str | None = None) -> Calibration:
     """Classify labelled items with the tenant's bank and policy, choose per-label thresholds
     (rule: governance/calibration.py), and report how the calibrated policy does on them."""
-    base = base or for_tenant(session, ctx, tenant).policy
+    ctx = for_tenant(session, ctx, tenant)  # the tenant's policy and active model
+    base = base or ctx.policy
     items, rejected = evaluate_items(session, ctx, tenant, base, raw_items)
     scored = [item.scored for item in items]
     thresholds = calibration.choose_thresholds(scored, target_precision, review_precision,
@@ -173,7 +174,8 @@ def backtest(session: Session, ctx: Context, tenant: str, candidate: Policy, *, 
     tenant's current policy decides now on the same bank (so policy effects can be told apart
     from bank changes). Nothing is written by this function beyond what classification caches.
     """
-    current = for_tenant(session, ctx, tenant).policy
+    ctx = for_tenant(session, ctx, tenant)  # the tenant's policy and active model
+    current = ctx.policy
     since = datetime.now(timezone.utc) - timedelta(days=days) if days else None
     result = Backtest(candidate=candidate.version, current=current.version)
     widest = current if current.k >= candidate.k else candidate

@@ -39,8 +39,10 @@ def import_exemplars(session: Session, ctx: Context, raw_items: list[dict], *, s
     for entry in ready:
         by_tenant.setdefault(entry[0].tenant, []).append(entry)
     for tenant, entries in by_tenant.items():
+        tenant_ctx = for_tenant(session, ctx, tenant)  # the tenant's active model and policy
+        embedder = tenant_ctx.embedder
         try:
-            embedded = embed_with_cache(session, ctx.embedder, tenant, [loaded for _, loaded in entries],
+            embedded = embed_with_cache(session, embedder, tenant, [loaded for _, loaded in entries],
                                         Task.CLASSIFICATION)
         except EmbeddingError as exc:
             if exc.transient:
@@ -51,17 +53,23 @@ def import_exemplars(session: Session, ctx: Context, raw_items: list[dict], *, s
         for (item, loaded), vector in zip(entries, embedded):
             asset_pk = store_asset(session, item, loaded)
             repository.store_embedding(session, tenant=tenant, asset_pk=asset_pk, sha256=loaded.sha256,
-                                       modality=loaded.content.modality, model=ctx.embedder.model_id,
-                                       dims=ctx.embedder.dims, task=vector.task, vector=vector.vector, in_bank=True)
+                                       modality=loaded.content.modality, model=embedder.model_id,
+                                       dims=embedder.dims, task=vector.task, vector=vector.vector, in_bank=True)
             repository.add_exemplar(session, tenant, asset_pk, item.label, polarity=item.polarity, source=source,
-                                    created_by=created_by)
+                                    created_by=created_by, content=exemplar_content(item))
             result.imported += 1
             if item.polarity == "positive":
                 added.append((asset_pk, item.asset_id, item.label))
         repository.bump_bank_version(session, tenant)
-        result.retroactive += retroactive_matches(session, ctx, tenant, for_tenant(session, ctx, tenant).policy, added)
+        result.retroactive += retroactive_matches(session, tenant_ctx, tenant, tenant_ctx.policy, added)
     progress(len(raw_items))
     return result
+
+
+def exemplar_content(item: UploadEvent) -> dict:
+    """What `governance reembed` needs to read the exemplar again when no upload event holds it."""
+    fields = {"text": item.text, "uri": item.uri, "data_b64": item.data_b64, "mime_type": item.mime_type}
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def batched(items: Iterable, size: int) -> Iterable[list]:
@@ -114,8 +122,8 @@ def set_enabled(session: Session, ctx: Context, tenant: str, asset_id: str, enab
                             after={"enabled": enabled, "labels": labels, "bank_version": version})
     retroactive = []
     if enabled:
-        policy = for_tenant(session, ctx, tenant).policy
-        retroactive = retroactive_matches(session, ctx, tenant, policy, [
+        tenant_ctx = for_tenant(session, ctx, tenant)
+        retroactive = retroactive_matches(session, tenant_ctx, tenant, tenant_ctx.policy, [
             (asset.id, asset_id, row.label) for row in changed if row.polarity == "positive"])
     return BankEdit(asset_id, labels, version, retroactive)
 

@@ -25,6 +25,16 @@ def _float(name: str, default: float) -> float:
     return float(_env(name, str(default)))
 
 
+def _prices(name: str) -> dict[str, float]:
+    """`model=USD per 1M input tokens` pairs, comma-separated (see governance/usage.py)."""
+    prices = {}
+    for pair in (_env(name, "") or "").split(","):
+        if pair.strip():
+            model, _, price = pair.partition("=")
+            prices[model.strip()] = float(price)
+    return prices
+
+
 def _paths(name: str) -> tuple[Path, ...]:
     raw = _env(name, "") or ""
     return tuple(Path(p).resolve() for p in raw.split(":") if p)
@@ -60,6 +70,7 @@ class Settings:
     gemini_max_in_flight: int
     gemini_max_retries: int
     gemini_prefix_media: bool
+    embedding_prices: dict[str, float]  # overrides of governance/usage.py PRICES_PER_MILLION
     gemini_api_key: str | None = field(repr=False)
     webhook_secret: str | None = field(repr=False)
 
@@ -97,6 +108,7 @@ class Settings:
             # Few in-call retries: the task itself retries with backoff, and the two multiply.
             gemini_max_retries=_int("GOVERNANCE_GEMINI_MAX_RETRIES", 3),
             gemini_prefix_media=_env("GOVERNANCE_GEMINI_PREFIX_MEDIA", "0") in ("1", "true", "yes"),
+            embedding_prices=_prices("GOVERNANCE_EMBEDDING_PRICES"),
             gemini_api_key=_env("GEMINI_API_KEY") or _env("GOOGLE_API_KEY"),
             webhook_secret=_env("GOVERNANCE_WEBHOOK_SECRET"),
         )

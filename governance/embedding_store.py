@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
-from governance import repository
+from governance import repository, usage
 from governance.assets import LoadedAsset
 from governance.embedders import Embedder, EmbeddingError, Task
 
@@ -52,17 +52,24 @@ def embed_with_cache(session: Session, embedder: Embedder, tenant: str, assets: 
         repository.lock_content(session, tenant, asset.sha256, embedder.model_id, embedder.dims, key)
     results: list[Embedded | None] = []
     missing: list[int] = []
+    first_of: dict[tuple[str, str], int] = {}  # identical content within this call is embedded once
     for i, (asset, key) in enumerate(zip(assets, keys)):
         cached = repository.cached_vector(session, tenant, asset.sha256, embedder.model_id, embedder.dims, key)
         results.append(None if cached is None else Embedded(cached, key, True))
-        if cached is None:
+        if cached is None and first_of.setdefault((asset.sha256, key), i) == i:
             missing.append(i)
+    spent = None
     if missing:
-        vectors = embedder.embed([assets[i].content for i in missing], task)
+        vectors, spent = usage.embed_measured(embedder, [assets[i].content for i in missing], task)
         if len(vectors) != len(missing):
             raise InvalidEmbedding(f"invalid_embedding: {len(vectors)} vectors for {len(missing)} inputs")
         for i, vector in zip(missing, vectors):
             results[i] = Embedded(check_vector(vector, embedder.dims), keys[i], False)
+        for i, (asset, key) in enumerate(zip(assets, keys)):
+            if results[i] is None:
+                results[i] = Embedded(results[first_of[(asset.sha256, key)]].vector, key, True)
+    # In this transaction: the spend is committed exactly when the vectors it paid for are.
+    usage.record(session, tenant, embedder, items=len(missing), cached=len(assets) - len(missing), usage=spent)
     return results  # type: ignore[return-value]
 
 

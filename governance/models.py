@@ -7,11 +7,11 @@ dimension; see `INDEXED_DIMS`.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pgvector.sqlalchemy import HALFVEC, Vector
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String,
+    BigInteger, Boolean, CheckConstraint, Date, DateTime, Float, ForeignKey, Index, Integer, String,
     Text, UniqueConstraint, func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -108,6 +108,8 @@ class Exemplar(Base):
     source: Mapped[str] = mapped_column(String(16), default="import")  # import|review|api
     created_by: Mapped[str | None] = mapped_column(String(256))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The imported item's text/uri/data_b64 and mime_type, so the bank can be re-embedded (0005).
+    content: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = _now()
     __table_args__ = (UniqueConstraint("tenant", "asset_pk", "label"), Index(None, "tenant", "enabled"))
 
@@ -300,3 +302,70 @@ class AlertState(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     cursor_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_alert_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- models and usage (migration 0005) -------------------------------------------------------------
+
+class EmbeddingUsage(Base):
+    """Embedding spend per tenant, UTC day, model and mode, upserted with the vectors it paid for.
+
+    `items` were sent to the model, `cached_items` were served by the content-hash cache (no
+    spend). `estimated` is true when some tokens were estimated (offline models, or answers
+    without `usageMetadata`)."""
+
+    __tablename__ = "embedding_usage"
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    dims: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mode: Mapped[str] = mapped_column(String(8), primary_key=True)  # online|batch
+    items: Mapped[int] = mapped_column(BigInteger)
+    cached_items: Mapped[int] = mapped_column(BigInteger)
+    calls: Mapped[int] = mapped_column(BigInteger)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    estimated: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = _now()
+    __table_args__ = (CheckConstraint("mode IN ('online','batch')", name="known_mode"),)
+
+
+class TenantModel(Base):
+    """The embedding backend a tenant uses (`spec` as in GOVERNANCE_EMBEDDER, plus dims).
+
+    At most one row per tenant is active; none means the process default. `governance reembed`
+    fills the new model's vectors, then flips `active` in one transaction."""
+
+    __tablename__ = "tenant_models"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    spec: Mapped[str] = mapped_column(String(128))
+    dims: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[str] = mapped_column(String(128))
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = _now()
+    switched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        UniqueConstraint("tenant", "spec", "dims"),
+        Index("ix_tenant_models_active", "tenant", unique=True, postgresql_where="active"),
+    )
+
+
+class EmbeddingBatchJob(Base):
+    """A Batch API job submitted by `reembed --batch-api`; `items` is [[asset_pk, sha256, modality], …]
+    in request order. `open` until its vectors are stored (or it failed)."""
+
+    __tablename__ = "embedding_batch_jobs"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    job_name: Mapped[str] = mapped_column(String(256))
+    model: Mapped[str] = mapped_column(String(128))
+    dims: Mapped[int] = mapped_column(Integer)
+    task: Mapped[str] = mapped_column(String(32))
+    items: Mapped[list] = mapped_column(JSONB)
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open|stored|failed
+    created_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        UniqueConstraint("tenant", "job_name"),
+        CheckConstraint("state IN ('open','stored','failed')", name="known_state"),
+        Index("ix_embedding_batch_jobs_open", "tenant", "model", "dims", postgresql_where="state = 'open'"),
+    )

@@ -20,7 +20,7 @@ from governance.cluster_report import write_report
 from governance.clustering import analyse, previous_clusters_from_report
 from governance.embedders import Task
 from governance.embedding_store import task_key
-from governance.services import Context
+from governance.services import Context, for_tenant
 
 MODALITIES = ("text", "image", "pdf", "audio", "video")
 
@@ -69,6 +69,7 @@ def _normalised(points: list[dict]) -> list[dict]:
 
 
 def build_report(session: Session, ctx: Context, tenant: str) -> dict:
+    ctx = for_tenant(session, ctx, tenant)  # the tenant's active model
     settings, embedder = ctx.settings, ctx.embedder
     rows = _load_rows(session, ctx, tenant)
     previous = repository.latest_cluster_report(session, tenant)
@@ -96,7 +97,7 @@ def build_report(session: Session, ctx: Context, tenant: str) -> dict:
 
 def build_and_store(session: Session, ctx: Context, tenant: str, out_dir: Path | None = None) -> dict[str, Path]:
     report = build_report(session, ctx, tenant)
-    repository.store_cluster_report(session, tenant, ctx.embedder.model_id, report)
+    repository.store_cluster_report(session, tenant, report["model"], report)
     for alert in report.get("alerts", []):
         repository.enqueue_outbox(session, tenant=tenant, kind="alert",
                                   message_id=f"alert:{tenant}:{alert.get('kind')}:{alert.get('cluster_id')}",

@@ -200,11 +200,12 @@ def bank_vectors(session: Session, tenant: str, model: str, dims: int, task: str
 # --- exemplar banks ----------------------------------------------------------------------------
 
 def add_exemplar(session: Session, tenant: str, asset_pk: int, label: str, *, polarity: str = "positive",
-                 source: str = "import", created_by: str | None = None) -> bool:
+                 source: str = "import", created_by: str | None = None, content: dict | None = None) -> bool:
     stmt = insert(Exemplar).values(tenant=tenant, asset_pk=asset_pk, label=label, polarity=polarity,
-                                   source=source, created_by=created_by, enabled=True)
+                                   source=source, created_by=created_by, enabled=True, content=content)
     stmt = stmt.on_conflict_do_update(index_elements=["tenant", "asset_pk", "label"],
-                                      set_={"polarity": polarity, "enabled": True})
+                                      set_={"polarity": polarity, "enabled": True,
+                                            "content": func.coalesce(stmt.excluded.content, Exemplar.content)})
     session.execute(stmt)
     session.execute(update(Embedding).where(Embedding.tenant == tenant, Embedding.asset_pk == asset_pk)
                     .values(in_bank=True))
@@ -602,3 +603,120 @@ def flagged_summary(session: Session, tenant: str, start: datetime, end: datetim
         "examples": [{"event_id": e, "asset_id": a, "action": act, "label": lab, "score": s, "threshold": t,
                       "decided_at": at.isoformat()} for e, a, act, lab, s, t, at in examples],
     }
+
+
+# --- models and usage (migration 0005): usage accounting, active model per tenant, re-embedding ------
+
+from governance.models import EmbeddingBatchJob, EmbeddingUsage, TenantModel  # noqa: E402 - kept with this block
+
+
+def add_usage(session: Session, *, tenant: str, day, model: str, dims: int, mode: str, items: int,
+              cached_items: int, calls: int, prompt_tokens: int, estimated: bool) -> None:
+    stmt = insert(EmbeddingUsage).values(tenant=tenant, day=day, model=model, dims=dims, mode=mode, items=items,
+                                         cached_items=cached_items, calls=calls, prompt_tokens=prompt_tokens,
+                                         estimated=estimated)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["tenant", "day", "model", "dims", "mode"],
+        set_={"items": EmbeddingUsage.items + stmt.excluded["items"],
+              "cached_items": EmbeddingUsage.cached_items + stmt.excluded.cached_items,
+              "calls": EmbeddingUsage.calls + stmt.excluded.calls,
+              "prompt_tokens": EmbeddingUsage.prompt_tokens + stmt.excluded.prompt_tokens,
+              "estimated": EmbeddingUsage.estimated | stmt.excluded.estimated, "updated_at": func.now()},
+    ))
+
+
+def usage_totals(session: Session, tenant: str | None, since) -> list[dict]:
+    """Sums per (tenant, model, dims, mode) since a UTC day (inclusive); every tenant when None."""
+    u = EmbeddingUsage
+    query = select(u.tenant, u.model, u.dims, u.mode, func.sum(u.items), func.sum(u.cached_items),
+                   func.sum(u.calls), func.sum(u.prompt_tokens), func.bool_or(u.estimated))
+    if tenant is not None:
+        query = query.where(u.tenant == tenant)
+    if since is not None:
+        query = query.where(u.day >= since)
+    query = query.group_by(u.tenant, u.model, u.dims, u.mode).order_by(u.tenant, u.model, u.dims, u.mode)
+    names = ("tenant", "model", "dims", "mode", "items", "cached_items", "calls", "prompt_tokens", "estimated")
+    return [dict(zip(names, (*r[:4], int(r[4]), int(r[5]), int(r[6]), int(r[7]), bool(r[8]))))
+            for r in session.execute(query)]
+
+
+def active_tenant_model(session: Session, tenant: str) -> tuple[str, int, str] | None:
+    """(spec, dims, model_id) the tenant embeds with; one index probe, cheap enough per decision."""
+    row = session.execute(select(TenantModel.spec, TenantModel.dims, TenantModel.model_id)
+                          .where(TenantModel.tenant == tenant, TenantModel.active)).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def activate_tenant_model(session: Session, tenant: str, spec: str, dims: int, model_id: str) -> None:
+    """Make (spec, dims) the tenant's only active model, in this transaction."""
+    session.execute(update(TenantModel).where(TenantModel.tenant == tenant, TenantModel.active)
+                    .values(active=False))
+    stmt = insert(TenantModel).values(tenant=tenant, spec=spec, dims=dims, model_id=model_id, active=True,
+                                      switched_at=func.now())
+    session.execute(stmt.on_conflict_do_update(index_elements=["tenant", "spec", "dims"],
+                                               set_={"active": True, "model_id": model_id,
+                                                     "switched_at": func.now()}))
+
+
+def lock_tenant_models(session: Session, tenant: str) -> None:
+    """Serialise model switches of one tenant (transaction-scoped)."""
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                    {"key": f"tenant_models|{tenant}"})
+
+
+def assets_with_tasks(session: Session, tenant: str, model: str, dims: int) -> list[tuple[int, str, str, set[str]]]:
+    """(asset_pk, asset_id, modality, tasks stored under the model) for every asset of the tenant."""
+    rows = session.execute(text("""
+        SELECT a.id, a.asset_id, a.modality,
+               coalesce(array_agg(e.task) FILTER (WHERE e.id IS NOT NULL), '{}')
+        FROM assets a
+        LEFT JOIN embeddings e ON e.asset_pk = a.id AND e.tenant = :tenant AND e.model = :model AND e.dims = :dims
+        WHERE a.tenant = :tenant
+        GROUP BY a.id, a.asset_id, a.modality
+        ORDER BY a.id
+    """), {"tenant": tenant, "model": model, "dims": dims})
+    return [(r[0], r[1], r[2], set(r[3])) for r in rows]
+
+
+def asset_sources(session: Session, tenant: str, asset_pks: list[int]) -> dict[int, dict]:
+    """Per asset: the row, whether it is in the bank, and every stored payload it could be re-read
+    from (exemplar contents, then upload events newest first)."""
+    assets = session.scalars(select(Asset).where(Asset.tenant == tenant, Asset.id.in_(asset_pks))).all()
+    out = {a.id: {"asset": a, "in_bank": False, "payloads": []} for a in assets}
+    for asset_pk, content, enabled in session.execute(
+            select(Exemplar.asset_pk, Exemplar.content, Exemplar.enabled)
+            .where(Exemplar.tenant == tenant, Exemplar.asset_pk.in_(asset_pks)).order_by(Exemplar.id.desc())):
+        out[asset_pk]["in_bank"] |= bool(enabled)
+        if content:
+            out[asset_pk]["payloads"].append(content)
+    for asset_pk, payload in session.execute(
+            select(Decision.asset_pk, Event.payload)
+            .join(Event, (Event.tenant == tenant) & (Event.event_id == Decision.event_id))
+            .where(Decision.tenant == tenant, Decision.asset_pk.in_(asset_pks))
+            .order_by(Decision.decided_at.desc(), Decision.id.desc())):
+        out[asset_pk]["payloads"].append(payload)
+    return out
+
+
+def bank_asset_pks(session: Session, tenant: str, asset_pks: list[int]) -> set[int]:
+    """Those of the assets that an enabled exemplar points at."""
+    return set(session.scalars(select(Exemplar.asset_pk).where(
+        Exemplar.tenant == tenant, Exemplar.asset_pk.in_(asset_pks), Exemplar.enabled)))
+
+
+def insert_batch_job(session: Session, *, tenant: str, job_name: str, model: str, dims: int, task: str,
+                     items: list[list]) -> None:
+    session.add(EmbeddingBatchJob(tenant=tenant, job_name=job_name, model=model, dims=dims, task=task,
+                                  items=items, state="open"))
+    session.flush()
+
+
+def open_batch_jobs(session: Session, tenant: str, model: str, dims: int) -> list[EmbeddingBatchJob]:
+    return list(session.scalars(select(EmbeddingBatchJob).where(
+        EmbeddingBatchJob.tenant == tenant, EmbeddingBatchJob.model == model, EmbeddingBatchJob.dims == dims,
+        EmbeddingBatchJob.state == "open").order_by(EmbeddingBatchJob.id)))
+
+
+def finish_batch_job(session: Session, tenant: str, job_pk: int, state: str) -> None:
+    session.execute(update(EmbeddingBatchJob).where(EmbeddingBatchJob.tenant == tenant, EmbeddingBatchJob.id == job_pk)
+                    .values(state=state, finished_at=func.now()))

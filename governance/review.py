@@ -74,7 +74,8 @@ def decide(session: Session, ctx: Context, tenant: str, asset_id: str, action: s
     decision = repository.latest_decision_for_asset(session, tenant, asset_id)
     if decision is None:
         raise ReviewError(f"no decision for asset {asset_id!r} in tenant {tenant!r}")
-    policy = for_tenant(session, ctx, tenant).policy
+    ctx = for_tenant(session, ctx, tenant)  # the tenant's policy and active model
+    policy = ctx.policy
     chosen = label or decision.label
     if action == "block" and not chosen:
         raise ReviewError("block needs a label (--label): the asset becomes an exemplar of it")

@@ -8,7 +8,7 @@ import signal
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,7 @@ from governance import anomaly, repository
 from governance.assets import LoadedAsset, RejectedInput, load
 from governance.classify import knn_vote
 from governance.config import Settings
+from governance.embedder_registry import tenant_embedder
 from governance.embedders import Embedder, EmbeddingError, Task
 from governance.embedding_store import InvalidEmbedding, embed_with_cache, task_key
 from governance.events import InvalidEvent, UploadEvent, identify
@@ -34,12 +35,17 @@ class Context:
     settings: Settings
     embedder: Embedder
     policy: Policy = field(default_factory=Policy)  # used for tenants that have applied no policy
+    wrap_embedder: Callable[[Embedder], Embedder] | None = None  # e.g. metrics, for tenant embedders too
 
 
 def for_tenant(session: Session, ctx: Context, tenant: str) -> Context:
-    """The context with the tenant's current applied policy (cached per process; see policies.py)."""
+    """The context with the tenant's current applied policy (cached per process; see policies.py)
+    and the tenant's active embedder (see embedder_registry.py)."""
     policy = current_policy(session, tenant, ctx.policy)
-    return ctx if policy is ctx.policy else replace(ctx, policy=policy)
+    embedder = tenant_embedder(session, ctx.settings, ctx.embedder, tenant, ctx.wrap_embedder)
+    if policy is ctx.policy and embedder is ctx.embedder:
+        return ctx
+    return replace(ctx, policy=policy, embedder=embedder)
 
 
 # --- accepting events ---------------------------------------------------------------------
@@ -101,7 +107,7 @@ def process_upload(session: Session, ctx: Context, tenant: str, event_id: str) -
     if repository.decision_exists(session, tenant, event_id):
         repository.set_event_status(session, tenant, event_id, "decided")
         return None
-    ctx = for_tenant(session, ctx, tenant)  # the tenant's applied policy, named on the decision
+    ctx = for_tenant(session, ctx, tenant)  # the tenant's policy and model, named on the decision
     try:
         upload = UploadEvent.parse(event.payload)
         loaded = load(upload, ctx.settings)

@@ -577,6 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_parser("stop", help="stop the embedded PostgreSQL and Redis").set_defaults(func=cmd_embedded_stop)
 
     _add_moderation_commands(sub, ex)
+    from worker.cli_models import add_models_commands  # here: that module imports this one's helpers
+
+    add_models_commands(sub)
     return parser
 
 

@@ -21,9 +21,8 @@ def settings() -> Settings:
 @lru_cache(maxsize=1)
 def context() -> Context:
     embedder = build_embedder(settings())
-    if metrics.enabled():
-        embedder = MeasuredEmbedder(embedder)
-    return Context(settings=settings(), embedder=embedder)
+    wrap = MeasuredEmbedder if metrics.enabled() else None
+    return Context(settings=settings(), embedder=wrap(embedder) if wrap else embedder, wrap_embedder=wrap)
 
 
 class MeasuredEmbedder:
@@ -35,10 +34,10 @@ class MeasuredEmbedder:
     def __getattr__(self, name):  # model_id, dims, modalities, task_key, ...
         return getattr(self._inner, name)
 
-    def embed(self, items, task):
+    def embed(self, items, task, **kwargs):  # kwargs: `usage` for embedders that report it
         started = time.monotonic()
         try:
-            vectors = self._inner.embed(items, task)
+            vectors = self._inner.embed(items, task, **kwargs)
         except EmbeddingError as exc:
             metrics.embedding_call(self._inner.model_id, len(items), time.monotonic() - started,
                                    "transient_error" if exc.transient else "error")

@@ -2,15 +2,24 @@
 from __future__ import annotations
 
 from governance.config import Settings
-from governance.embedders.base import Content, Embedder, EmbeddingError, Task, task_prefixed
+from governance.embedders.base import Content, EmbedUsage, Embedder, EmbeddingError, Task, task_prefixed
 
-__all__ = ["Content", "Embedder", "EmbeddingError", "Task", "task_prefixed", "build_embedder"]
+__all__ = ["Content", "EmbedUsage", "Embedder", "EmbeddingError", "Task", "task_prefixed", "build_embedder"]
+KNOWN_SPECS = "auto, offline, hashing, gemini, or a Gemini model name such as gemini-embedding-001"
 
 
-def build_embedder(settings: Settings) -> Embedder:
-    """`auto`: Gemini when a key is set; else `offline` (MiniLM text + image features) when the
-    sentence checkpoint is installed; else `hashing`."""
-    name = settings.embedder
+def build_embedder(settings: Settings, name: str | None = None, dims: int | None = None) -> Embedder:
+    """The backend `name` (default GOVERNANCE_EMBEDDER) at `dims` (default GOVERNANCE_EMBEDDING_DIMS).
+
+    `auto`: Gemini when a key is set; else `offline` (MiniLM text + image features) when the
+    sentence checkpoint is installed; else `hashing`. `gemini` uses GOVERNANCE_GEMINI_MODEL; a
+    name starting with `gemini-` is that Gemini model. `offline` has its checkpoint's dims.
+    """
+    name = name or settings.embedder
+    dims = dims or settings.embedding_dims
+    model = settings.gemini_model
+    if name.startswith("gemini-"):
+        name, model = "gemini", name
     if name == "auto":
         from governance.embedders.offline import sentence_checkpoint_available
 
@@ -25,14 +34,14 @@ def build_embedder(settings: Settings) -> Embedder:
     if name == "hashing":
         from governance.embedders.hashing import HashingEmbedder
 
-        return HashingEmbedder(settings.embedding_dims)
+        return HashingEmbedder(dims)
     if name == "gemini":
         from governance.embedders.gemini import GeminiEmbedder
 
         return GeminiEmbedder(
-            api_key=settings.gemini_api_key, model=settings.gemini_model, dims=settings.embedding_dims,
+            api_key=settings.gemini_api_key, model=model, dims=dims,
             base_url=settings.gemini_base_url, api_version=settings.gemini_api_version,
             timeout_s=settings.gemini_timeout_s, max_in_flight=settings.gemini_max_in_flight,
             max_retries=settings.gemini_max_retries, prefix_media=settings.gemini_prefix_media,
         )
-    raise ValueError(f"unknown GOVERNANCE_EMBEDDER {settings.embedder!r} (known: auto, offline, hashing, gemini)")
+    raise ValueError(f"unknown embedder {name!r} (known: {KNOWN_SPECS})")

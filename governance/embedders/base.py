@@ -38,6 +38,16 @@ class EmbeddingError(Exception):
         self.transient = transient
 
 
+@dataclass
+class EmbedUsage:
+    """What one embed() call cost, for usage accounting. Embedders that can tell (`reports_usage`)
+    fill it from the provider's answer; for the others the caller estimates."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    estimated: bool = False
+
+
 class Embedder(Protocol):
     model_id: str  # stored on every vector row; vectors of two model ids are never compared
     dims: int

@@ -23,7 +23,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from governance.embedders.base import Content, EmbeddingError, Task, task_prefixed
+from governance.embedders.base import Content, EmbedUsage, EmbeddingError, Task, task_prefixed
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ class GeminiUsage:
 
 
 class GeminiEmbedder:
+    reports_usage = True  # embed() fills an EmbedUsage from each answer's usageMetadata
+
     def __init__(
         self,
         api_key: str | None = None,
@@ -135,7 +137,8 @@ class GeminiEmbedder:
             return task.value
         return "any"
 
-    def embed(self, items: Sequence[Content], task: Task) -> np.ndarray:
+    def embed(self, items: Sequence[Content], task: Task, usage: EmbedUsage | None = None) -> np.ndarray:
+        """One vector per item; `usage`, when given, receives this call's successful calls and tokens."""
         # Validate everything before the first call: one bad item would fail a whole batch remotely.
         contents = [self._to_content(i, item, task) for i, item in enumerate(items)]
         out = np.zeros((len(items), self.dims), dtype=np.float32)
@@ -147,10 +150,11 @@ class GeminiEmbedder:
         )
         spans = self._spans(items)
         abort = threading.Event()
+        usage = usage if usage is not None else EmbedUsage()
         if len(spans) == 1:
-            out[:] = self._embed_span(contents, config, 0, abort)
+            out[:] = self._embed_span(contents, config, 0, abort, usage)
         else:
-            self._embed_parallel(contents, config, spans, abort, out)
+            self._embed_parallel(contents, config, spans, abort, out, usage)
         with self._usage_lock:
             self.usage.items += len(items)
         return out
@@ -191,11 +195,12 @@ class GeminiEmbedder:
 
     # -- calling ----------------------------------------------------------------------------
     def _embed_parallel(self, contents: list, config: types.EmbedContentConfig,
-                        spans: list[tuple[int, int]], abort: threading.Event, out: np.ndarray) -> None:
+                        spans: list[tuple[int, int]], abort: threading.Event, out: np.ndarray,
+                        usage: EmbedUsage) -> None:
         workers = min(self.max_in_flight, len(spans))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gemini-embed") as pool:
             futures: dict[Future, tuple[int, int]] = {
-                pool.submit(self._embed_span, contents[a:b], config, a, abort): (a, b) for a, b in spans
+                pool.submit(self._embed_span, contents[a:b], config, a, abort, usage): (a, b) for a, b in spans
             }
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             failures = [f.exception() for f in done if f.exception() is not None]
@@ -209,7 +214,7 @@ class GeminiEmbedder:
                 out[a:b] = future.result()
 
     def _embed_span(self, contents: list, config: types.EmbedContentConfig, offset: int,
-                    abort: threading.Event) -> np.ndarray:
+                    abort: threading.Event, usage: EmbedUsage) -> np.ndarray:
         attempt = 0
         while True:
             try:
@@ -230,7 +235,19 @@ class GeminiEmbedder:
                 log.warning("gemini embed retry %d/%d in %.2fs: %s", attempt, self.max_retries, delay, error)
                 self._sleep(delay)
                 continue
-            return self._vectors(response, len(contents), offset)
+            vectors = self._vectors(response, len(contents), offset)
+            self._count_usage(usage, response, contents)
+            return vectors
+
+    def _count_usage(self, usage: EmbedUsage, response: types.EmbedContentResponse, contents: list) -> None:
+        """Add one answered call; without usageMetadata, estimate text at 4 characters a token."""
+        tokens = response.usage_metadata.prompt_token_count if response.usage_metadata else None
+        with self._usage_lock:
+            usage.calls += 1
+            if tokens is None:
+                usage.estimated = True
+                tokens = sum(len(p.text or "") // 4 + 1 for c in contents for p in (c.parts or []) if p.text)
+            usage.prompt_tokens += tokens
 
     def _call(self, contents: list, config: types.EmbedContentConfig) -> types.EmbedContentResponse:
         with self._in_flight:

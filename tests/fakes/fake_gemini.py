@@ -1,5 +1,11 @@
 """A local stand-in for the Gemini API's `batchEmbedContents`, speaking the real wire format.
 
+It also speaks the Batch API for embeddings: `POST …/models/{m}:asyncBatchEmbedContent` with
+`batch.inputConfig.requests.requests[].request` creates a job (an operation named `batches/N`),
+and `GET …/batches/N` polls it: `BATCH_STATE_PENDING`, then `BATCH_STATE_RUNNING`, then
+`BATCH_STATE_SUCCEEDED` with `metadata.output.inlinedResponses.inlinedResponses[].response
+.embedding.values` (plus `tokenCount`), after `batch_polls` polls.
+
 The SDK under test talks to it over real HTTP, so what is checked here is what Google would see:
 paths, the `x-goog-api-key` header, camelCase request fields and Google's JSON error bodies.
 Vectors are a deterministic function of each request's parts, and a dimension prefix of one
@@ -24,6 +30,8 @@ MAX_REQUESTS = 100
 KNOWN_MODELS = ("gemini-embedding-2", "gemini-embedding-001")
 TEXT_ONLY_MODELS = ("gemini-embedding-001",)
 PATH = re.compile(r"^/(v1|v1beta)/models/([^/:]+):batchEmbedContents$")
+BATCH_CREATE_PATH = re.compile(r"^/(v1|v1beta)/models/([^/:]+):asyncBatchEmbedContent$")
+BATCH_GET_PATH = re.compile(r"^/(v1|v1beta)/batches/([^/:]+)$")
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
                 404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED", 429: "RESOURCE_EXHAUSTED",
                 500: "INTERNAL", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
@@ -92,9 +100,12 @@ def expected_vector(parts: list[dict], dims: int = FULL_DIMS) -> np.ndarray:
 class FakeGemini:
     """Start with `with FakeGemini() as fake:` or `start()`/`stop()`; point the SDK at `base_url`."""
 
-    def __init__(self, api_key: str = "fake-test-key", latency_s: float = 0.0):
+    def __init__(self, api_key: str = "fake-test-key", latency_s: float = 0.0, batch_polls: int = 2):
         self.api_key = api_key
         self.latency_s = latency_s
+        self.batch_polls = batch_polls  # GETs of a batch job before it succeeds
+        self.fail_batches = False  # finished jobs end in BATCH_STATE_FAILED instead
+        self.batch_jobs: dict[str, dict] = {}  # name -> {"model", "requests", "embeddings", "tokens", "polls"}
         self.requests: list[RecordedRequest] = []
         self.max_concurrency = 0
         self._faults: list[Fault] = []
@@ -146,8 +157,9 @@ class FakeGemini:
 
     @property
     def embed_calls(self) -> list[RecordedRequest]:
+        """Online embed calls (batchEmbedContents), not Batch API jobs."""
         with self._lock:
-            return [r for r in self.requests if r.method == "POST"]
+            return [r for r in self.requests if r.method == "POST" and PATH.match(r.path.split("?")[0])]
 
     # -- serving -----------------------------------------------------------------------------
     def _next_fault(self, raw: bytes) -> Fault | None:
@@ -176,6 +188,12 @@ class FakeGemini:
                                    [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
                                      "reason": "API_KEY_INVALID", "domain": "googleapis.com"}])
         match = PATH.match(path.split("?")[0])
+        batch_create = BATCH_CREATE_PATH.match(path.split("?")[0])
+        batch_get = BATCH_GET_PATH.match(path.split("?")[0])
+        if method == "GET" and batch_get:
+            return self._poll_batch(f"batches/{batch_get.group(2)}")
+        if method == "POST" and batch_create:
+            return self._create_batch(batch_create.group(2), batch_create.group(1), body)
         if method != "POST" or not match:
             return 404, error_body(404, f"Path {path} not found.")
         fault = self._next_fault(raw) or Fault()
@@ -219,6 +237,54 @@ class FakeGemini:
             tokens += sum(len(p["text"]) // 4 + 1 if "text" in p else 258 for p in parts)
         return 200, {"embeddings": [{"values": v} for v in self._corrupt(vectors, fault.vectors)],
                      "usageMetadata": {"promptTokenCount": tokens, "totalTokenCount": tokens}}
+
+    # -- the Batch API ----------------------------------------------------------------------
+    def _create_batch(self, model: str, version: str, body: Any) -> tuple[int, dict]:
+        requests = (((body or {}).get("batch") or {}).get("inputConfig") or {}).get("requests", {}).get("requests")
+        if not isinstance(requests, list) or not requests:
+            return 400, error_body(400, "batch.inputConfig.requests.requests must not be empty")
+        # The inner requests carry no `model`: the job's path names it.
+        inner = [dict(r.get("request") or {}, model=f"models/{model}") for r in requests]
+        status, answer = self._embed(model, version, {"requests": inner}, Fault())
+        if status != 200:
+            return status, answer
+        with self._lock:
+            name = f"batches/job{len(self.batch_jobs) + 1}"
+            self.batch_jobs[name] = {"model": model, "requests": inner, "embeddings": answer["embeddings"],
+                                     "tokens": [sum(len(p["text"]) // 4 + 1 if "text" in p else 258
+                                                    for p in r["content"]["parts"]) for r in inner],
+                                     "polls": 0}
+        return 200, self._operation(name)
+
+    def _poll_batch(self, name: str) -> tuple[int, dict]:
+        with self._lock:
+            job = self.batch_jobs.get(name)
+            if job is None:
+                return 404, error_body(404, f"Batch {name} not found.")
+            job["polls"] += 1
+        return 200, self._operation(name)
+
+    def _operation(self, name: str) -> dict:
+        job = self.batch_jobs[name]
+        done = job["polls"] >= self.batch_polls
+        state = "BATCH_STATE_SUCCEEDED" if done else ("BATCH_STATE_RUNNING" if job["polls"] else "BATCH_STATE_PENDING")
+        if done and self.fail_batches:
+            return {"name": name, "metadata": {**self._metadata(name, job), "state": "BATCH_STATE_FAILED"},
+                    "done": True, "error": {"code": 500, "message": "scripted batch failure"}}
+        metadata = {**self._metadata(name, job), "state": state}
+        operation: dict = {"name": name, "metadata": metadata}
+        if done:
+            metadata["output"] = {"inlinedResponses": {"inlinedResponses": [
+                {"response": {"embedding": e, "tokenCount": t}, "metadata": {"index": i}}
+                for i, (e, t) in enumerate(zip(job["embeddings"], job["tokens"]))]}}
+            operation["done"] = True
+        return operation
+
+    @staticmethod
+    def _metadata(name: str, job: dict) -> dict:
+        return {"@type": "type.googleapis.com/google.ai.generativelanguage.v1main.EmbedContentBatch",
+                "model": f"models/{job['model']}", "name": name,
+                "createTime": "2026-01-01T00:00:00Z", "updateTime": "2026-01-01T00:00:01Z"}
 
     @staticmethod
     def _corrupt(vectors: list[np.ndarray], kind: str | None) -> list[list]:
