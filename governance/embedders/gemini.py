@@ -26,8 +26,8 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from governance.embedders.base import Content, EmbeddingError, Task, task_prefixed
 from governance.breaker import Breaker
+from governance.embedders.base import Content, EmbeddingError, Task, task_prefixed
 from governance.quota import Quota, estimate_tokens
 
 log = logging.getLogger(__name__)
