@@ -22,11 +22,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 import redis
 
+from governance.config import Settings
 from governance.embedders.base import EmbeddingError
+
+if TYPE_CHECKING:
+    from governance.breaker import Breaker
 
 log = logging.getLogger(__name__)
 
@@ -208,15 +212,16 @@ class LocalQuota(_Bucket):
 
 
 
-def gemini_guards(settings, api_key: str | None = None):
-    """(quota, breaker) for a Gemini embedder: in Redis when a URL is known, else per process.
+def gemini_guards(settings: Settings) -> tuple[Quota | None, Breaker | None]:
+    """(quota, breaker) for a Gemini embedder: in Redis when a URL is known or the embedded Redis
+    runs, else per process.
 
     The quota is None when neither GOVERNANCE_GEMINI_RPM nor GOVERNANCE_GEMINI_TPM is set, the
     breaker when GOVERNANCE_GEMINI_BREAKER_FAILURES is 0.
     """
     from governance.breaker import BreakerConfig, LocalBreaker, SharedBreaker
 
-    owner = quota_owner(settings.gemini_model, api_key or settings.gemini_api_key)
+    owner = quota_owner(settings.gemini_model, settings.gemini_api_key)
     limits = [Limit(name, per_minute, settings.gemini_quota_burst_s)
               for name, per_minute in (("requests", settings.gemini_rpm), ("tokens", settings.gemini_tpm))
               if per_minute > 0]
@@ -224,15 +229,21 @@ def gemini_guards(settings, api_key: str | None = None):
                            probe_timeout_s=settings.gemini_timeout_s + 5)
     wait = settings.gemini_quota_max_wait_s
     if settings.quota_redis_url:
+        url = settings.quota_redis_url
+    else:  # a CLI run on embedded defaults shares the budget with the workers if their Redis is up
+        from governance.embedded import running_redis_url
+
+        url = running_redis_url(settings.data_dir)
+    if url:
         from governance.redis_client import redis_from_url
 
-        client = redis_from_url(settings.quota_redis_url)
+        client = redis_from_url(url)
         quota = SharedQuota(client, owner, limits, wait) if limits else None
         breaker = SharedBreaker(client, owner, config) if config.failures else None
     else:
         quota = LocalQuota(owner, limits, wait) if limits else None
         breaker = LocalBreaker(owner, config) if config.failures else None
         if quota is not None or breaker is not None:
-            log.warning("no Redis URL (CELERY_BROKER_URL / GOVERNANCE_QUOTA_REDIS_URL): the Gemini quota and"
-                        " circuit breaker of %s count this process only", owner)
+            log.warning("no Redis (CELERY_BROKER_URL / GOVERNANCE_QUOTA_REDIS_URL unset, no embedded Redis"
+                        " running): the Gemini quota and circuit breaker of %s count this process only", owner)
     return quota, breaker

@@ -185,12 +185,15 @@ def test_the_api_key_never_reaches_redis(broker_url, owner):
         assert SECRET.encode() not in repr(values).encode()
 
 
-def test_guards_are_shared_with_a_redis_url_and_per_process_without(broker_url):
+def test_guards_are_shared_with_a_redis_url_and_per_process_without(broker_url, data_dir, tmp_path, caplog):
     base = dataclasses.replace(Settings.from_env(), gemini_rpm=3000, gemini_tpm=0, gemini_breaker_failures=4,
-                               gemini_api_key=SECRET)
+                               gemini_api_key=SECRET, data_dir=tmp_path)
     quota, breaker = gemini_guards(dataclasses.replace(base, quota_redis_url=broker_url))
     assert isinstance(quota, SharedQuota) and isinstance(breaker, SharedBreaker)
     assert [limit.name for limit in quota.limits] == ["requests"] and breaker.config.failures == 4
+    # No URL, but the embedded Redis of this data folder is running (a CLI next to its workers).
+    quota, _ = gemini_guards(dataclasses.replace(base, quota_redis_url=None, data_dir=data_dir))
+    assert isinstance(quota, SharedQuota)
     quota, _ = gemini_guards(dataclasses.replace(base, quota_redis_url=None))
-    assert isinstance(quota, LocalQuota)
+    assert isinstance(quota, LocalQuota) and "count this process only" in caplog.text
     assert gemini_guards(dataclasses.replace(base, gemini_rpm=0, gemini_breaker_failures=0)) == (None, None)
