@@ -13,7 +13,9 @@ retries later: work waits, nothing is lost. A request larger than the bucket is 
 the bucket is full and leaves a debt, so the long-run rate is the limit whatever the batch size.
 
 Tokens are estimated before a call (`estimate_tokens`) and corrected from `usageMetadata`
-afterwards (`settle`). Without a Redis URL, `LocalQuota` gives the same behaviour per process.
+afterwards (`settle`). A 429 from the server means someone else spends the project's quota too:
+`pause` holds every caller of the owner back for the server's RetryInfo delay. Without a Redis
+URL, `LocalQuota` gives the same behaviour per process.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ TEXT_BYTES_PER_TOKEN = 3
 TEXT_OVERHEAD_TOKENS = 4
 MEDIA_TOKENS = {"image": 258, "application/pdf": 6 * 258, "audio": 180 * 32, "video": 8192}
 UNKNOWN_MEDIA_TOKENS = 8192
+MAX_PAUSE_S = 60.0  # a RetryInfo hint longer than this is not trusted to hold every worker back
 
 
 def estimate_tokens(texts: Iterable[str], media_mime_types: Iterable[str]) -> int:
@@ -91,6 +94,11 @@ def settled(tat: float, now_ms: float, limit: Limit, delta: float) -> float:
     return max(now_ms, max(tat, now_ms) + delta / limit.per_ms)
 
 
+def paused(tat: float, now_ms: float, limit: Limit, seconds: float) -> float:
+    """The tat after an empty bucket for `seconds`: the next caller waits that long at least."""
+    return max(tat, now_ms + seconds * 1000 + limit.capacity / limit.per_ms)
+
+
 _RESERVE_LUA = """
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
@@ -110,12 +118,17 @@ end
 return {1, tostring(wait)}
 """
 
+# ARGV: units (settle: tat += units / rate) or, with ARGV[3], pause ms (tat >= now + pause + full).
 _SETTLE_LUA = """
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
-tat = math.max(now, tat + tonumber(ARGV[1]) / tonumber(ARGV[2]))
+if ARGV[3] then
+  tat = math.max(tat, now + tonumber(ARGV[3]) + tonumber(ARGV[1]) / tonumber(ARGV[2]))
+else
+  tat = math.max(now, tat + tonumber(ARGV[1]) / tonumber(ARGV[2]))
+end
 redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 60000)
 return 1
 """
@@ -127,6 +140,9 @@ class Quota(Protocol):
 
     def settle(self, estimated_tokens: int, actual_tokens: int) -> None:
         """Correct the token budget once the real count is known."""
+
+    def pause(self, seconds: float) -> None:
+        """Admit nothing for `seconds` (the server answered 429)."""
 
 
 class _Bucket:
@@ -153,7 +169,14 @@ class _Bucket:
         if self._tokens is not None and actual_tokens != estimated_tokens:
             self._adjust(self._tokens, actual_tokens - estimated_tokens)
 
+    def pause(self, seconds: float) -> None:
+        for limit in self.limits:
+            self._hold(limit, min(seconds, MAX_PAUSE_S))
+
     def _adjust(self, limit: Limit, delta: float) -> None:
+        raise NotImplementedError
+
+    def _hold(self, limit: Limit, seconds: float) -> None:
         raise NotImplementedError
 
 
@@ -181,10 +204,16 @@ class SharedQuota(_Bucket):
         self._admitted_after(float(wait), bool(int(admitted)))
 
     def _adjust(self, limit: Limit, delta: float) -> None:
+        self._run_settle(limit, [delta, limit.per_ms])
+
+    def _hold(self, limit: Limit, seconds: float) -> None:
+        self._run_settle(limit, [limit.capacity, limit.per_ms, seconds * 1000])
+
+    def _run_settle(self, limit: Limit, args: list[float]) -> None:
         try:
-            self._settle(keys=[self.key(limit)], args=[delta, limit.per_ms])
-        except (redis.RedisError, OSError) as exc:  # the call itself succeeded
-            log.warning("could not correct the shared token budget: %s", type(exc).__name__)
+            self._settle(keys=[self.key(limit)], args=args)
+        except (redis.RedisError, OSError) as exc:  # the call itself is over: never fail it here
+            log.warning("could not update the shared Gemini budget: %s", type(exc).__name__)
 
 
 class LocalQuota(_Bucket):
@@ -209,6 +238,11 @@ class LocalQuota(_Bucket):
         i = self.limits.index(limit)
         with self._lock:
             self._tats[i] = settled(self._tats[i], self._clock() * 1000, limit, delta)
+
+    def _hold(self, limit: Limit, seconds: float) -> None:
+        i = self.limits.index(limit)
+        with self._lock:
+            self._tats[i] = paused(self._tats[i], self._clock() * 1000, limit, seconds)
 
 
 

@@ -257,6 +257,8 @@ class GeminiEmbedder:
             except Exception as exc:
                 if self.breaker is not None and _counts_against_breaker(self._classify(exc), exc):
                     self.breaker.record_failure()
+                if self.quota is not None and getattr(exc, "code", None) == 429:
+                    self.quota.pause(_retry_delay_hint(exc) or self.backoff_base_s)
                 raise
         if self.breaker is not None:
             self.breaker.record_success()

@@ -96,6 +96,19 @@ def test_settle_returns_unused_tokens_to_the_shared_budget(broker_url, owner):
     quota.acquire(1, 90)  # what the first call did not use is available again
 
 
+def test_a_429_pauses_every_process_sharing_the_quota(broker_url, owner):
+    with FakeGemini(api_key=SECRET) as fake:
+        limits = [Limit("requests", 6_000)]  # 100/s: the bucket alone would never make anyone wait
+        first, second = (embedder(fake, quota=SharedQuota(redis_from_url(broker_url), owner, limits, max_wait_s=10))
+                          for _ in range(2))
+        fake.fail_next(1, status=429, retry_delay="1.5s")
+        with pytest.raises(EmbeddingError, match="gemini_http_429"):
+            first.embed([text("x")], Task.CLUSTERING)
+        started = time.monotonic()
+        second.embed([text("y")], Task.CLUSTERING)  # another worker's embedder waits out the hint
+        assert 1.3 <= time.monotonic() - started <= 3.0
+
+
 # --- the breaker against the wire-level fake ------------------------------------------------------
 
 def text(value: str) -> Content:

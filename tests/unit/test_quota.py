@@ -153,3 +153,13 @@ def test_failures_further_apart_than_the_window_are_not_consecutive():
     clock.now += 61
     b.record_failure()
     b.before_call()
+
+
+def test_a_pause_holds_every_caller_back_then_the_bucket_refills_from_empty():
+    quota, clock = local([Limit("requests", per_minute=600, burst_s=1.0)])  # 10/s, capacity 10
+    quota.pause(2.0)  # the server said 429, retry in 2 s
+    quota.acquire(1, 0)
+    assert clock.sleeps == [2.1]
+    quota.pause(120.0)
+    with pytest.raises(EmbeddingError, match="quota_wait"):
+        quota.acquire(1, 0)  # never longer than MAX_PAUSE_S, but longer than the wait bound
