@@ -119,8 +119,10 @@ def _clear_log_context(**_):
 def _check_retry_budget(**_):
     import logging
 
-    for problem in retry_budget_problems(Settings.from_env()):
-        logging.getLogger(__name__).error("retry budget: %s", problem)
+    settings = Settings.from_env()
+    if settings.embedder == "gemini" or (settings.embedder == "auto" and settings.gemini_api_key):
+        for problem in retry_budget_problems(settings):
+            logging.getLogger(__name__).error("retry budget: %s", problem)
 
 
 def retry_budget_problems(settings: Settings) -> list[str]:
