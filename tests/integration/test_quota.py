@@ -26,11 +26,11 @@ def owner() -> str:
     return quota_owner("gemini-embedding-2", f"{SECRET}-{uuid.uuid4().hex}")
 
 
-def _admit_until(url: str, owner: str, per_minute: int, start_at: float, stop_at: float, out) -> None:
-    """One OS process: take one request at a time until `stop_at`; report admission times."""
+def _admit_for(url: str, owner: str, per_minute: int, seconds: float, ready, out) -> None:
+    """One OS process: take one request at a time for `seconds`; report admission times."""
     quota = SharedQuota(redis_from_url(url), owner, [Limit("requests", per_minute, burst_s=1.0)], max_wait_s=30)
-    time.sleep(max(0.0, start_at - time.time()))
-    admitted = []
+    ready.wait()  # every process starts at once, however long its interpreter took to start
+    stop_at, admitted = time.time() + seconds, []
     while time.time() < stop_at:
         quota.acquire(1, 0)
         admitted.append(time.time())
@@ -40,12 +40,13 @@ def _admit_until(url: str, owner: str, per_minute: int, start_at: float, stop_at
 def test_three_processes_together_get_the_configured_rate_and_no_more(broker_url, owner):
     per_minute, seconds, processes = 600, 4.0, 3  # 10 requests/s, a burst of 10
     ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    start_at = time.time() + 3.0  # spawned interpreters need a moment to import
-    workers = [ctx.Process(target=_admit_until, args=(broker_url, owner, per_minute, start_at,
-                                                       start_at + seconds, out)) for _ in range(processes)]
+    ready, out = ctx.Barrier(processes + 1), ctx.Queue()
+    workers = [ctx.Process(target=_admit_for, args=(broker_url, owner, per_minute, seconds, ready, out))
+               for _ in range(processes)]
     for w in workers:
         w.start()
+    ready.wait(timeout=60)
+    start_at = time.time()
     results = [out.get(timeout=60) for _ in workers]
     for w in workers:
         w.join(30)
