@@ -28,11 +28,12 @@ def _pipeline(r: dict) -> list[dict]:
 
 def _gemini(r: dict) -> list[dict]:
     out = []
-    for key, label in (("bulk_paced", "gemini bulk, client bucket"), ("bulk_unpaced", "gemini bulk, 429s only")):
+    for key, label in (("bulk_paced", "gemini bulk, client bucket"), ("bulk_shared", "gemini bulk, shared Redis bucket")):
         b = r[key]
         out.append(row(label, f"{b['items_per_s']:.1f} items/s", f"{b['quota_bound_per_s']:.1f} quota max",
                        b["ratio"], ">= 0.90 of quota", b["ratio"] >= 0.9,
-                       f"{b['embedded']}/{b['items']} items, {b['retries']} retries, {b['server_429s']} 429s"
+                       (f"{b['processes']} processes, " if "processes" in b else "")
+                       + f"{b['embedded']}/{b['items']} items, {b['retries']} retries, {b['server_429s']} 429s"
                        + (f"; FAILED: {b['error'][:60]}" if b["error"] else "")))
     w = r["worker_shaped"]
     out.append(row("gemini worker-shaped", f"{w['items_per_s']:.1f} items/s", f"{w['quota_per_s']:.0f} quota",

@@ -71,6 +71,14 @@ class Settings:
     gemini_max_retries: int
     gemini_prefix_media: bool
     embedding_prices: dict[str, float]  # overrides of governance/usage.py PRICES_PER_MILLION
+    gemini_backoff_cap_s: float
+    gemini_rpm: int
+    gemini_tpm: int
+    gemini_quota_burst_s: float
+    gemini_quota_max_wait_s: float
+    gemini_breaker_failures: int
+    gemini_breaker_cooldown_s: float
+    quota_redis_url: str | None = field(repr=False)  # may carry a password
     gemini_api_key: str | None = field(repr=False)
     webhook_secret: str | None = field(repr=False)
 
@@ -103,12 +111,22 @@ class Settings:
             gemini_model=_env("GOVERNANCE_GEMINI_MODEL", "gemini-embedding-2"),
             gemini_base_url=_env("GOOGLE_GEMINI_BASE_URL"),
             gemini_api_version=_env("GOOGLE_GENAI_API_VERSION"),
-            gemini_timeout_s=_float("GOVERNANCE_GEMINI_TIMEOUT_S", 30.0),
+            # Timeouts, retries, backoff cap and quota wait together must end inside the task's soft
+            # time limit: governance/retry_budget.py computes the worst case, tests/unit checks it.
+            gemini_timeout_s=_float("GOVERNANCE_GEMINI_TIMEOUT_S", 20.0),
             gemini_max_in_flight=_int("GOVERNANCE_GEMINI_MAX_IN_FLIGHT", 4),
             # Few in-call retries: the task itself retries with backoff, and the two multiply.
             gemini_max_retries=_int("GOVERNANCE_GEMINI_MAX_RETRIES", 3),
             gemini_prefix_media=_env("GOVERNANCE_GEMINI_PREFIX_MEDIA", "0") in ("1", "true", "yes"),
             embedding_prices=_prices("GOVERNANCE_EMBEDDING_PRICES"),
+            gemini_backoff_cap_s=_float("GOVERNANCE_GEMINI_BACKOFF_CAP_S", 8.0),
+            gemini_rpm=_int("GOVERNANCE_GEMINI_RPM", 0),
+            gemini_tpm=_int("GOVERNANCE_GEMINI_TPM", 0),
+            gemini_quota_burst_s=_float("GOVERNANCE_GEMINI_QUOTA_BURST_S", 1.0),
+            gemini_quota_max_wait_s=_float("GOVERNANCE_GEMINI_QUOTA_MAX_WAIT_S", 5.0),
+            gemini_breaker_failures=_int("GOVERNANCE_GEMINI_BREAKER_FAILURES", 10),
+            gemini_breaker_cooldown_s=_float("GOVERNANCE_GEMINI_BREAKER_COOLDOWN_S", 30.0),
+            quota_redis_url=_env("GOVERNANCE_QUOTA_REDIS_URL") or _env("CELERY_BROKER_URL"),
             gemini_api_key=_env("GEMINI_API_KEY") or _env("GOOGLE_API_KEY"),
             webhook_secret=_env("GOVERNANCE_WEBHOOK_SECRET"),
         )

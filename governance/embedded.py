@@ -94,6 +94,12 @@ def ensure_redis(data_dir: Path) -> str:
     return f"redis+socket://{socket_path}"
 
 
+def running_redis_url(data_dir: Path) -> str | None:
+    """The embedded Redis's URL if it is already running; never starts it."""
+    socket_path = data_dir / "redis" / "redis.sock"
+    return f"redis+socket://{socket_path}" if _redis_answers(socket_path) else None
+
+
 def stop_embedded(data_dir: Path) -> None:
     """Stop both embedded servers of a data folder (used by tests and `governance embedded stop`)."""
     pid_file = data_dir / "redis" / "redis.pid"

@@ -13,6 +13,9 @@ kombu_quirks.install()
 UPLOADS_QUEUE = "governance.uploads"
 MAINTENANCE_QUEUE = "governance.maintenance"
 DEFAULT_DECISION_QUEUE = "governance.decisions"
+# Retry countdowns and task time limits stay far below this (governance/retry_budget.py), so a
+# message waiting for its retry or still being worked on is never redelivered early.
+VISIBILITY_TIMEOUT_S = 3600
 
 
 def resolve_broker_url(settings: Settings) -> str:
@@ -42,8 +45,7 @@ def create_app(settings: Settings | None = None) -> Celery:
             "governance.process_upload": {"queue": UPLOADS_QUEUE},
             "governance.*": {"queue": MAINTENANCE_QUEUE},
         },
-        # Retries use countdowns far below this, so a delayed message is never redelivered early.
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
@@ -114,6 +116,25 @@ def _clear_log_context(**_):
     from governance import logging_setup
 
     logging_setup.clear()
+
+
+@signals.worker_init.connect
+def _check_retry_budget(**_):
+    import logging
+
+    settings = Settings.from_env()
+    if settings.embedder == "gemini" or (settings.embedder == "auto" and settings.gemini_api_key):
+        for problem in retry_budget_problems(settings):
+            logging.getLogger(__name__).error("retry budget: %s", problem)
+
+
+def retry_budget_problems(settings: Settings) -> list[str]:
+    """The worst case of the configured Gemini retries against this worker's actual limits."""
+    from governance.retry_budget import problems
+    from worker.tasks import RETRY_CAP_S, process_upload
+
+    return problems(settings, process_upload.soft_time_limit, process_upload.time_limit, RETRY_CAP_S,
+                    VISIBILITY_TIMEOUT_S)
 
 
 # --- metrics --------------------------------------------------------------------------------------

@@ -37,11 +37,14 @@ def build_embedder(settings: Settings, name: str | None = None, dims: int | None
         return HashingEmbedder(dims)
     if name == "gemini":
         from governance.embedders.gemini import GeminiEmbedder
+        from governance.quota import gemini_guards
 
+        quota, breaker = gemini_guards(settings)
         return GeminiEmbedder(
             api_key=settings.gemini_api_key, model=model, dims=dims,
             base_url=settings.gemini_base_url, api_version=settings.gemini_api_version,
             timeout_s=settings.gemini_timeout_s, max_in_flight=settings.gemini_max_in_flight,
             max_retries=settings.gemini_max_retries, prefix_media=settings.gemini_prefix_media,
+            backoff_cap_s=settings.gemini_backoff_cap_s, quota=quota, breaker=breaker,
         )
     raise ValueError(f"unknown embedder {name!r} (known: {KNOWN_SPECS})")

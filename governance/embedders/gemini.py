@@ -6,6 +6,9 @@ carry no prefix unless `prefix_media`. gemini-embedding-001 is text-only and tak
 The SDK merges a plain list of parts into ONE embedding, so every asset is sent as its own
 `types.Content`. The SDK does not retry by default; retries live here, with full-jitter backoff,
 so that they are counted, bounded and visible to the caller through `EmbeddingError.transient`.
+Every HTTP call first asks the circuit breaker (governance/breaker.py) and then the quota
+(governance/quota.py), both shared by all workers; their refusals are transient errors that
+end the call at once, so the task retries later instead of spending its time here.
 """
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from governance.breaker import Breaker
 from governance.embedders.base import Content, EmbedUsage, EmbeddingError, Task, task_prefixed
+from governance.quota import Quota, estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +96,8 @@ class GeminiEmbedder:
         max_request_bytes: int = 14 * 1024 * 1024,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
+        quota: Quota | None = None,
+        breaker: Breaker | None = None,
     ):
         if not 128 <= dims <= 3072:
             raise ValueError(f"dims must be in 128..3072, got {dims}")
@@ -114,6 +121,8 @@ class GeminiEmbedder:
         self.before_call = before_call
         self.max_request_bytes = max_request_bytes
         self.usage = GeminiUsage()
+        self.quota = quota
+        self.breaker = breaker
         self._sleep = sleep
         self._rand = rand
         self._usage_lock = threading.Lock()
@@ -240,27 +249,43 @@ class GeminiEmbedder:
             return vectors
 
     def _count_usage(self, usage: EmbedUsage, response: types.EmbedContentResponse, contents: list) -> None:
-        """Add one answered call; without usageMetadata, estimate text at 4 characters a token."""
+        """Add one answered call; without usageMetadata, the quota's conservative estimate stands in."""
         tokens = response.usage_metadata.prompt_token_count if response.usage_metadata else None
         with self._usage_lock:
             usage.calls += 1
             if tokens is None:
                 usage.estimated = True
-                tokens = sum(len(p.text or "") // 4 + 1 for c in contents for p in (c.parts or []) if p.text)
+                tokens = _token_estimate(contents)
             usage.prompt_tokens += tokens
 
     def _call(self, contents: list, config: types.EmbedContentConfig) -> types.EmbedContentResponse:
+        if self.breaker is not None:
+            self.breaker.before_call()
+        estimate = _token_estimate(contents) if self.quota is not None else 0
         with self._in_flight:
+            if self.quota is not None:  # inside the semaphore: an admitted call goes out at once
+                self.quota.acquire(len(contents), estimate)
             if self.before_call is not None:
                 self.before_call(len(contents))
             with self._usage_lock:
                 self.usage.calls += 1
-            response = self._client.models.embed_content(model=self.model, contents=contents, config=config)
+            try:
+                response = self._client.models.embed_content(model=self.model, contents=contents, config=config)
+            except Exception as exc:
+                if self.breaker is not None and _counts_against_breaker(self._classify(exc), exc):
+                    self.breaker.record_failure()
+                if self.quota is not None and getattr(exc, "code", None) == 429:
+                    self.quota.pause(_retry_delay_hint(exc) or self.backoff_base_s)
+                raise
+        if self.breaker is not None:
+            self.breaker.record_success()
         meta = response.usage_metadata
         if meta is not None:
             with self._usage_lock:
                 self.usage.prompt_tokens += meta.prompt_token_count or 0
                 self.usage.total_tokens += meta.total_token_count or 0
+            if self.quota is not None and meta.total_token_count:
+                self.quota.settle(estimate, meta.total_token_count)
         return response
 
     def _classify(self, exc: Exception) -> EmbeddingError | None:
@@ -306,6 +331,17 @@ class GeminiEmbedder:
             raise EmbeddingError(f"invalid_embedding: item {offset + int(np.argmin(norms))} is all zeros")
         # Below 3,072 dims Matryoshka truncations are not unit length; cosine search needs them to be.
         return (matrix / norms).astype(np.float32)
+
+
+def _counts_against_breaker(error: EmbeddingError | None, exc: Exception) -> bool:
+    """Outages count; a 429 is the quota's business and permanent errors are the request's."""
+    return error is not None and error.transient and getattr(exc, "code", None) != 429
+
+
+def _token_estimate(contents: list[types.Content]) -> int:
+    parts = [p for c in contents for p in (c.parts or [])]
+    return estimate_tokens([p.text for p in parts if p.text is not None],
+                           [p.inline_data.mime_type or "" for p in parts if p.inline_data is not None])
 
 
 def _retry_delay_hint(exc: Exception) -> float | None:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -58,6 +59,7 @@ class RecordedRequest:
     headers: dict[str, str]  # without x-goog-api-key
     key_ok: bool  # whether x-goog-api-key matched the fake's key
     body: Any
+    received_at: float = 0.0  # time.time() on arrival, for rate checks
 
     @property
     def parts(self) -> list[list[dict]]:
@@ -149,6 +151,10 @@ class FakeGemini:
     def fail_next(self, count: int, status: int = 503, **kwargs: Any) -> None:
         self.script(*(Fault(status=status, **kwargs) for _ in range(count)))
 
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
     def hang_next(self, seconds: float, count: int = 1) -> None:
         self.script(*(Fault(delay_s=seconds) for _ in range(count)))
 
@@ -177,7 +183,7 @@ class FakeGemini:
         except json.JSONDecodeError:
             body = raw.decode(errors="replace")
         with self._lock:
-            self.requests.append(RecordedRequest(method, path, headers, key == self.api_key, body))
+            self.requests.append(RecordedRequest(method, path, headers, key == self.api_key, body, time.time()))
         if key is None:
             return 403, error_body(403, "Method doesn't allow unregistered callers (callers without"
                                         " established identity). Please use API Key or other form of"
