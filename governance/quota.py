@@ -246,16 +246,16 @@ class LocalQuota(_Bucket):
 
 
 
-def gemini_guards(settings: Settings) -> tuple[Quota | None, Breaker | None]:
-    """(quota, breaker) for a Gemini embedder: in Redis when a URL is known or the embedded Redis
-    runs, else per process.
+def gemini_guards(settings: Settings, model: str | None = None) -> tuple[Quota | None, Breaker | None]:
+    """(quota, breaker) for a Gemini embedder of `model` (default GOVERNANCE_GEMINI_MODEL): in Redis
+    when a URL is known or the embedded Redis runs, else per process.
 
     The quota is None when neither GOVERNANCE_GEMINI_RPM nor GOVERNANCE_GEMINI_TPM is set, the
     breaker when GOVERNANCE_GEMINI_BREAKER_FAILURES is 0.
     """
     from governance.breaker import BreakerConfig, LocalBreaker, SharedBreaker
 
-    owner = quota_owner(settings.gemini_model, settings.gemini_api_key)
+    owner = quota_owner(model or settings.gemini_model, settings.gemini_api_key)
     limits = [Limit(name, per_minute, settings.gemini_quota_burst_s)
               for name, per_minute in (("requests", settings.gemini_rpm), ("tokens", settings.gemini_tpm))
               if per_minute > 0]

@@ -39,7 +39,7 @@ def build_embedder(settings: Settings, name: str | None = None, dims: int | None
         from governance.embedders.gemini import GeminiEmbedder
         from governance.quota import gemini_guards
 
-        quota, breaker = gemini_guards(settings)
+        quota, breaker = gemini_guards(settings, model)
         return GeminiEmbedder(
             api_key=settings.gemini_api_key, model=model, dims=dims,
             base_url=settings.gemini_base_url, api_version=settings.gemini_api_version,
