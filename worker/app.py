@@ -66,14 +66,16 @@ def _fresh_connections_after_fork(**_):
 # --- structured logs ------------------------------------------------------------------------------
 
 def _secrets(settings: Settings) -> list[str | None]:
-    from urllib.parse import urlsplit
+    from urllib.parse import unquote, urlsplit
 
     found = [settings.gemini_api_key, settings.webhook_secret]
     for url in (settings.database_url, settings.broker_url):
         try:
-            found.append(urlsplit(url).password if url else None)
+            password = urlsplit(url).password if url else None
         except ValueError:
-            pass
+            continue
+        # Clients log what they were given or what they decoded: mask both spellings.
+        found += [password, unquote(password)] if password else []
     return found
 
 
