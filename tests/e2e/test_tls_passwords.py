@@ -114,6 +114,19 @@ def test_health_fails_when_the_certificates_are_not_from_the_trusted_ca(tls_serv
     assert "FAIL" in lines["broker"], health.stdout
 
 
+def test_a_rediss_url_without_ssl_options_still_verifies_the_certificate(tls_servers, e2e_env, tmp_path):
+    """kombu's own default for a bare rediss:// URL is an unverified connection; ours is not, so
+    the test CA, which the system does not trust, is refused."""
+    postgres, redis, certs, _ = tls_servers
+    database_url, broker_url = urls(postgres, redis, certs["ca"])
+    env = dict(e2e_env, DATABASE_URL=database_url, CELERY_BROKER_URL=broker_url.split("?", 1)[0],
+               GOVERNANCE_DATA_DIR=str(tmp_path / "data"))
+    health = cli(env, "health", check=False)
+    lines = {line.split()[0]: line for line in health.stdout.splitlines() if line.strip()}
+    assert "FAIL" in lines["broker"] and "certificate verify failed" in lines["broker"], health.stdout
+    assert health.returncode == 1
+
+
 @contextlib.contextmanager
 def scoped_session(database_url: str):
     """A session that sees every tenant: the owner is subject to forced RLS here."""
