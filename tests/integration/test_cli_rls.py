@@ -103,5 +103,10 @@ def test_cross_tenant_commands_import_for_every_tenant_and_tenant_commands_stay_
     assert [e["asset_id"] for e in run_cli(capsys, "exemplars", "export", "--tenant", a)] == [f"ex-{a}"]
     assert [e["asset_id"] for e in run_cli(capsys, "exemplars", "export", "--tenant", b)] == [f"ex-{b}"]
     assert run_cli(capsys, "clusters", "history", "--tenant", a) == []
+    assert run_cli(capsys, "review", "list", "--tenant", a) == []
+    assert cli.main(["policy", "list", "--tenant", a]) == 0 and capsys.readouterr().out == ""
+    assert cli.main(["clusters", "report", "--tenant", a, "--out", str(tmp_path / "report")]) == 0
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["clusters"] == []
+    capsys.readouterr()
     assert cli.main(["health"]) in (0, 1)  # the broker may be absent here; the database line must be ok
     assert "database  ok" in capsys.readouterr().out
