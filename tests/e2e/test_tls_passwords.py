@@ -47,17 +47,17 @@ def tls_servers(tmp_path_factory):
         postgres.stop()
 
 
-def urls(postgres, redis, ca) -> tuple[str, str]:
-    return (f"postgresql://{PG_USER}:{quote(PG_PASSWORD, safe='')}@127.0.0.1:{postgres.port}/{PG_DATABASE}"
+def urls(postgres_port: int, redis_port: int, ca) -> tuple[str, str]:
+    return (f"postgresql://{PG_USER}:{quote(PG_PASSWORD, safe='')}@127.0.0.1:{postgres_port}/{PG_DATABASE}"
             f"?sslmode=verify-full&sslrootcert={ca}",
-            f"rediss://:{quote(REDIS_PASSWORD, safe='')}@127.0.0.1:{redis.port}/0"
+            f"rediss://:{quote(REDIS_PASSWORD, safe='')}@127.0.0.1:{redis_port}/0"
             f"?ssl_cert_reqs=required&ssl_ca_certs={ca}")
 
 
 def test_the_pipeline_runs_on_tls_and_password_urls_and_the_passwords_stay_out_of_the_logs(
         tls_servers, e2e_env, tmp_path):
     postgres, redis, certs, _ = tls_servers
-    database_url, broker_url = urls(postgres, redis, certs["ca"])
+    database_url, broker_url = urls(postgres.port, redis.port, certs["ca"])
     env = dict(e2e_env, DATABASE_URL=database_url, CELERY_BROKER_URL=broker_url,
                GOVERNANCE_DATA_DIR=str(tmp_path / "data"))
     outputs = [cli(env, "db", "upgrade")]
@@ -88,7 +88,7 @@ def test_the_servers_refuse_plaintext_and_wrong_passwords(tls_servers):
     import redis as redis_client
 
     postgres, redis, certs, _ = tls_servers
-    database_url, broker_url = urls(postgres, redis, certs["ca"])
+    database_url, broker_url = urls(postgres.port, redis.port, certs["ca"])
     with pytest.raises(psycopg.OperationalError, match="TLS connections only"):
         psycopg.connect(database_url.replace("sslmode=verify-full", "sslmode=disable"))
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
@@ -104,7 +104,7 @@ def test_the_servers_refuse_plaintext_and_wrong_passwords(tls_servers):
 
 def test_health_fails_when_the_certificates_are_not_from_the_trusted_ca(tls_servers, e2e_env, tmp_path):
     postgres, redis, _, impostor = tls_servers
-    database_url, broker_url = urls(postgres, redis, impostor["ca"])
+    database_url, broker_url = urls(postgres.port, redis.port, impostor["ca"])
     env = dict(e2e_env, DATABASE_URL=database_url, CELERY_BROKER_URL=broker_url,
                GOVERNANCE_DATA_DIR=str(tmp_path / "data"))
     health = cli(env, "health", check=False)
@@ -118,7 +118,7 @@ def test_a_rediss_url_without_ssl_options_still_verifies_the_certificate(tls_ser
     """kombu's own default for a bare rediss:// URL is an unverified connection; ours is not, so
     the test CA, which the system does not trust, is refused."""
     postgres, redis, certs, _ = tls_servers
-    database_url, broker_url = urls(postgres, redis, certs["ca"])
+    database_url, broker_url = urls(postgres.port, redis.port, certs["ca"])
     env = dict(e2e_env, DATABASE_URL=database_url, CELERY_BROKER_URL=broker_url.split("?", 1)[0],
                GOVERNANCE_DATA_DIR=str(tmp_path / "data"))
     health = cli(env, "health", check=False)
@@ -147,7 +147,7 @@ def test_the_log_masking_knows_both_spellings_of_a_url_password(monkeypatch):
     from governance.config import Settings
     from worker.app import _secrets
 
-    database_url, broker_url = urls(type("P", (), {"port": 1})(), type("R", (), {"port": 2})(), "/ca.crt")
+    database_url, broker_url = urls(5432, 6379, "/ca.crt")
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("CELERY_BROKER_URL", broker_url)
     secrets = set(_secrets(Settings.from_env()))

