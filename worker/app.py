@@ -26,10 +26,21 @@ def resolve_broker_url(settings: Settings) -> str:
     return ensure_redis(settings.data_dir)
 
 
+def broker_ssl_options(broker_url: str) -> dict | bool:
+    """For `rediss://`: verify the server's certificate (against the system's CAs unless the URL
+    names `ssl_ca_certs`). Without ssl options kombu would connect unverified; `ssl_*` options in
+    the URL replace these."""
+    import ssl
+
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED} if broker_url.startswith("rediss://") else False
+
+
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or Settings.from_env()
-    app = Celery("governance", broker=resolve_broker_url(settings), include=["worker.tasks"])
+    broker_url = resolve_broker_url(settings)
+    app = Celery("governance", broker=broker_url, include=["worker.tasks"])
     app.conf.update(
+        broker_use_ssl=broker_ssl_options(broker_url),
         task_serializer="json",
         result_serializer="json",
         event_serializer="json",
@@ -71,14 +82,16 @@ def _fresh_connections_after_fork(**_):
 # --- structured logs ------------------------------------------------------------------------------
 
 def _secrets(settings: Settings) -> list[str | None]:
-    from urllib.parse import urlsplit
+    from urllib.parse import unquote, urlsplit
 
     found = [settings.gemini_api_key, settings.webhook_secret]
     for url in (settings.database_url, settings.broker_url):
         try:
-            found.append(urlsplit(url).password if url else None)
+            password = urlsplit(url).password if url else None
         except ValueError:
-            pass
+            continue
+        # Clients log what they were given or what they decoded: mask both spellings.
+        found += [password, unquote(password)] if password else []
     return found
 
 

@@ -32,6 +32,18 @@ def _sessions(settings: Settings):
     return session_factory(resolve_database_url(settings))
 
 
+def _enter(session, tenant: str | None) -> None:
+    """Row-level security scope (migration 0002), as the worker's tasks enter it: the transaction
+    runs as the `governance_app` role and sees one tenant, or every tenant when None (commands that
+    are cross-tenant by design say so where they call this). Only `db upgrade` runs as the owner."""
+    from governance import repository
+
+    if tenant is None:
+        repository.enter_all_tenants(session)
+    else:
+        repository.enter_tenant(session, tenant)
+
+
 def _context(settings: Settings):
     from governance.embedders import build_embedder
     from governance.services import Context
@@ -82,6 +94,7 @@ def import_exemplar_file(settings: Settings, path: str, who: str | None, batch_s
     imported, done = 0, 0
     for batch in batched(parsed, batch_size):
         with transaction(factory) as session:
+            _enter(session, None)  # cross-tenant by design: each line names its own tenant
             result = import_exemplars(session, ctx, batch, created_by=who)
         imported += result.imported
         problems += [f"rejected exemplar {asset_id}: {reason}" for asset_id, reason in result.rejected]
@@ -106,6 +119,7 @@ def publish_file(settings: Settings, path: str):
 
     items = list(_read_jsonl(path))
     with transaction(_sessions(settings)) as session:
+        _enter(session, None)  # cross-tenant by design: the inbox takes every tenant's events
         accepted = accept_events(session, [(n, obj) for n, obj in items if not isinstance(obj, Exception)])
     for tenant, event_id in accepted.new:  # after commit, so the task always finds its row
         process_upload.apply_async((tenant, event_id))
@@ -152,6 +166,7 @@ def cmd_decisions_export(args) -> int:
 
     settings = prepare_environment()
     with transaction(_sessions(settings)) as session:
+        _enter(session, args.tenant)
         for decision in export_decisions(session, args.tenant):
             sys.stdout.write(json.dumps(decision, ensure_ascii=False) + "\n")
     return 0
@@ -162,6 +177,7 @@ def cmd_clusters_report(args) -> int:
 
     settings = prepare_environment()
     with transaction(_sessions(settings)) as session:
+        _enter(session, args.tenant)
         paths = build_and_store(session, _context(settings), args.tenant, Path(args.out) if args.out else None)
     print(paths["json"])
     return 0
@@ -172,6 +188,7 @@ def cmd_clusters_history(args) -> int:
 
     settings = prepare_environment()
     with transaction(_sessions(settings)) as session:
+        _enter(session, args.tenant)
         for row in history(session, args.tenant, args.limit):
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
     return 0
@@ -193,6 +210,7 @@ def cmd_health(args) -> int:
     checks = {}
     try:
         with transaction(_sessions(settings)) as session:
+            _enter(session, None)  # also proves that the login role may act as the app role
             version = session.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar()
         checks["database"] = f"ok (pgvector {version})" if version else "FAIL: pgvector extension missing"
     except Exception as exc:  # noqa: BLE001 - report any failure
@@ -239,16 +257,6 @@ def _rolled_back(settings: Settings):
             session.rollback()
             session.close()
     return scope()
-
-
-def _enter(session, tenant: str | None) -> None:
-    """Row-level security scope (migration 0002): one tenant, or every tenant when None."""
-    from governance import repository
-
-    if tenant is None:
-        repository.enter_all_tenants(session)
-    else:
-        repository.enter_tenant(session, tenant)
 
 
 def _fail(message: str, code: int = 2) -> int:

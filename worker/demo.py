@@ -48,7 +48,7 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
     from governance.migrate import upgrade
     from governance.reports import build_and_store
     from governance.services import export_decisions
-    from worker.cli import _context, _sessions, import_exemplar_file, prepare_environment, publish_file
+    from worker.cli import _context, _enter, _sessions, import_exemplar_file, prepare_environment, publish_file
 
     # The bundled sample is tiny (a few dozen uploads per modality): smaller clusters count there.
     os.environ.setdefault("GOVERNANCE_CLUSTER_MIN_SIZE", "5")
@@ -74,6 +74,7 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
         deadline = time.monotonic() + timeout_s
         while True:
             with transaction(_sessions(settings)) as session:
+                _enter(session, TENANT)
                 found = [d for d in export_decisions(session, TENANT) if d["event_id"] in wanted]
             if len(found) >= len(wanted) or time.monotonic() > deadline or worker.poll() is not None:
                 break
@@ -84,6 +85,7 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
             print(f"only {len(found)} of {len(wanted)} decisions arrived; worker log: {log_path}", file=sys.stderr)
             return 1
         with transaction(_sessions(settings)) as session:
+            _enter(session, TENANT)
             paths = build_and_store(session, _context(settings), TENANT, work / "report")
         report = json.loads(paths["json"].read_text())
         print(f"\n{len(report['clusters'])} clusters, {len(report['noise'])} noise points; "
