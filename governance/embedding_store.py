@@ -2,6 +2,8 @@
 
 Concurrent duplicates serialise on a transaction-scoped advisory lock per content key, so the
 second waits for the first's commit and then finds its vector instead of paying for another call.
+Over-limit content is embedded in windows (governance.windows); the window vectors are stored
+with the content key, in the same transaction, and the pooled vector is what callers get.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
-from governance import repository
+from governance import repository, windows
 from governance.assets import LoadedAsset
 from governance.embedders import Embedder, EmbeddingError, Task
 
@@ -58,11 +60,18 @@ def embed_with_cache(session: Session, embedder: Embedder, tenant: str, assets: 
         if cached is None:
             missing.append(i)
     if missing:
-        vectors = embedder.embed([assets[i].content for i in missing], task)
-        if len(vectors) != len(missing):
-            raise InvalidEmbedding(f"invalid_embedding: {len(vectors)} vectors for {len(missing)} inputs")
-        for i, vector in zip(missing, vectors):
-            results[i] = Embedded(check_vector(vector, embedder.dims), keys[i], False)
+        windowed = windows.embed_windowed(embedder, [assets[i] for i in missing], task)
+        if len(windowed) != len(missing):
+            raise InvalidEmbedding(f"invalid_embedding: {len(windowed)} vectors for {len(missing)} inputs")
+        for i, result in zip(missing, windowed):
+            results[i] = Embedded(check_vector(result.vector, embedder.dims), keys[i], False)
+            if result.windows:
+                asset = assets[i]
+                repository.store_embedding_windows(
+                    session, tenant=tenant, sha256=asset.sha256, modality=asset.content.modality,
+                    model=embedder.model_id, dims=embedder.dims, task=keys[i],
+                    windows=[(w.index, w.unit, w.start, w.end, w.weight, check_vector(v, embedder.dims))
+                             for w, v in result.windows])
     return results  # type: ignore[return-value]
 
 

@@ -1,0 +1,105 @@
+"""Over-limit content becomes windows, one embedding request each, pooled into one vector.
+
+The embedder states its limits (`Embedder.limits`); governance.windowing plans the spans, and
+governance.media cuts them. Every asset is planned, and the window cap checked, before the first
+call, so an asset over the cap costs nothing. Windows of one asset go out in the same embed()
+call as everything else, so they share batching, concurrency and retries.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from governance import media, windowing
+from governance.assets import LoadedAsset
+from governance.embedders.base import NO_LIMITS, Content, Embedder, EmbeddingError, Limits, Task
+
+# Audio is cut from its decoded samples; this only bounds decoding, which load() already checked.
+_DECODE_BOUND_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Window:
+    index: int
+    unit: str  # pages | seconds | chars
+    start: float
+    end: float
+    weight: float  # pages, seconds or estimated tokens: the pooling weight
+    content: Content
+
+
+@dataclass(frozen=True)
+class WindowedVector:
+    vector: np.ndarray  # the pooled asset vector, unit length
+    windows: list[tuple[Window, np.ndarray]]  # empty when the asset fitted one request
+
+
+def limits_of(embedder: Embedder) -> Limits:
+    return getattr(embedder, "limits", NO_LIMITS)
+
+
+def split(asset: LoadedAsset, limits: Limits) -> list[Window]:
+    """The asset's windows; a single window holding the asset's own content when it fits."""
+    content = asset.content
+    try:
+        if content.modality == "text":
+            return _text_windows(content, limits)
+        if content.modality == "pdf" and asset.extent:
+            spans = windowing.page_spans(int(asset.extent), limits.pdf_pages)
+            windowing.check_cap(len(spans), limits.max_windows, f"a {int(asset.extent)}-page PDF")
+            if len(spans) == 1:
+                return [Window(0, "pages", 0, asset.extent, asset.extent, content)]
+            cut = [media.pdf_window(content.data or b"", a, b) for a, b in spans]
+            return [Window(i, "pages", a, b, b - a, Content("pdf", "application/pdf", text=text, data=data))
+                    for i, ((a, b), (data, text)) in enumerate(zip(spans, cut))]
+        if content.modality in ("audio", "video") and asset.extent:
+            limit = limits.audio_seconds if content.modality == "audio" else limits.video_seconds
+            spans = windowing.time_spans(asset.extent, limit)
+            windowing.check_cap(len(spans), limits.max_windows, f"{asset.extent:.1f} s of {content.modality}")
+            if len(spans) == 1:
+                return [Window(0, "seconds", 0, asset.extent, asset.extent, content)]
+            if content.modality == "audio":
+                cut = media.audio_windows(content.data or b"", spans, _DECODE_BOUND_S)
+                mime = "audio/wav"
+            else:
+                cut = [media.video_window(content.data or b"", a, b) for a, b in spans]
+                mime = "video/mp4"
+            return [Window(i, "seconds", a, b, b - a, Content(content.modality, mime, data=data))
+                    for i, ((a, b), data) in enumerate(zip(spans, cut))]
+    except windowing.TooManyWindows as exc:
+        raise EmbeddingError(str(exc)) from None
+    except media.MediaError as exc:
+        raise EmbeddingError(str(exc)) from None
+    return [Window(0, "whole", 0, 1, 1, content)]
+
+
+def _text_windows(content: Content, limits: Limits) -> list[Window]:
+    text = content.text or ""
+    spans = windowing.text_spans(text, limits.text_tokens)
+    windowing.check_cap(len(spans), limits.max_windows, f"a text of ~{windowing.estimate_tokens(text)} tokens")
+    if len(spans) == 1:
+        return [Window(0, "chars", 0, len(text), max(1, windowing.estimate_tokens(text)), content)]
+    return [Window(i, "chars", a, b, max(1, windowing.estimate_tokens(text[a:b])),
+                   Content("text", "text/plain", text=text[a:b])) for i, (a, b) in enumerate(spans)]
+
+
+def embed_windowed(embedder: Embedder, assets: Sequence[LoadedAsset], task: Task) -> list[WindowedVector]:
+    """One pooled vector per asset, in order, from one embed() call over all their windows."""
+    limits = limits_of(embedder)
+    plans = [split(asset, limits) for asset in assets]
+    vectors = embedder.embed([w.content for plan in plans for w in plan], task)
+    total = sum(len(plan) for plan in plans)
+    if len(vectors) != total:
+        raise EmbeddingError(f"invalid_embedding: {len(vectors)} vectors for {total} windows")
+    out, offset = [], 0
+    for plan in plans:
+        rows = np.asarray(vectors[offset:offset + len(plan)], dtype=np.float32)
+        offset += len(plan)
+        if len(plan) == 1:
+            out.append(WindowedVector(rows[0], []))
+            continue
+        pooled = windowing.pool(rows, [w.weight for w in plan])
+        out.append(WindowedVector(pooled, list(zip(plan, rows))))
+    return out
