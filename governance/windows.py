@@ -72,15 +72,15 @@ def split(asset: LoadedAsset, limits: Limits) -> list[Window]:
         raise EmbeddingError(str(exc)) from None
     except media.MediaError as exc:
         raise EmbeddingError(str(exc)) from None
-    return [Window(0, "whole", 0, 1, 1, content)]
+    return [Window(0, "whole", 0, 1, 1, content)]  # images, and anything its embedder takes whole
 
 
 def _text_windows(content: Content, limits: Limits) -> list[Window]:
     text = content.text or ""
     spans = windowing.text_spans(text, limits.text_tokens)
-    windowing.check_cap(len(spans), limits.max_windows, f"a text of ~{windowing.estimate_tokens(text)} tokens")
     if len(spans) == 1:
-        return [Window(0, "chars", 0, len(text), max(1, windowing.estimate_tokens(text)), content)]
+        return [Window(0, "chars", 0, len(text), 1, content)]  # the hot path: most texts fit
+    windowing.check_cap(len(spans), limits.max_windows, f"a text of ~{windowing.estimate_tokens(text)} tokens")
     return [Window(i, "chars", a, b, max(1, windowing.estimate_tokens(text[a:b])),
                    Content("text", "text/plain", text=text[a:b])) for i, (a, b) in enumerate(spans)]
 
