@@ -5,6 +5,7 @@ import pytest
 
 from tests import media_samples as ms
 from tests.e2e.conftest import cli, wait_for_decisions, write_jsonl
+from tests.e2e.test_gemini_pipeline import gemini_env  # noqa: F401 - the fixture, shared
 
 pytestmark = pytest.mark.e2e
 
@@ -51,4 +52,29 @@ def test_audio_and_video_uploads_are_decided_and_corrupt_ones_rejected_with_reas
     assert found["broken-audio"]["reason"].startswith("corrupt_audio:")
     assert found["broken-video"]["action"] == "reject"
     assert found["broken-video"]["reason"].startswith("corrupt_video:")
+    assert w.alive()
+
+
+def test_gemini_worker_sends_windows_and_converted_media_through_the_sdk(gemini_env, worker, tmp_path):
+    env, fake = gemini_env
+    tenant = f"gmedia-{uuid.uuid4().hex[:8]}"
+    roots = env["FILE_ROOT"]
+    files = {"long.flac": ms.flac_bytes(400), "paper.pdf": ms.pdf_bytes(13), "clip.webm": ms.webm_bytes(3)}
+    for name, data in files.items():
+        with open(f"{roots}/{tenant}-{name}", "wb") as handle:
+            handle.write(data)
+    events = [{"asset_id": name, "tenant": tenant, "uri": f"file://{roots}/{tenant}-{name}"} for name in files]
+    cli(env, "publish", str(write_jsonl(tmp_path / "uploads.jsonl", events)))
+    w = worker(env)
+    found = {d["asset_id"]: d for d in wait_for_decisions(env, tenant, len(events), timeout_s=180)}
+
+    assert set(found) == set(files)
+    for decision in found.values():
+        assert decision["action"] != "reject", decision["reason"]
+    sent = [details[0] for call in fake.embed_calls for details in call.part_details]
+    mimes = [d.get("mime_type") for d in sent]
+    # Media carry no task prefix, so one request per window serves both tasks.
+    assert mimes.count("audio/wav") == 3 and all(d["seconds"] <= 180 for d in sent if "seconds" in d)
+    assert sorted(d["pages"] for d in sent if "pages" in d) == [4, 4, 5]
+    assert mimes.count("video/mp4") == 1 and "video/webm" not in mimes
     assert w.alive()
