@@ -34,6 +34,8 @@ MODALITY_OF = {
 # Passed through as uploaded; everything else of these modalities is converted (governance.media).
 NATIVE_MIME = frozenset({"image/png", "image/jpeg", "audio/wav", "audio/mpeg", "video/mp4", "video/quicktime",
                          "application/pdf"})
+# Containers whose magic bytes do not tell audio from video; the streams inside decide.
+AUDIO_OR_VIDEO_CONTAINERS = frozenset({"video/mp4", "video/webm"})
 MAX_PDF_PAGES = 50
 # MPEG audio frame sync: 11 set bits, then version (not the reserved 01) and layer (not 00, which
 # is AAC's ADTS): MPEG-1, -2 and -2.5 at layers I-III, with or without CRC.
@@ -120,7 +122,8 @@ def load(event: UploadEvent, settings: Settings) -> LoadedAsset:
     if sniffed is None:
         raise RejectedInput(f"unsupported_type: content matches no accepted format (starts {data[:8]!r})")
     declared = event.mime_type or transport_mime
-    if declared and _family(declared) != _family(sniffed):
+    if declared and _family(declared) != _family(sniffed) and not (
+            sniffed in AUDIO_OR_VIDEO_CONTAINERS and _family(declared) == "audio"):
         raise RejectedInput(f"mime_mismatch: declared {declared}, content is {sniffed}")
     if sniffed == "text/plain":
         return _load_text(data.decode("utf-8", errors="replace"), None, source_uri, settings, raw=data)
@@ -141,11 +144,10 @@ def _prepare(data: bytes, sniffed: str, settings: Settings) -> tuple[Content, st
         elif modality == "pdf":
             excerpt, pages = _pdf_text(data)
             extent = float(pages)
+        elif modality == "video" and sniffed in AUDIO_OR_VIDEO_CONTAINERS and not media.has_video(data):
+            return _prepare_audio(data, None, settings)  # e.g. WebM with Opus only, MP4 with AAC only
         elif modality == "audio":
-            samples = media.decode_audio(data, settings.max_media_seconds)
-            extent = samples.size / media.AUDIO_RATE
-            if sniffed not in NATIVE_MIME:
-                data, mime = media.wav_bytes(samples), "audio/wav"
+            return _prepare_audio(data, sniffed, settings)
         elif modality == "video":
             extent = media.probe_video(data, settings.max_image_pixels).seconds
             if extent > settings.max_media_seconds:
@@ -155,6 +157,14 @@ def _prepare(data: bytes, sniffed: str, settings: Settings) -> tuple[Content, st
     except media.MediaError as exc:
         raise RejectedInput(str(exc)) from exc
     return Content(modality=modality, mime_type=mime, data=data, text=excerpt), excerpt, extent
+
+
+def _prepare_audio(data: bytes, sniffed: str | None, settings: Settings) -> tuple[Content, None, float]:
+    """Audio is decoded in full: that validates it, measures it and, where needed, converts it."""
+    samples = media.decode_audio(data, settings.max_media_seconds)  # MediaError: caught by _prepare
+    if sniffed not in NATIVE_MIME:
+        data, sniffed = media.wav_bytes(samples), "audio/wav"
+    return Content(modality="audio", mime_type=sniffed, data=data), None, samples.size / media.AUDIO_RATE
 
 
 def _load_text(text: str, declared: str | None, source_uri: str | None, settings: Settings, raw: bytes | None = None):
@@ -215,11 +225,12 @@ def _pdf_text(data: bytes) -> tuple[str, int]:
     from pypdf.errors import PyPdfError
 
     try:
-        reader = PdfReader(io.BytesIO(data), strict=True)
-        if len(reader.pages) > MAX_PDF_PAGES:
-            raise RejectedInput(f"too_many_pages: {len(reader.pages)} pages exceeds {MAX_PDF_PAGES}")
-        return "\n".join((page.extract_text() or "") for page in reader.pages), len(reader.pages)
-    except RejectedInput:
+        with media.time_bound(media.PDF_PARSE_SECONDS, "corrupt_pdf"):
+            reader = PdfReader(io.BytesIO(data), strict=True)
+            if len(reader.pages) > MAX_PDF_PAGES:
+                raise RejectedInput(f"too_many_pages: {len(reader.pages)} pages exceeds {MAX_PDF_PAGES}")
+            return "\n".join((page.extract_text() or "") for page in reader.pages), len(reader.pages)
+    except (RejectedInput, media.MediaError):
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
         raise RejectedInput(f"corrupt_pdf: {exc.__class__.__name__}: {exc}") from exc

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import io
 import math
+import signal
+import threading
 import wave
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -22,10 +25,15 @@ import numpy as np
 AUDIO_RATE = 16_000
 VIDEO_MAX_FPS = 10
 VIDEO_MAX_SIDE = 1280
+PDF_PARSE_SECONDS = 10.0  # pypdf is pure Python: a crafted file can keep it busy indefinitely
 
 
 class MediaError(Exception):
     """Undecodable or over-limit media; the message is the reject reason."""
+
+
+class NoVideoStream(MediaError):
+    """A video container that holds no video: it may still hold audio (WebM, MP4 with AAC only)."""
 
 
 def _av():
@@ -41,6 +49,36 @@ def _open(data: bytes, kind: str):
         return av.open(io.BytesIO(data), mode="r")
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise MediaError(f"corrupt_{kind}: {exc.__class__.__name__}: {exc}") from exc
+
+
+class _Expired(BaseException):
+    pass
+
+
+@contextmanager
+def time_bound(seconds: float, reason: str):
+    """Raise MediaError(reason) if the block runs longer than `seconds` of wall time.
+
+    Uses SIGALRM, so it bounds only code on the main thread (where prefork worker children run
+    tasks) and only when no other interval timer is set; elsewhere the block runs unbounded.
+    """
+    usable = threading.current_thread() is threading.main_thread() and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    if not usable:
+        yield
+        return
+
+    def expired(signum, frame):
+        raise _Expired  # a BaseException: parsers' broad `except Exception` cannot swallow it
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Expired:
+        raise MediaError(f"{reason}: took longer than {seconds:g} s") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # --- images -------------------------------------------------------------------------------------
@@ -105,6 +143,16 @@ def audio_windows(data: bytes, spans: list[tuple[float, float]], max_seconds: fl
 
 # --- video --------------------------------------------------------------------------------------
 
+def has_video(data: bytes) -> bool:
+    """Whether the container holds a video stream (False also for unreadable containers, whose
+    decoding as audio then fails with its own reason)."""
+    try:
+        with _open(data, "video") as container:
+            return bool(container.streams.video)
+    except MediaError:
+        return True  # let the video path name the failure: corrupt_video
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     seconds: float
@@ -118,7 +166,7 @@ def probe_video(data: bytes, max_pixels: int) -> VideoInfo:
     av = _av()
     with _open(data, "video") as container:
         if not container.streams.video:
-            raise MediaError("corrupt_video: no video stream")
+            raise NoVideoStream("corrupt_video: no video stream")
         stream = container.streams.video[0]
         try:
             first = next(container.decode(stream), None)
@@ -228,13 +276,14 @@ def pdf_window(data: bytes, first: int, last: int) -> tuple[bytes, str]:
     from pypdf.errors import PyPdfError
 
     try:
-        reader = PdfReader(io.BytesIO(data), strict=True)
-        writer = PdfWriter()
-        pages = reader.pages[first:last]
-        for page in pages:
-            writer.add_page(page)
-        out = io.BytesIO()
-        writer.write(out)
-        return out.getvalue(), "\n".join((page.extract_text() or "") for page in pages)
+        with time_bound(PDF_PARSE_SECONDS, "corrupt_pdf"):
+            reader = PdfReader(io.BytesIO(data), strict=True)
+            writer = PdfWriter()
+            pages = reader.pages[first:last]
+            for page in pages:
+                writer.add_page(page)
+            out = io.BytesIO()
+            writer.write(out)
+            return out.getvalue(), "\n".join((page.extract_text() or "") for page in pages)
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
         raise MediaError(f"corrupt_pdf: {exc.__class__.__name__}: {exc}") from exc

@@ -164,3 +164,38 @@ def test_pdf_window_holds_its_pages():
     data, _ = media.pdf_window(ms.pdf_bytes(13), 5, 9)
     pages = PdfReader(io.BytesIO(data)).pages
     assert [float(p.mediabox.width) for p in pages] == [77, 78, 79, 80]
+
+
+def test_time_bound_stops_a_runaway_parse_and_leaves_no_timer_behind():
+    # In a fresh interpreter: pytest-timeout holds the interval timer here, and the bound then
+    # (by design) steps aside rather than replace it.
+    import subprocess
+    import sys
+
+    script = """
+import signal, time
+from governance import media
+started = time.monotonic()
+try:
+    with media.time_bound(0.2, "corrupt_pdf"):
+        while time.monotonic() - started < 5:
+            try:
+                time.sleep(0.01)
+            except Exception:  # a parser's broad handler must not swallow the deadline
+                pass
+    print("not stopped")
+except media.MediaError as exc:
+    print(exc, round(time.monotonic() - started, 1))
+print(signal.getitimer(signal.ITIMER_REAL))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert result.stdout.splitlines() == ["corrupt_pdf: took longer than 0.2 s 0.2", "(0.0, 0.0)"], result.stderr
+
+
+@pytest.mark.parametrize("container, codec, rate", [("webm", "libopus", 48000), ("mp4", "aac", 22050)])
+def test_audio_only_webm_and_mp4_are_audio(settings, container, codec, rate):
+    original = ms.encode_audio(container, codec, 2, rate=rate)
+    assert sniff(original).startswith("video/")  # the magic bytes cannot tell
+    asset = loaded(original, settings, mime_type=f"audio/{container}")
+    assert asset.content.modality == "audio" and asset.content.mime_type == "audio/wav"
+    assert asset.extent == pytest.approx(2.0, abs=0.1)
