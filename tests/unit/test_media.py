@@ -199,3 +199,12 @@ def test_audio_only_webm_and_mp4_are_audio(settings, container, codec, rate):
     asset = loaded(original, settings, mime_type=f"audio/{container}")
     assert asset.content.modality == "audio" and asset.content.mime_type == "audio/wav"
     assert asset.extent == pytest.approx(2.0, abs=0.1)
+
+
+def test_sampled_frames_are_the_ones_shown_at_evenly_spaced_times():
+    fps, seconds = 25, 40
+    data = ms.mp4_bytes(seconds, fps=fps)  # frame i has its edge at column (3 * i) % 64
+    frames = media.sample_frames(data, 8, seconds)
+    edges = [int(np.argmax(np.asarray(frame.convert("L"))[10] > 30)) for frame in frames]
+    expected = [(3 * int(np.ceil((i + 0.5) * seconds / 8 * fps - 1e-6))) % 64 for i in range(8)]
+    assert edges == expected
