@@ -82,6 +82,7 @@ def test_animated_gif_keeps_its_first_frame(settings):
 
 
 def test_the_bomb_limit_still_applies_before_conversion(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # load() sets it process-wide
     monkeypatch.setenv("GOVERNANCE_MAX_IMAGE_PIXELS", "1000")
     assert rejected(ms.image_bytes("WEBP", size=(100, 100)), Settings.from_env()).startswith("decompression_bomb")
 
