@@ -7,7 +7,9 @@ zero-crossing statistics. Video: the image features (governance.embedders.hashin
 between consecutive sampled frames). Like the image half, these are surface features: two
 recordings of similar sound or footage are close; meaning is not modelled.
 
-Changing a seed or a feature changes every vector of that modality: bump the version with it.
+Changing a seed or a feature changes every vector of that modality: bump its version, and name
+the new version in the embedders' model ids so old and new vectors are never compared. (v1 is
+not in the model ids: adding these modalities left every text and image vector as it was.)
 """
 from __future__ import annotations
 

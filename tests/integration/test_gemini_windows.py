@@ -167,3 +167,21 @@ def test_an_asset_over_the_window_cap_is_rejected_before_any_call(db, settings, 
     assert decision["action"] == "reject"
     assert decision["reason"].startswith("too_many_windows: 400.0 s of audio needs 3 windows, more than 2")
     assert fake.embed_calls == []
+
+
+@pytest.mark.parametrize("mime, data, message", [
+    ("image/gif", lambda: ms.image_bytes("GIF"), "Unsupported MIME type: image/gif"),
+    ("audio/flac", lambda: ms.flac_bytes(1), "Unsupported MIME type: audio/flac"),
+    ("audio/wav", lambda: ms.wav_bytes(181), "exceeds 180 s"),
+    ("video/mp4", lambda: ms.mp4_bytes(121, fps=1), "exceeds 120 s"),
+    ("application/pdf", lambda: ms.pdf_bytes(7), "at most 6 are supported"),
+])
+def test_the_fake_refuses_what_google_would_so_unwindowed_media_cannot_pass(fake, mime, data, message):
+    from google import genai
+    from google.genai import errors, types
+
+    client = genai.Client(api_key=fake.api_key, http_options=types.HttpOptions(base_url=fake.base_url))
+    content = types.Content(parts=[types.Part.from_bytes(data=data(), mime_type=mime)])
+    with pytest.raises(errors.ClientError) as raised:
+        client.models.embed_content(model="gemini-embedding-2", contents=[content])
+    assert raised.value.code == 400 and message in raised.value.message
