@@ -60,9 +60,9 @@ def embed_with_cache(session: Session, embedder: Embedder, tenant: str, assets: 
         if cached is None:
             missing.append(i)
     if missing:
-        windowed = windows.embed_windowed(embedder, [assets[i] for i in missing], task)
-        if len(windowed) != len(missing):
-            raise InvalidEmbedding(f"invalid_embedding: {len(windowed)} vectors for {len(missing)} inputs")
+        plans = windows.plan(embedder, [assets[i] for i in missing])
+        vectors = embedder.embed(windows.contents(plans), task)
+        windowed = windows.combine(plans, vectors)
         for i, result in zip(missing, windowed):
             results[i] = Embedded(check_vector(result.vector, embedder.dims), keys[i], False)
             if result.windows:

@@ -2,8 +2,8 @@
 
 The embedder states its limits (`Embedder.limits`); governance.windowing plans the spans, and
 governance.media cuts them. Every asset is planned, and the window cap checked, before the first
-call, so an asset over the cap costs nothing. Windows of one asset go out in the same embed()
-call as everything else, so they share batching, concurrency and retries.
+call, so an asset over the cap costs nothing. Windows of all assets go out in one embed() call
+(`plan`, `contents`, embed, `combine`), so they share batching, concurrency and retries.
 """
 from __future__ import annotations
 
@@ -85,21 +85,28 @@ def _text_windows(content: Content, limits: Limits) -> list[Window]:
                    Content("text", "text/plain", text=text[a:b])) for i, (a, b) in enumerate(spans)]
 
 
-def embed_windowed(embedder: Embedder, assets: Sequence[LoadedAsset], task: Task) -> list[WindowedVector]:
-    """One pooled vector per asset, in order, from one embed() call over all their windows."""
+def plan(embedder: Embedder, assets: Sequence[LoadedAsset]) -> list[list[Window]]:
+    """Every asset's windows under the embedder's limits; raises before any call if one is over the cap."""
     limits = limits_of(embedder)
-    plans = [split(asset, limits) for asset in assets]
-    vectors = embedder.embed([w.content for plan in plans for w in plan], task)
-    total = sum(len(plan) for plan in plans)
+    return [split(asset, limits) for asset in assets]
+
+
+def contents(plans: list[list[Window]]) -> list[Content]:
+    """What to embed, one request per window, assets in order."""
+    return [w.content for windows in plans for w in windows]
+
+
+def combine(plans: list[list[Window]], vectors: np.ndarray) -> list[WindowedVector]:
+    """One pooled vector per asset from the vectors of `contents(plans)`, in the same order."""
+    total = sum(len(windows) for windows in plans)
     if len(vectors) != total:
         raise EmbeddingError(f"invalid_embedding: {len(vectors)} vectors for {total} windows")
     out, offset = [], 0
-    for plan in plans:
-        rows = np.asarray(vectors[offset:offset + len(plan)], dtype=np.float32)
-        offset += len(plan)
-        if len(plan) == 1:
+    for windows in plans:
+        rows = np.asarray(vectors[offset:offset + len(windows)], dtype=np.float32)
+        offset += len(windows)
+        if len(windows) == 1:
             out.append(WindowedVector(rows[0], []))
-            continue
-        pooled = windowing.pool(rows, [w.weight for w in plan])
-        out.append(WindowedVector(pooled, list(zip(plan, rows))))
+        else:
+            out.append(WindowedVector(windowing.pool(rows, [w.weight for w in windows]), list(zip(windows, rows))))
     return out
