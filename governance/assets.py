@@ -162,7 +162,7 @@ def _prepare(data: bytes, sniffed: str, settings: Settings) -> tuple[Content, st
 def _prepare_audio(data: bytes, sniffed: str | None, settings: Settings) -> tuple[Content, None, float]:
     """Audio is decoded in full: that validates it, measures it and, where needed, converts it."""
     samples = media.decode_audio(data, settings.max_media_seconds)  # MediaError: caught by _prepare
-    if sniffed not in NATIVE_MIME:
+    if sniffed not in NATIVE_MIME or len(data) > media.MAX_INLINE_AUDIO_BYTES:
         data, sniffed = media.wav_bytes(samples), "audio/wav"
     return Content(modality="audio", mime_type=sniffed, data=data), None, samples.size / media.AUDIO_RATE
 

@@ -25,6 +25,9 @@ import numpy as np
 AUDIO_RATE = 16_000
 VIDEO_MAX_FPS = 10
 VIDEO_MAX_SIDE = 1280
+# Google takes at most 20 MB per request; a native WAV or MP3 larger than this is re-encoded as
+# canonical WAV (180 s of it is 5.8 MB) rather than sent as uploaded.
+MAX_INLINE_AUDIO_BYTES = 8 * 1024 * 1024
 PDF_PARSE_SECONDS = 10.0  # pypdf is pure Python: a crafted file can keep it busy indefinitely
 
 

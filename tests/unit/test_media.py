@@ -209,3 +209,11 @@ def test_sampled_frames_are_the_ones_shown_at_evenly_spaced_times():
     edges = [int(np.argmax(np.asarray(frame.convert("L"))[10] > 30)) for frame in frames]
     expected = [(3 * int(np.ceil((i + 0.5) * seconds / 8 * fps - 1e-6))) % 64 for i in range(8)]
     assert edges == expected
+
+
+def test_a_native_wav_too_big_for_one_request_is_re_encoded(settings, monkeypatch):
+    original = ms.wav_bytes(2, rate=44100)
+    monkeypatch.setattr(media, "MAX_INLINE_AUDIO_BYTES", len(original) - 1)
+    asset = loaded(original, settings)
+    assert asset.content.data != original and wav_info(asset.content.data)[2] == media.AUDIO_RATE
+    assert asset.sha256 == hashlib.sha256(original).hexdigest()
