@@ -2,7 +2,10 @@
 
 The type comes from the magic bytes, never from the declared MIME type alone; a declared type
 that disagrees with the content is a reject. Images are parsed only by the formats we accept,
-with Pillow's decompression-bomb limit left on and turned into an error.
+with Pillow's decompression-bomb limit left on and turned into an error. Audio is decoded in full
+and video probed, so corrupt media is a reject here, before any embedding call; formats Gemini
+does not take inline are converted to canonical ones (see governance.media). `sha256` is always
+that of the original bytes: the content-hash cache keys on what was uploaded.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+from governance import media
 from governance.config import Settings
 from governance.embedders.base import Content
 from governance.events import UploadEvent
@@ -23,10 +27,19 @@ MODALITY_OF = {
     **{mime: "image" for mime in IMAGE_FORMATS},
     "application/pdf": "pdf",
     "audio/wav": "audio", "audio/mpeg": "audio", "audio/flac": "audio", "audio/ogg": "audio",
-    "video/mp4": "video", "video/quicktime": "video",
+    "audio/aac": "audio", "audio/mp4": "audio",
+    "video/mp4": "video", "video/quicktime": "video", "video/webm": "video", "video/x-msvideo": "video",
     "text/plain": "text",
 }
+# Passed through as uploaded; everything else of these modalities is converted (governance.media).
+NATIVE_MIME = frozenset({"image/png", "image/jpeg", "audio/wav", "audio/mpeg", "video/mp4", "video/quicktime",
+                         "application/pdf"})
+# Containers whose magic bytes do not tell audio from video; the streams inside decide.
+AUDIO_OR_VIDEO_CONTAINERS = frozenset({"video/mp4", "video/webm"})
 MAX_PDF_PAGES = 50
+# MPEG audio frame sync: 11 set bits, then version (not the reserved 01) and layer (not 00, which
+# is AAC's ADTS): MPEG-1, -2 and -2.5 at layers I-III, with or without CRC.
+_MPEG_AUDIO_SECOND_BYTES = frozenset(b for b in range(0xE0, 0x100) if (b >> 3) & 3 != 1 and (b >> 1) & 3 != 0)
 
 
 class RejectedInput(Exception):
@@ -40,6 +53,7 @@ class LoadedAsset:
     size_bytes: int
     source_uri: str | None
     text_excerpt: str | None
+    extent: float | None = None  # pdf: pages; audio, video: seconds (what windows are cut along)
 
 
 def sniff(data: bytes) -> str | None:
@@ -55,6 +69,10 @@ def sniff(data: bytes) -> str | None:
         return "image/webp"
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         return "audio/wav"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "video/x-msvideo"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: WebM and Matroska
+        return "video/webm"
     if head.startswith(b"BM"):
         return "image/bmp"
     if head.startswith(b"%PDF-"):
@@ -63,9 +81,13 @@ def sniff(data: bytes) -> str | None:
         return "audio/flac"
     if head.startswith(b"OggS"):
         return "audio/ogg"
-    if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+    if head.startswith(b"ID3") or (head[0:1] == b"\xff" and len(head) > 1 and head[1] in _MPEG_AUDIO_SECOND_BYTES):
         return "audio/mpeg"
+    if head[0:1] == b"\xff" and len(head) > 1 and head[1] & 0xF6 == 0xF0:
+        return "audio/aac"  # ADTS
     if head[4:8] == b"ftyp":
+        if head[8:11] in (b"M4A", b"M4B"):
+            return "audio/mp4"
         return "video/quicktime" if head[8:10] == b"qt" else "video/mp4"
     if _looks_like_text(data):
         return "text/plain"
@@ -100,21 +122,49 @@ def load(event: UploadEvent, settings: Settings) -> LoadedAsset:
     if sniffed is None:
         raise RejectedInput(f"unsupported_type: content matches no accepted format (starts {data[:8]!r})")
     declared = event.mime_type or transport_mime
-    if declared and _family(declared) != _family(sniffed):
+    if declared and _family(declared) != _family(sniffed) and not (
+            sniffed in AUDIO_OR_VIDEO_CONTAINERS and _family(declared) == "audio"):
         raise RejectedInput(f"mime_mismatch: declared {declared}, content is {sniffed}")
     if sniffed == "text/plain":
         return _load_text(data.decode("utf-8", errors="replace"), None, source_uri, settings, raw=data)
-    if sniffed in IMAGE_FORMATS:
-        _validate_image(data, sniffed, settings)
-        excerpt = None
-    elif sniffed == "application/pdf":
-        excerpt = _pdf_text(data)
-    else:
-        excerpt = None
-    content = Content(modality=MODALITY_OF[sniffed], mime_type=sniffed, data=data,
-                      text=excerpt if sniffed == "application/pdf" else None)
+    content, excerpt, extent = _prepare(data, sniffed, settings)
     return LoadedAsset(content, hashlib.sha256(data).hexdigest(), len(data), source_uri,
-                       (excerpt or "")[:2000] or None)
+                       (excerpt or "")[:2000] or None, extent)
+
+
+def _prepare(data: bytes, sniffed: str, settings: Settings) -> tuple[Content, str | None, float | None]:
+    """Validate, measure and (where needed) convert one sniffed upload."""
+    modality = MODALITY_OF[sniffed]
+    mime, excerpt, extent = sniffed, None, None
+    try:
+        if modality == "image":
+            _validate_image(data, sniffed, settings)
+            if sniffed not in NATIVE_MIME:
+                data, mime = media.image_to_png(data, IMAGE_FORMATS[sniffed]), "image/png"
+        elif modality == "pdf":
+            excerpt, pages = _pdf_text(data)
+            extent = float(pages)
+        elif modality == "video" and sniffed in AUDIO_OR_VIDEO_CONTAINERS and not media.has_video(data):
+            return _prepare_audio(data, None, settings)  # e.g. WebM with Opus only, MP4 with AAC only
+        elif modality == "audio":
+            return _prepare_audio(data, sniffed, settings)
+        elif modality == "video":
+            extent = media.probe_video(data, settings.max_image_pixels).seconds
+            if extent > settings.max_media_seconds:
+                raise RejectedInput(f"too_long: video of {extent:.1f} s exceeds {settings.max_media_seconds:g} s")
+            if sniffed not in NATIVE_MIME:
+                data, mime = media.video_window(data, 0.0, extent), "video/mp4"
+    except media.MediaError as exc:
+        raise RejectedInput(str(exc)) from exc
+    return Content(modality=modality, mime_type=mime, data=data, text=excerpt), excerpt, extent
+
+
+def _prepare_audio(data: bytes, sniffed: str | None, settings: Settings) -> tuple[Content, None, float]:
+    """Audio is decoded in full: that validates it, measures it and, where needed, converts it."""
+    samples = media.decode_audio(data, settings.max_media_seconds)  # MediaError: caught by _prepare
+    if sniffed not in NATIVE_MIME or len(data) > media.MAX_INLINE_AUDIO_BYTES:
+        data, sniffed = media.wav_bytes(samples), "audio/wav"
+    return Content(modality="audio", mime_type=sniffed, data=data), None, samples.size / media.AUDIO_RATE
 
 
 def _load_text(text: str, declared: str | None, source_uri: str | None, settings: Settings, raw: bytes | None = None):
@@ -170,16 +220,17 @@ def _validate_image(data: bytes, mime: str, settings: Settings) -> None:
         raise RejectedInput(f"corrupt_image: {exc}") from exc
 
 
-def _pdf_text(data: bytes) -> str:
+def _pdf_text(data: bytes) -> tuple[str, int]:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
     try:
-        reader = PdfReader(io.BytesIO(data), strict=True)
-        if len(reader.pages) > MAX_PDF_PAGES:
-            raise RejectedInput(f"too_many_pages: {len(reader.pages)} pages exceeds {MAX_PDF_PAGES}")
-        return "\n".join((page.extract_text() or "") for page in reader.pages)
-    except RejectedInput:
+        with media.time_bound(media.PDF_PARSE_SECONDS, "corrupt_pdf"):
+            reader = PdfReader(io.BytesIO(data), strict=True)
+            if len(reader.pages) > MAX_PDF_PAGES:
+                raise RejectedInput(f"too_many_pages: {len(reader.pages)} pages exceeds {MAX_PDF_PAGES}")
+            return "\n".join((page.extract_text() or "") for page in reader.pages), len(reader.pages)
+    except (RejectedInput, media.MediaError):
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
         raise RejectedInput(f"corrupt_pdf: {exc.__class__.__name__}: {exc}") from exc

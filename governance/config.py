@@ -53,6 +53,8 @@ class Settings:
     max_bytes: int
     max_text_chars: int
     max_image_pixels: int
+    max_media_seconds: float
+    max_windows: int
     http_timeout_s: float
     anomaly_quantile: float
     max_attempts: int
@@ -98,6 +100,10 @@ class Settings:
             max_bytes=_int("GOVERNANCE_MAX_BYTES", 20 * 1024 * 1024),
             max_text_chars=_int("GOVERNANCE_MAX_TEXT_CHARS", 100_000),
             max_image_pixels=_int("GOVERNANCE_MAX_IMAGE_PIXELS", 40_000_000),
+            # Audio and video longer than this are rejected before decoding further (a small file
+            # of silence can decode to hours); windows per asset are capped separately.
+            max_media_seconds=_float("GOVERNANCE_MAX_MEDIA_SECONDS", 3600.0),
+            max_windows=_int("GOVERNANCE_MAX_WINDOWS", 16),
             http_timeout_s=_float("GOVERNANCE_HTTP_TIMEOUT_S", 10.0),
             anomaly_quantile=_float("GOVERNANCE_ANOMALY_QUANTILE", 0.95),
             max_attempts=_int("GOVERNANCE_MAX_ATTEMPTS", 5),

@@ -2,6 +2,8 @@
 
 Concurrent duplicates serialise on a transaction-scoped advisory lock per content key, so the
 second waits for the first's commit and then finds its vector instead of paying for another call.
+Over-limit content is embedded in windows (governance.windows); the window vectors are stored
+with the content key, in the same transaction, and the pooled vector is what callers get.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
-from governance import repository, usage
+from governance import repository, usage, windows
 from governance.assets import LoadedAsset
 from governance.embedders import Embedder, EmbeddingError, Task
 
@@ -60,11 +62,18 @@ def embed_with_cache(session: Session, embedder: Embedder, tenant: str, assets: 
             missing.append(i)
     spent = None
     if missing:
-        vectors, spent = usage.embed_measured(embedder, [assets[i].content for i in missing], task)
-        if len(vectors) != len(missing):
-            raise InvalidEmbedding(f"invalid_embedding: {len(vectors)} vectors for {len(missing)} inputs")
-        for i, vector in zip(missing, vectors):
-            results[i] = Embedded(check_vector(vector, embedder.dims), keys[i], False)
+        plans = windows.plan(embedder, [assets[i] for i in missing])
+        vectors, spent = usage.embed_measured(embedder, windows.contents(plans), task)
+        windowed = windows.combine(plans, vectors)
+        for i, result in zip(missing, windowed):
+            results[i] = Embedded(check_vector(result.vector, embedder.dims), keys[i], False)
+            if result.windows:
+                asset = assets[i]
+                repository.store_embedding_windows(
+                    session, tenant=tenant, sha256=asset.sha256, modality=asset.content.modality,
+                    model=embedder.model_id, dims=embedder.dims, task=keys[i],
+                    windows=[(w.index, w.unit, w.start, w.end, w.weight, check_vector(v, embedder.dims))
+                             for w, v in result.windows])
         for i, (asset, key) in enumerate(zip(assets, keys)):
             if results[i] is None:
                 results[i] = Embedded(results[first_of[(asset.sha256, key)]].vector, key, True)

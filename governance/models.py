@@ -304,6 +304,39 @@ class AlertState(Base):
     last_alert_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class EmbeddingWindow(Base):
+    """One window of over-limit content (PDF pages, seconds of audio or video, a text span).
+
+    Keyed by content like the embedding cache, not by asset: identical bytes share windows.
+    The asset's row in `embeddings` holds the pooled vector (see governance.windowing).
+    """
+
+    __tablename__ = "embedding_windows"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    sha256: Mapped[str] = mapped_column(String(64))
+    modality: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(128))
+    dims: Mapped[int] = mapped_column(Integer)
+    task: Mapped[str] = mapped_column(String(32))
+    window: Mapped[int] = mapped_column(Integer)
+    unit: Mapped[str] = mapped_column(String(16))  # pages|seconds|chars
+    span_start: Mapped[float] = mapped_column(Float)
+    span_end: Mapped[float] = mapped_column(Float)
+    weight: Mapped[float] = mapped_column(Float)
+    vector = mapped_column(Vector(), nullable=True)
+    vector_half = mapped_column(HALFVEC(), nullable=True)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (
+        UniqueConstraint("tenant", "sha256", "model", "dims", "task", "window"),
+        CheckConstraint(
+            f"(dims <= {HALFVEC_ABOVE_DIMS} AND vector IS NOT NULL AND vector_half IS NULL) OR "
+            f"(dims > {HALFVEC_ABOVE_DIMS} AND vector_half IS NOT NULL AND vector IS NULL)",
+            name="one_vector_column",
+        ),
+    )
+
+
 # --- models and usage (migration 0005) -------------------------------------------------------------
 
 class EmbeddingUsage(Base):

@@ -17,6 +17,7 @@ from governance.models import (
     HALFVEC_ABOVE_DIMS, AnomalyBaseline, Asset, Bank, Cluster, ClusterReport, DeadLetter, Decision,
     Embedding, Event, Exemplar, OutboxMessage,
 )
+from governance.models import EmbeddingWindow
 
 
 def _vector_sql(dims: int) -> tuple[str, str]:
@@ -603,6 +604,30 @@ def flagged_summary(session: Session, tenant: str, start: datetime, end: datetim
         "examples": [{"event_id": e, "asset_id": a, "action": act, "label": lab, "score": s, "threshold": t,
                       "decided_at": at.isoformat()} for e, a, act, lab, s, t, at in examples],
     }
+
+
+# --- embedding windows (migration 0004) -------------------------------------------------------------
+
+def store_embedding_windows(session: Session, *, tenant: str, sha256: str, modality: str, model: str, dims: int,
+                            task: str, windows: list[tuple[int, str, float, float, float, np.ndarray]]) -> None:
+    """(index, unit, start, end, weight, vector) rows; a redelivered task finds them already there."""
+    column, _ = _vector_sql(dims)
+    rows = [dict(tenant=tenant, sha256=sha256, modality=modality, model=model, dims=dims, task=task, window=index,
+                 unit=unit, span_start=float(start), span_end=float(end), weight=float(weight),
+                 **{column: np.asarray(vector, dtype=np.float32)})
+            for index, unit, start, end, weight, vector in windows]
+    session.execute(insert(EmbeddingWindow).values(rows).on_conflict_do_nothing(
+        index_elements=["tenant", "sha256", "model", "dims", "task", "window"]))
+
+
+def embedding_windows(session: Session, tenant: str, sha256: str, model: str, dims: int, task: str) -> list[dict]:
+    """The stored windows of one content key, in order, with their vectors as numpy arrays."""
+    column, _ = _vector_sql(dims)
+    rows = session.scalars(select(EmbeddingWindow).where(
+        EmbeddingWindow.tenant == tenant, EmbeddingWindow.sha256 == sha256, EmbeddingWindow.model == model,
+        EmbeddingWindow.dims == dims, EmbeddingWindow.task == task).order_by(EmbeddingWindow.window)).all()
+    return [dict(window=r.window, unit=r.unit, start=r.span_start, end=r.span_end, weight=r.weight,
+                 modality=r.modality, vector=as_array(getattr(r, column))) for r in rows]
 
 
 # --- models and usage (migration 0005): usage accounting, active model per tenant, re-embedding ------

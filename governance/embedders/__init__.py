@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from governance.config import Settings
-from governance.embedders.base import Content, EmbedUsage, Embedder, EmbeddingError, Task, task_prefixed
+from governance.embedders.base import Content, EmbedUsage, Embedder, EmbeddingError, Limits, Task, task_prefixed
 
-__all__ = ["Content", "EmbedUsage", "Embedder", "EmbeddingError", "Task", "task_prefixed", "build_embedder"]
+__all__ = ["Content", "EmbedUsage", "Embedder", "EmbeddingError", "Limits", "Task", "task_prefixed", "build_embedder"]
 KNOWN_SPECS = "auto, offline, hashing, gemini, or a Gemini model name such as gemini-embedding-001"
 
 
@@ -30,11 +30,12 @@ def build_embedder(settings: Settings, name: str | None = None, dims: int | None
     if name in ("offline", "minilm"):
         from governance.embedders.offline import OfflineEmbedder
 
-        return OfflineEmbedder(settings.sentence_model_path, threads=settings.embedder_threads)
+        return OfflineEmbedder(settings.sentence_model_path, threads=settings.embedder_threads,
+                               max_windows=settings.max_windows)
     if name == "hashing":
         from governance.embedders.hashing import HashingEmbedder
 
-        return HashingEmbedder(dims)
+        return HashingEmbedder(dims, max_windows=settings.max_windows)
     if name == "gemini":
         from governance.embedders.gemini import GeminiEmbedder
         from governance.quota import gemini_guards
@@ -46,5 +47,6 @@ def build_embedder(settings: Settings, name: str | None = None, dims: int | None
             timeout_s=settings.gemini_timeout_s, max_in_flight=settings.gemini_max_in_flight,
             max_retries=settings.gemini_max_retries, prefix_media=settings.gemini_prefix_media,
             backoff_cap_s=settings.gemini_backoff_cap_s, quota=quota, breaker=breaker,
+            max_windows=settings.max_windows,
         )
     raise ValueError(f"unknown embedder {name!r} (known: {KNOWN_SPECS})")

@@ -30,6 +30,24 @@ class Content:
     data: bytes | None = None
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one embedding request may hold, as each backend states it; None means unbounded.
+
+    Content over a limit is split into windows, one request each (governance.windows), and at
+    most `max_windows` of them per asset, so one upload cannot cost unbounded calls.
+    """
+
+    text_tokens: int | None = None
+    pdf_pages: int | None = None
+    audio_seconds: float | None = None
+    video_seconds: float | None = None
+    max_windows: int = 16
+
+
+NO_LIMITS = Limits()
+
+
 class EmbeddingError(Exception):
     """An embedder refused or failed an input. `transient` errors are retried, others rejected."""
 

@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -27,7 +27,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from governance.breaker import Breaker
-from governance.embedders.base import Content, EmbedUsage, EmbeddingError, Task, task_prefixed
+from governance.embedders.base import Content, EmbedUsage, EmbeddingError, Limits, Task, task_prefixed
 from governance.quota import Quota, estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,10 @@ ACCEPTED_MIME = {
     "pdf": frozenset({"application/pdf"}),
 }
 TASK_TYPE_MODELS = ("gemini-embedding-001", "gemini-embedding-exp", "text-embedding-")
+# Per request, from Google's model card; longer content is windowed (governance.windows).
+# Images go one per request, well under the 6 allowed.
+MULTIMODAL_LIMITS = Limits(text_tokens=8192, pdf_pages=6, audio_seconds=180, video_seconds=120)
+TEXT_ONLY_LIMITS = Limits(text_tokens=2048)
 
 
 def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
@@ -94,6 +98,7 @@ class GeminiEmbedder:
         prefix_media: bool = False,
         before_call: Callable[[int], None] | None = None,
         max_request_bytes: int = 14 * 1024 * 1024,
+        max_windows: int = 16,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
         quota: Quota | None = None,
@@ -110,6 +115,7 @@ class GeminiEmbedder:
         self.uses_task_type = model.rsplit("/", 1)[-1].startswith(TASK_TYPE_MODELS)
         self.modalities = frozenset({"text"}) if self.uses_task_type else frozenset({"text", *ACCEPTED_MIME})
         self.prefix_media = prefix_media and not self.uses_task_type
+        self.limits = replace(TEXT_ONLY_LIMITS if self.uses_task_type else MULTIMODAL_LIMITS, max_windows=max_windows)
         self.prefix_policy = "task_type" if self.uses_task_type else ("text+media" if self.prefix_media else "text")
         # Prefixed and unprefixed media vectors differ, so the policy is part of the vector space's name.
         self.model_id = f"{model}@{dims}" + ("+media-prefix" if self.prefix_media else "")

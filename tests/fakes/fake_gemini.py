@@ -10,10 +10,10 @@ The SDK under test talks to it over real HTTP, so what is checked here is what G
 paths, the `x-goog-api-key` header, camelCase request fields and Google's JSON error bodies.
 Vectors are a deterministic function of each request's parts, and a dimension prefix of one
 3,072-long vector (as with Matryoshka embeddings), so tests can compute what to expect.
+Like Google, it refuses inline MIME types and over-limit media (fake_gemini_media.py).
 """
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import json
@@ -25,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
+
+from tests.fakes.fake_gemini_media import check_request_media, decode_b64, describe_part
 
 FULL_DIMS = 3072
 MAX_REQUESTS = 100
@@ -66,18 +68,17 @@ class RecordedRequest:
         """The parts of each embed request in this call, one list per asset."""
         return [r.get("content", {}).get("parts", []) for r in self.body.get("requests", [])]
 
+    @property
+    def part_details(self) -> list[list[dict]]:
+        """Per request, per part: {"text": ...} or {"mime_type", "bytes", and "pages" or "seconds"}."""
+        return [[describe_part(p) for p in parts] for parts in self.parts]
+
 
 def error_body(code: int, message: str, details: list | None = None) -> dict:
     error = {"code": code, "message": message, "status": STATUS_NAMES.get(code, "UNKNOWN")}
     if details:
         error["details"] = details
     return {"error": error}
-
-
-def decode_b64(data: str) -> bytes:
-    """Google accepts both alphabets; the Python SDK sends the URL-safe one."""
-    normalised = data.replace("-", "+").replace("_", "/")
-    return base64.b64decode(normalised + "=" * (-len(normalised) % 4), validate=True)
 
 
 def part_fingerprint(part: dict) -> bytes:
@@ -236,6 +237,12 @@ class FakeGemini:
                 return 400, error_body(400, f"requests[{i}].content.parts must not be empty")
             if model in TEXT_ONLY_MODELS and any("text" not in p for p in parts):
                 return 400, error_body(400, f"{model} only supports text content.")
+            try:
+                refusal = check_request_media(parts)
+            except (ValueError, KeyError, AttributeError, binascii.Error) as exc:
+                refusal = f"invalid part: {exc}"
+            if refusal:
+                return 400, error_body(400, f"requests[{i}]: {refusal}")
             try:
                 vectors.append(expected_vector(parts, dims))
             except (ValueError, binascii.Error) as exc:

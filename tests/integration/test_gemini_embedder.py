@@ -14,6 +14,7 @@ import pytest
 from governance.embedders.base import Content, EmbeddingError, Task, task_prefixed
 from governance.embedders.gemini import GeminiEmbedder
 from tests.fakes.fake_gemini import FakeGemini, Fault, decode_b64, expected_vector
+from tests.media_samples import mp4_bytes
 
 pytestmark = pytest.mark.timeout(60)
 SDK_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_API_VERSION",
@@ -85,7 +86,7 @@ def pdf_bytes() -> bytes:
 def mixed_items() -> list[Content]:
     return [text("a cat on a mat"), Content("image", "image/png", data=png_bytes()),
             Content("image", "image/jpeg", data=jpeg_bytes()), Content("audio", "audio/wav", data=wav_bytes()),
-            Content("pdf", "application/pdf", data=pdf_bytes()), Content("video", "video/mp4", data=b"\0\0\0 ftypmp42")]
+            Content("pdf", "application/pdf", data=pdf_bytes()), Content("video", "video/mp4", data=mp4_bytes(2))]
 
 
 def unit(vector: np.ndarray) -> np.ndarray:

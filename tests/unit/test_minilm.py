@@ -192,8 +192,16 @@ def test_offline_text_pdf_and_image(offline, minilm):
 
 def test_offline_rejects_unsupported_modality(offline):
     with pytest.raises(EmbeddingError, match="unsupported_modality") as raised:
-        offline.embed([Content("text", "text/plain", text="hi"), Content("audio", "audio/wav", data=b"RIFF")],
+        offline.embed([Content("text", "text/plain", text="hi"), Content("mesh", "model/gltf", data=b"glTF")],
                       Task.CLASSIFICATION)
+    assert not raised.value.transient
+
+
+@pytest.mark.parametrize("modality, mime, reason", [("audio", "audio/wav", "corrupt_audio"),
+                                                    ("video", "video/mp4", "corrupt_video")])
+def test_offline_rejects_undecodable_audio_and_video(offline, modality, mime, reason):
+    with pytest.raises(EmbeddingError, match=f"^{reason}:") as raised:
+        offline.embed([Content(modality, mime, data=b"RIFF\0\0\0\0WAVEgarbage")], Task.CLASSIFICATION)
     assert not raised.value.transient
 
 
