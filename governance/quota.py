@@ -30,6 +30,7 @@ import redis
 
 from governance.config import Settings
 from governance.embedders.base import EmbeddingError
+from governance.windowing import estimate_tokens as text_tokens
 
 if TYPE_CHECKING:
     from governance.breaker import Breaker
@@ -40,15 +41,14 @@ log = logging.getLogger(__name__)
 # UTF-8 bytes / 3 over-estimates both. Media: Google's documented rates at the request limits
 # (258 tokens per image tile; a 6-page PDF at 258 per page; 180 s of audio at 32 per second;
 # video at the 8,192-token request limit). Over-estimates are given back by `settle`.
-TEXT_BYTES_PER_TOKEN = 3
-TEXT_OVERHEAD_TOKENS = 4
+TEXT_OVERHEAD_TOKENS = 4  # per text part, on top of windowing.estimate_tokens
 MEDIA_TOKENS = {"image": 258, "application/pdf": 6 * 258, "audio": 180 * 32, "video": 8192}
 UNKNOWN_MEDIA_TOKENS = 8192
 MAX_PAUSE_S = 60.0  # a RetryInfo hint longer than this is not trusted to hold every worker back
 
 
 def estimate_tokens(texts: Iterable[str], media_mime_types: Iterable[str]) -> int:
-    tokens = sum(len(t.encode()) // TEXT_BYTES_PER_TOKEN + TEXT_OVERHEAD_TOKENS for t in texts)
+    tokens = sum(text_tokens(t) + TEXT_OVERHEAD_TOKENS for t in texts)
     for mime in media_mime_types:
         kind = mime if mime in MEDIA_TOKENS else mime.split("/")[0]
         tokens += MEDIA_TOKENS.get(kind, UNKNOWN_MEDIA_TOKENS)
