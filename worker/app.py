@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_queues=[Queue(UPLOADS_QUEUE), Queue(MAINTENANCE_QUEUE)],
         task_routes={
             "governance.process_upload": {"queue": UPLOADS_QUEUE},
+            "governance.process_uploads": {"queue": UPLOADS_QUEUE},
             "governance.*": {"queue": MAINTENANCE_QUEUE},
         },
         # Retries use countdowns far below this, so a delayed message is never redelivered early.
@@ -61,6 +62,18 @@ def create_app(settings: Settings | None = None) -> Celery:
 def _fresh_connections_after_fork(**_):
     # Connections pooled in the parent must not be shared with forked children.
     dispose_engines()
+    # Build the embedder (imports, vectorisers, clients) now rather than inside the first message,
+    # which would otherwise take many times longer than the rest. A failure here is left to the
+    # first task to report.
+    import logging
+
+    from worker.runtime import context
+
+    try:
+        context()
+    except Exception:  # noqa: BLE001
+        logging.getLogger(__name__).warning("could not build the embedder at start; the first task will retry",
+                                            exc_info=True)
 
 
 # --- structured logs ------------------------------------------------------------------------------
