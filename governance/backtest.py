@@ -39,7 +39,7 @@ def classify_vector(session: Session, ctx: Context, tenant: str, policy: Policy,
     """The production kNN, vote and anomaly score for one stored or fresh vector."""
     k = policy.k
     neighbors = repository.nearest_exemplars(session, tenant, ctx.embedder.model_id, ctx.embedder.dims, task,
-                                             vector, k + (1 if exclude_asset_id else 0), **knn_scan(ctx))
+                                             vector, k + (1 if exclude_asset_id else 0), **knn_scan(ctx, cached=False))
     if exclude_asset_id is not None:  # a decided upload that has since joined the bank is not its own evidence
         neighbors = [n for n in neighbors if n.asset_id != exclude_asset_id][:k]
     vote = knn_vote(neighbors, k)

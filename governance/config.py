@@ -49,6 +49,7 @@ class Settings:
     upload_batch_size: int
     knn_ef_search: int
     knn_iterative_scan: str
+    knn_cache_vectors: int
     reconcile_after_s: int
     cluster_window_days: int
     cluster_interval_s: int
@@ -91,6 +92,8 @@ class Settings:
             # p99 <= 30 ms (README, Benchmarks); pgvector's own default of 40 reaches far less.
             knn_ef_search=_int("GOVERNANCE_KNN_EF_SEARCH", 500),
             knn_iterative_scan=_env("GOVERNANCE_KNN_ITERATIVE_SCAN", "relaxed_order"),
+            # Exemplar vectors a process holds for exact in-process kNN (bank_cache.py); 0: always HNSW.
+            knn_cache_vectors=_int("GOVERNANCE_KNN_CACHE_VECTORS", 5000),
             reconcile_after_s=_int("GOVERNANCE_RECONCILE_AFTER_S", 300),
             cluster_window_days=_int("GOVERNANCE_CLUSTER_WINDOW_DAYS", 7),
             cluster_interval_s=_int("GOVERNANCE_CLUSTER_INTERVAL_S", 3600),

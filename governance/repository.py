@@ -760,3 +760,18 @@ def enqueue_outbox_many(session: Session, rows: list[dict]) -> None:
     if rows:
         stmt = insert(OutboxMessage.__table__).on_conflict_do_nothing(index_elements=["tenant", "message_id"])
         session.execute(stmt, rows)
+
+
+def bank_exemplar_vectors(session: Session, tenant: str, model: str, dims: int, task: str,
+                          limit: int) -> list[tuple[int, np.ndarray, str, str, str]]:
+    """(embedding id, vector, asset_id, label, polarity) for every enabled exemplar of the bank:
+    the rows nearest_exemplars searches, for an in-process copy (bank_cache.py)."""
+    column, _ = _vector_sql(dims)
+    rows = session.execute(
+        select(Embedding.id, getattr(Embedding, column), Asset.asset_id, Exemplar.label, Exemplar.polarity)
+        .join(Asset, (Asset.id == Embedding.asset_pk) & (Asset.tenant == tenant))
+        .join(Exemplar, (Exemplar.asset_pk == Embedding.asset_pk) & (Exemplar.tenant == tenant) & Exemplar.enabled)
+        .where(Embedding.dims == dims, Embedding.in_bank, Embedding.tenant == tenant, Embedding.model == model,
+               Embedding.task == task)
+        .order_by(Embedding.id, Exemplar.label).limit(limit))
+    return [(r[0], as_array(r[1]), r[2], r[3], r[4]) for r in rows]

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from sqlalchemy.orm import Session
 
-from governance import anomaly, repository
+from governance import anomaly, bank_cache, repository
 from governance.assets import LoadedAsset, RejectedInput, load
 from governance.classify import knn_vote
 from governance.config import Settings
@@ -142,16 +142,18 @@ def _classify(session: Session, ctx: Context, upload: UploadEvent, loaded: Loade
         repository.store_embedding(session, tenant=tenant, asset_pk=asset_pk, sha256=loaded.sha256,
                                    modality=loaded.content.modality, model=embedder.model_id, dims=embedder.dims,
                                    task=vector.task, vector=vector.vector)
-    neighbors = repository.nearest_exemplars(session, tenant, embedder.model_id, embedder.dims, embedded.task,
-                                             embedded.vector, ctx.policy.k, **knn_scan(ctx))
     version = repository.bank_version(session, tenant)
+    (neighbors,) = bank_cache.nearest(session, tenant, embedder.model_id, embedder.dims, embedded.task,
+                                      [embedded.vector], ctx.policy.k, version, **knn_scan(ctx))
     threshold = anomaly_threshold(session, ctx, tenant, loaded.content.modality, embedded.task, version)
     return decision_row(ctx, upload, asset_pk, neighbors, threshold, version)
 
 
-def knn_scan(ctx: Context) -> dict:
-    """The HNSW search settings every kNN transaction applies (Settings.knn_ef_search)."""
-    return {"ef_search": ctx.settings.knn_ef_search, "iterative_scan": ctx.settings.knn_iterative_scan}
+def knn_scan(ctx: Context, cached: bool = True) -> dict:
+    """The kNN settings: HNSW search settings for each kNN transaction (Settings.knn_ef_search) and,
+    unless `cached` is False, the in-process bank cache's size (bank_cache.py)."""
+    scan = {"ef_search": ctx.settings.knn_ef_search, "iterative_scan": ctx.settings.knn_iterative_scan}
+    return {**scan, "cache_vectors": ctx.settings.knn_cache_vectors} if cached else scan
 
 
 def decision_row(ctx: Context, upload: UploadEvent, asset_pk: int, neighbors: list, threshold: float,

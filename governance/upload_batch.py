@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy.orm import Session
 
-from governance import repository
+from governance import bank_cache, repository
 from governance.assets import LoadedAsset, RejectedInput, load
 from governance.embedders import EmbeddingError, Task
 from governance.embedding_store import Embedded, InvalidEmbedding, embed_with_cache, task_key
@@ -123,13 +123,13 @@ def _classify(session: Session, ctx: Context, tenant: str, items: list[_Item]) -
     repository.store_embeddings(session, tenant, embedder.model_id, embedder.dims, [
         dict(asset_pk=asset_pks[i.upload.asset_id], sha256=i.loaded.sha256, modality=i.loaded.content.modality,
              task=v.task, vector=v.vector) for i in items for v in i.vectors])
+    version = repository.bank_version(session, tenant)
     neighbors: dict[str, list] = {}
     for task in sorted({i.vectors[0].task for i in items}):
         group = [i for i in items if i.vectors[0].task == task]
-        found = repository.nearest_exemplars_many(session, tenant, embedder.model_id, embedder.dims, task,
-                                                  [i.vectors[0].vector for i in group], ctx.policy.k, **knn_scan(ctx))
+        found = bank_cache.nearest(session, tenant, embedder.model_id, embedder.dims, task,
+                                   [i.vectors[0].vector for i in group], ctx.policy.k, version, **knn_scan(ctx))
         neighbors.update((i.event_id, n) for i, n in zip(group, found))
-    version = repository.bank_version(session, tenant)
     thresholds: dict[tuple[str, str], float] = {}
     rows = []
     for item in items:

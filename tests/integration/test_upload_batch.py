@@ -125,3 +125,30 @@ def test_batched_knn_matches_one_query_per_vector(db, ctx, tenant):
     assert [[n.asset_id for n in found] for found in many] == [[n.asset_id for n in found] for found in one_by_one]
     assert all(len(found) == 4 for found in many)
     assert db.scalar(text("SHOW hnsw.ef_search")) == "500"
+
+
+def test_the_cached_bank_answers_as_the_hnsw_query_and_follows_bank_versions(db, ctx, tenant):
+    from governance import bank_cache
+    from governance.banks import import_exemplars
+
+    seed(db, ctx, tenant)
+    embedder = ctx.embedder
+    vectors = list(embedder.embed_texts(TEXTS))
+    version = repository.bank_version(db, tenant)
+    cache = bank_cache.BankCache(max_vectors=100)
+    bank = cache.get(db, tenant, embedder.model_id, embedder.dims, "any", version)
+    from_sql = repository.nearest_exemplars_many(db, tenant, embedder.model_id, embedder.dims, "any", vectors, 4,
+                                                 ef_search=500, iterative_scan="relaxed_order")
+    exact = bank_cache.exact_neighbors(bank, vectors, 4)
+    assert [[n.asset_id for n in found] for found in exact] == [[n.asset_id for n in found] for found in from_sql]
+    assert [[round(n.distance, 5) for n in f] for f in exact] == [[round(n.distance, 5) for n in f] for f in from_sql]
+    # A bank change bumps the version: the next lookup at the new version sees the new exemplar.
+    import_exemplars(db, ctx, [{"asset_id": "new", "tenant": tenant, "text": TEXTS[0], "label": "cooking"}])
+    newer = repository.bank_version(db, tenant)
+    assert newer > version
+    assert cache.get(db, tenant, embedder.model_id, embedder.dims, "any", version) is bank  # still that version
+    [found] = bank_cache.exact_neighbors(cache.get(db, tenant, embedder.model_id, embedder.dims, "any", newer),
+                                         vectors[:1], 1)
+    assert [n.asset_id for n in found] == ["new"] and found[0].distance < 1e-5
+    # A bank larger than the cache is not held: the caller searches it with HNSW instead.
+    assert bank_cache.BankCache(max_vectors=3).get(db, tenant, embedder.model_id, embedder.dims, "any", newer) is None
