@@ -178,15 +178,17 @@ def run(quick: bool = False) -> dict:
     growth_sizes = QUICK_GROWTH if quick else FULL_GROWTH
     bank_texts, bank_labels = make_texts(BANK_SIZE, seed=11)
     texts, truth = make_texts(n, seed=12)
-    # The floor runs first, while nothing of ours is running; its rate is per event, so the first
-    # FLOOR_EVENTS of the same texts are plenty.
+    # The floor's rate is per event, so the first FLOOR_EVENTS of the same texts are plenty.
     from governance.config import Settings
 
     batch = Settings.from_env().upload_batch_size
-    baseline = floor(bank_texts, bank_labels, texts[:FLOOR_EVENTS], truth[:FLOOR_EVENTS], batch=batch)
-    single = floor(bank_texts, bank_labels, texts[:FLOOR_EVENTS], truth[:FLOOR_EVENTS])
-    result: dict = {"events": n, "bank_size": BANK_SIZE, "upload_batch_size": batch, "floor": baseline,
-                    "floor_single": single, "load_average_start": load_average()}
+
+    def floors() -> tuple[dict, dict]:
+        return (floor(bank_texts, bank_labels, texts[:FLOOR_EVENTS], truth[:FLOOR_EVENTS], batch=batch),
+                floor(bank_texts, bank_labels, texts[:FLOOR_EVENTS], truth[:FLOOR_EVENTS]))
+
+    before = floors()
+    result: dict = {"events": n, "bank_size": BANK_SIZE, "upload_batch_size": batch, "load_average_start": load_average()}
     with embedded_servers("pipeline", redis=True) as servers:
         env, work = servers["env"], servers["data_dir"]
         bank = [{"tenant": TENANT, "asset_id": f"x{i}", "text": t, "label": label}
@@ -210,6 +212,12 @@ def run(quick: bool = False) -> dict:
             worker.stop()
             engine.dispose()
     result["load_average_end"] = load_average()
+    # The floor runs before and after the pipeline; the faster run counts (the harder target), as
+    # other work on a shared machine only ever slows it down.
+    after = floors()
+    baseline, single = (max(pair, key=lambda f: f["events_per_s"]) for pair in zip(before, after))
+    result.update(floor=baseline, floor_single=single,
+                  floor_runs_events_per_s=[[f["events_per_s"] for f in pair] for pair in (before, after)])
     result["ratio_to_floor"] = round(result["pipeline"]["sustained_events_per_s"] / baseline["events_per_s"], 4)
     result["ratio_to_floor_single"] = round(result["pipeline"]["sustained_events_per_s"] / single["events_per_s"], 4)
     result["target_ratio"] = 0.5
