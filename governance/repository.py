@@ -129,10 +129,21 @@ def upsert_asset(session: Session, tenant: str, asset_id: str, **fields) -> int:
     return session.scalar(stmt.returning(Asset.id))
 
 
-def content_lock_key(tenant: str, sha256: str, model: str, dims: int, task: str) -> str:
-    """Embedding identical content is serialised on this key (lock_contents), so concurrent duplicates
-    make one call."""
-    return f"{tenant}|{sha256}|{model}|{dims}|{task}"
+def lock_content(session: Session, tenant: str, sha256: str, model: str, dims: int, task: str) -> None:
+    """Serialise embedding of identical content so concurrent duplicates make one call."""
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                    {"key": f"{tenant}|{sha256}|{model}|{dims}|{task}"})
+
+
+def cached_vector(session: Session, tenant: str, sha256: str, model: str, dims: int, task: str) -> np.ndarray | None:
+    column, _ = _vector_sql(dims)
+    row = session.execute(
+        select(getattr(Embedding, column)).where(
+            Embedding.tenant == tenant, Embedding.sha256 == sha256, Embedding.model == model,
+            Embedding.dims == dims, Embedding.task == task,
+        ).limit(1)
+    ).first()
+    return None if row is None else as_array(row[0])
 
 
 def store_embedding(session: Session, *, tenant: str, asset_pk: int, sha256: str, modality: str, model: str,
@@ -651,8 +662,13 @@ def set_events_status(session: Session, tenant: str, event_ids: list[str], statu
                         .values(status=status))
 
 
+def content_lock_key(tenant: str, sha256: str, model: str, dims: int, task: str) -> str:
+    """The advisory-lock key of lock_content, for lock_contents."""
+    return f"{tenant}|{sha256}|{model}|{dims}|{task}"
+
+
 def lock_contents(session: Session, keys: list[str]) -> None:
-    """Transaction-scoped advisory locks on content_lock_key()s, in one round trip and one global order.
+    """lock_content for many contents (content_lock_key()s) in one round trip and one global order.
 
     The sorted subquery is not flattened (it has an ORDER BY), so the locks are taken row by row
     in that order, and two transactions locking overlapping sets cannot deadlock.
