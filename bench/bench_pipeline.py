@@ -2,8 +2,10 @@
 
 The baseline ("floor") is the same numeric work in this one process with no queue and no
 database: hashing embedding, numpy cosine top-k against the same bank, the kNN vote, the
-anomaly score and the policy, one event at a time as the worker does it. The ratio says how
-much of the machine the plumbing (broker, SQL round trips, ORM, logging) leaves for the work.
+anomaly score and the policy, batched as the worker batches it (GOVERNANCE_UPLOAD_BATCH_SIZE
+events per embedding call and per kNN query). The ratio says how much of the machine the
+plumbing (broker, SQL round trips, ORM, logging) leaves for the work. The floor of one event at
+a time (the worker before batching) is reported too, as `floor_single`.
 
     .venv/bin/python -m bench.bench_pipeline [--quick]
 """
@@ -27,9 +29,7 @@ FULL_N, QUICK_N = 20_000, 2_000
 # Growth is measured on small bursts, each on a warm worker, so the three fit in a few minutes.
 FULL_GROWTH, QUICK_GROWTH = (200, 400, 800), (50, 100, 200)
 FLOOR_EVENTS = 5_000
-# `governance publish` inserts a whole file in ONE statement (repository.record_events); at 6
-# parameters per event a file above 10,922 events exceeds the protocol's 65,535-parameter limit
-# and fails. Until that is fixed, the bench publishes files of at most this many lines.
+# Files of this many lines, published back to back: the worker starts on the first.
 PUBLISH_CHUNK = 5_000
 WARM_UP = 100  # first tasks per child build the embedder and cache the bank's anomaly threshold
 
@@ -48,7 +48,10 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 # --- the floor: the same numeric work, one process, no plumbing ----------------------------
 
-def floor(bank_texts: list[str], bank_labels: list[str], texts: list[str], truth: list[str]) -> dict:
+def floor(bank_texts: list[str], bank_labels: list[str], texts: list[str], truth: list[str],
+          batch: int = 1) -> dict:
+    """`batch` events at a time: embedded in one call and searched with one matrix product, as the
+    worker's governance.process_uploads does with one embedding call and one kNN round trip."""
     from governance import anomaly
     from governance.classify import Neighbor, knn_vote
     from governance.embedders import Content, Task
@@ -61,19 +64,20 @@ def floor(bank_texts: list[str], bank_labels: list[str], texts: list[str], truth
     threshold = anomaly.bank_threshold(bank, K, 0.95)  # the worker caches this per bank version too
     agree = 0
     started = time.perf_counter()
-    for content, expected in zip(as_content, truth):
-        vector = embedder.embed([content], Task.CLASSIFICATION)[0]  # one event per task, as the worker
-        distances = 1.0 - bank @ vector
-        nearest = np.argpartition(distances, K)[:K]
-        nearest = nearest[np.argsort(distances[nearest])]
-        neighbors = [Neighbor(asset_id=f"x{i}", label=bank_labels[i], distance=float(distances[i])) for i in nearest]
-        vote = knn_vote(neighbors, K)
-        scored = anomaly.score([n.distance for n in neighbors], K, threshold)
-        decide(vote, neighbors, scored, policy)
-        agree += vote.label == expected
+    for start in range(0, len(texts), batch):
+        vectors = embedder.embed(as_content[start:start + batch], Task.CLASSIFICATION)
+        for distances, expected in zip(1.0 - vectors @ bank.T, truth[start:start + batch]):
+            nearest = np.argpartition(distances, K)[:K]
+            nearest = nearest[np.argsort(distances[nearest])]
+            neighbors = [Neighbor(asset_id=f"x{i}", label=bank_labels[i], distance=float(distances[i]))
+                         for i in nearest]
+            vote = knn_vote(neighbors, K)
+            scored = anomaly.score([n.distance for n in neighbors], K, threshold)
+            decide(vote, neighbors, scored, policy)
+            agree += vote.label == expected
     seconds = time.perf_counter() - started
-    return {"events": len(texts), "seconds": round(seconds, 2), "events_per_s": round(len(texts) / seconds, 1),
-            "label_agreement": round(agree / len(texts), 3)}
+    return {"events": len(texts), "batch": batch, "seconds": round(seconds, 2),
+            "events_per_s": round(len(texts) / seconds, 1), "label_agreement": round(agree / len(texts), 3)}
 
 
 # --- the real pipeline -------------------------------------------------------------------------
@@ -174,10 +178,17 @@ def run(quick: bool = False) -> dict:
     growth_sizes = QUICK_GROWTH if quick else FULL_GROWTH
     bank_texts, bank_labels = make_texts(BANK_SIZE, seed=11)
     texts, truth = make_texts(n, seed=12)
-    # The floor runs first, while nothing of ours is running; its rate is per event, so the first
-    # FLOOR_EVENTS of the same texts are plenty.
-    baseline = floor(bank_texts, bank_labels, texts[:FLOOR_EVENTS], truth[:FLOOR_EVENTS])
-    result: dict = {"events": n, "bank_size": BANK_SIZE, "floor": baseline, "load_average_start": load_average()}
+    # The floor's rate is per event, so the first FLOOR_EVENTS of the same texts are plenty.
+    from governance.config import Settings
+
+    batch = Settings.from_env().upload_batch_size
+
+    def floors() -> tuple[dict, dict]:
+        return (floor(bank_texts, bank_labels, texts[:FLOOR_EVENTS], truth[:FLOOR_EVENTS], batch=batch),
+                floor(bank_texts, bank_labels, texts[:FLOOR_EVENTS], truth[:FLOOR_EVENTS]))
+
+    before = floors()
+    result: dict = {"events": n, "bank_size": BANK_SIZE, "upload_batch_size": batch, "load_average_start": load_average()}
     with embedded_servers("pipeline", redis=True) as servers:
         env, work = servers["env"], servers["data_dir"]
         bank = [{"tenant": TENANT, "asset_id": f"x{i}", "text": t, "label": label}
@@ -201,7 +212,14 @@ def run(quick: bool = False) -> dict:
             worker.stop()
             engine.dispose()
     result["load_average_end"] = load_average()
+    # The floor runs before and after the pipeline; the faster run counts (the harder target), as
+    # other work on a shared machine only ever slows it down.
+    after = floors()
+    baseline, single = (max(pair, key=lambda f: f["events_per_s"]) for pair in zip(before, after))
+    result.update(floor=baseline, floor_single=single,
+                  floor_runs_events_per_s=[[f["events_per_s"] for f in pair] for pair in (before, after)])
     result["ratio_to_floor"] = round(result["pipeline"]["sustained_events_per_s"] / baseline["events_per_s"], 4)
+    result["ratio_to_floor_single"] = round(result["pipeline"]["sustained_events_per_s"] / single["events_per_s"], 4)
     result["target_ratio"] = 0.5
     return result
 

@@ -4,8 +4,10 @@ Not part of the suite (profiling skews timings); run it when the e2e ratio is mi
 
     .venv/bin/python -m bench.profile_upload [--events 300] [--top 25]
 
-It runs the task's two transactions per event (count the delivery, decide) in this process, on
-the bench's own embedded PostgreSQL, with the hashing embedder, after a warm-up. Pass 1 is not
+It runs the task's two transactions (count the delivery, decide) in this process, on the bench's
+own embedded PostgreSQL, with the hashing embedder, after a warm-up: per batch of `--batch`
+events as governance.process_uploads does (default GOVERNANCE_UPLOAD_BATCH_SIZE), or with
+`--batch 1` per event as governance.process_upload does. Pass 1 is not
 profiled: it splits wall time into this process's CPU, the server backend's CPU and the rest
 (waiting: fsync at commit, scheduling on a busy box). Pass 2 logs every statement's server-side
 duration and runs cProfile.
@@ -38,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=300, help="events per pass")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--batch", type=int, default=None, help="events per task (1: the single-event task)")
     args = parser.parse_args()
 
     import psutil
@@ -48,7 +51,9 @@ def main() -> None:
     from governance.config import Settings
     from governance.db import engine_for, session_factory, transaction
     from governance.embedders import build_embedder
+    from governance import repository
     from governance.services import Context, accept_events, count_delivery, process_upload
+    from governance.upload_batch import process_uploads
 
     n = args.events
     with embedded_servers("profile") as servers:
@@ -64,21 +69,30 @@ def main() -> None:
             keys = accept_events(session, [(i, {"tenant": "p", "asset_id": f"e{i}", "text": t})
                                            for i, t in enumerate(texts)]).new
 
-        def decide(tenant: str, event_id: str) -> None:
-            with transaction(factory) as session:
-                count_delivery(session, ctx, tenant, event_id)
-            with transaction(factory) as session:
-                process_upload(session, ctx, tenant, event_id)
+        batch = args.batch or settings.upload_batch_size
 
-        for key in keys[:50]:  # warm-up: anomaly threshold cached, statements prepared, pool filled
-            decide(*key)
+        def decide_all(pairs: list[tuple[str, str]]) -> None:
+            for start in range(0, len(pairs), batch):
+                part = pairs[start:start + batch]
+                if batch == 1:
+                    with transaction(factory) as session:
+                        count_delivery(session, ctx, *part[0])
+                    with transaction(factory) as session:
+                        process_upload(session, ctx, *part[0])
+                    continue
+                ids = [event_id for _, event_id in part]
+                with transaction(factory) as session:
+                    repository.count_batch_delivery(session, "p", ids)
+                with transaction(factory) as session:
+                    process_uploads(session, ctx, "p", ids)
+
+        decide_all(keys[:50])  # warm-up: anomaly threshold cached, statements prepared, pool filled
         # Pass 1, unprofiled. The pool hands this one thread the same connection every time.
         with engine.connect() as conn:
             backend = psutil.Process(conn.execute(text("SELECT pg_backend_pid()")).scalar())
         me = psutil.Process()
         cpu0, srv0, started = me.cpu_times(), backend.cpu_times(), time.perf_counter()
-        for key in keys[50:50 + n]:
-            decide(*key)
+        decide_all(keys[50:50 + n])
         wall = time.perf_counter() - started
         cpu1, srv1 = me.cpu_times(), backend.cpu_times()
         client_ms = 1e3 * (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / n
@@ -99,8 +113,7 @@ def main() -> None:
 
         profile = cProfile.Profile()
         profile.enable()
-        for key in keys[50 + n:]:
-            decide(*key)
+        decide_all(keys[50 + n:])
         profile.disable()
         with open(log_path, errors="replace") as handle:
             handle.seek(log_start)
@@ -109,7 +122,8 @@ def main() -> None:
     print(f"pass 1 (no profiler): {1e3 * wall / n:.1f} ms/event wall ({n / wall:.1f} events/s in one process): "
           f"{client_ms:.1f} ms client CPU, {server_ms:.1f} ms server CPU, "
           f"{1e3 * wall / n - client_ms - server_ms:.1f} ms waiting")
-    print(f"SQL statements per event: {sum(statements.values()) / n:.1f} (+ BEGIN/COMMIT x2)")
+    print(f"batch {batch}; SQL statements per event: {sum(statements.values()) / n:.2f} "
+          f"(+ BEGIN/COMMIT x2 per {'event' if batch == 1 else 'batch'})")
     for statement, calls in statements.most_common():
         print(f"  {calls / n:4.1f}  {statement}")
     timed = server_times(server_log, n)

@@ -18,7 +18,12 @@ def _pipeline(r: dict) -> list[dict]:
     return [
         row("e2e throughput", f"{p['sustained_events_per_s']:.1f} ev/s", f"{f['events_per_s']:.0f} ev/s floor",
             r["ratio_to_floor"], ">= 0.50 of floor", r["ratio_to_floor"] >= 0.5,
-            f"{p['events']} events, 2 worker processes; floor = 1 process, no queue/DB"),
+            f"{p['events']} events, 2 worker processes; floor = 1 process, no queue/DB, batches of "
+            f"{r.get('upload_batch_size', 1)}"),
+        *([row("e2e vs one-at-a-time floor", f"{p['sustained_events_per_s']:.1f} ev/s",
+               f"{r['floor_single']['events_per_s']:.0f} ev/s floor", r["ratio_to_floor_single"], "-", None,
+               "the floor embedding one event per call, as the worker did before batching")]
+          if "floor_single" in r else []),
         row("e2e latency p50 / p99", f"{p['latency_p50_s']:.1f} s / {p['latency_p99_s']:.1f} s", "-", None, "-", None,
             f"whole burst published at once: latency is mostly queueing (drain {p['drain_s']:.0f} s)"),
         row("e2e growth exponent", f"{r['growth_exponent']:.2f}", "1.0 = linear", r["growth_exponent"], "-", None,
@@ -47,7 +52,10 @@ def _knn(r: dict) -> list[dict]:
     h, n = m["hnsw"], m["n"]
     at = f"@{n // 1000}k"
     scope = "" if n >= 1_000_000 else " (target is for 1M)"
-    rows = [
+    rows = [row(f"kNN recall@10 {at} ef={s['ef_search']}", f"{s['recall_at_10']:.4f}", "1.0 exact",
+                s["recall_at_10"], "-", None, f"p99 {s['p99_ms']:.1f} ms; the ef_search sweep")
+            for s in m.get("ef_sweep", [])]
+    rows += [
         row(f"kNN recall@10 {at}", f"{h['recall_at_10']:.4f}", "1.0 exact", h["recall_at_10"], ">= 0.95",
             h["recall_at_10"] >= 0.95,
             f"halfvec HNSW m={r['m']} ef_c={r['ef_construction']} ef_s={h['ef_search']}{scope}"),

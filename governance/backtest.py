@@ -24,7 +24,7 @@ from governance.embedding_store import InvalidEmbedding, embed_with_cache
 from governance.events import InvalidEvent, UploadEvent
 from governance.policy import Policy, decide
 from governance.review import classification_tasks
-from governance.services import Context, anomaly_threshold, for_tenant
+from governance.services import Context, anomaly_threshold, for_tenant, knn_scan
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def classify_vector(session: Session, ctx: Context, tenant: str, policy: Policy,
     """The production kNN, vote and anomaly score for one stored or fresh vector."""
     k = policy.k
     neighbors = repository.nearest_exemplars(session, tenant, ctx.embedder.model_id, ctx.embedder.dims, task,
-                                             vector, k + (1 if exclude_asset_id else 0))
+                                             vector, k + (1 if exclude_asset_id else 0), **knn_scan(ctx, cached=False))
     if exclude_asset_id is not None:  # a decided upload that has since joined the bank is not its own evidence
         neighbors = [n for n in neighbors if n.asset_id != exclude_asset_id][:k]
     vote = knn_vote(neighbors, k)

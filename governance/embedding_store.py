@@ -50,15 +50,19 @@ def embed_with_cache(session: Session, embedder: Embedder, tenant: str, assets: 
                      task: Task) -> list[Embedded]:
     """One vector per asset, in order; raises EmbeddingError (transient or not) or InvalidEmbedding."""
     keys = [task_key(embedder, task, a.content.modality) for a in assets]
-    for asset, key in sorted(zip(assets, keys), key=lambda pair: (pair[0].sha256, pair[1])):
-        repository.lock_content(session, tenant, asset.sha256, embedder.model_id, embedder.dims, key)
+    model, dims = embedder.model_id, embedder.dims
+    repository.lock_contents(session, [repository.content_lock_key(tenant, a.sha256, model, dims, key)
+                                       for a, key in zip(assets, keys)])
+    cached: dict[str, dict[str, np.ndarray]] = {
+        key: repository.cached_vectors(session, tenant, [a.sha256 for a, k in zip(assets, keys) if k == key],
+                                       model, dims, key) for key in set(keys)}
     results: list[Embedded | None] = []
     missing: list[int] = []
     first_of: dict[tuple[str, str], int] = {}  # identical content within this call is embedded once
     for i, (asset, key) in enumerate(zip(assets, keys)):
-        cached = repository.cached_vector(session, tenant, asset.sha256, embedder.model_id, embedder.dims, key)
-        results.append(None if cached is None else Embedded(cached, key, True))
-        if cached is None and first_of.setdefault((asset.sha256, key), i) == i:
+        vector = cached[key].get(asset.sha256)
+        results.append(None if vector is None else Embedded(vector, key, True))
+        if vector is None and first_of.setdefault((asset.sha256, key), i) == i:
             missing.append(i)
     spent = None
     if missing:

@@ -62,7 +62,8 @@ def _requests(session: Session, tenant: str, target: Embedder, task, ready, resu
     items, contents, index_of = [], [], {}
     for asset, loaded, in_bank in ready:
         key = task_key(target, task, asset.modality)
-        cached = repository.cached_vector(session, tenant, loaded.sha256, target.model_id, target.dims, key)
+        cached = repository.cached_vectors(session, tenant, [loaded.sha256], target.model_id, target.dims,
+                                           key).get(loaded.sha256)
         if cached is not None:
             repository.store_embedding(session, tenant=tenant, asset_pk=asset.id, sha256=loaded.sha256,
                                        modality=asset.modality, model=target.model_id, dims=target.dims, task=key,

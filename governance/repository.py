@@ -130,23 +130,6 @@ def upsert_asset(session: Session, tenant: str, asset_id: str, **fields) -> int:
     return session.scalar(stmt.returning(Asset.id))
 
 
-def lock_content(session: Session, tenant: str, sha256: str, model: str, dims: int, task: str) -> None:
-    """Serialise embedding of identical content so concurrent duplicates make one call."""
-    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                    {"key": f"{tenant}|{sha256}|{model}|{dims}|{task}"})
-
-
-def cached_vector(session: Session, tenant: str, sha256: str, model: str, dims: int, task: str) -> np.ndarray | None:
-    column, _ = _vector_sql(dims)
-    row = session.execute(
-        select(getattr(Embedding, column)).where(
-            Embedding.tenant == tenant, Embedding.sha256 == sha256, Embedding.model == model,
-            Embedding.dims == dims, Embedding.task == task,
-        ).limit(1)
-    ).first()
-    return None if row is None else as_array(row[0])
-
-
 def store_embedding(session: Session, *, tenant: str, asset_pk: int, sha256: str, modality: str, model: str,
                     dims: int, task: str, vector: np.ndarray, in_bank: bool = False) -> None:
     column, _ = _vector_sql(dims)
@@ -161,12 +144,12 @@ def store_embedding(session: Session, *, tenant: str, asset_pk: int, sha256: str
 
 
 def nearest_exemplars(session: Session, tenant: str, model: str, dims: int, task: str,
-                      vector: np.ndarray, k: int, ef_search: int = 100) -> list[Neighbor]:
+                      vector: np.ndarray, k: int, ef_search: int = 500,
+                      iterative_scan: str = "relaxed_order") -> list[Neighbor]:
     column, cast = _vector_sql(dims)
     # Iterative scans (pgvector 0.8) keep walking the graph when the tenant filter removes
     # candidates, so a filtered query still returns k rows.
-    session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-    session.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), k)}"))
+    set_knn_scan(session, k, ef_search, iterative_scan)
     rows = session.execute(text(f"""
         WITH nearest AS (
             SELECT e.asset_pk, (e.{column}::{cast} <=> CAST(:q AS {cast})) AS distance
@@ -745,3 +728,192 @@ def open_batch_jobs(session: Session, tenant: str, model: str, dims: int) -> lis
 def finish_batch_job(session: Session, tenant: str, job_pk: int, state: str) -> None:
     session.execute(update(EmbeddingBatchJob).where(EmbeddingBatchJob.tenant == tenant, EmbeddingBatchJob.id == job_pk)
                     .values(state=state, finished_at=func.now()))
+# --- batched pipeline (governance.process_uploads): one statement for many events -----------------
+
+_LITERAL_FORMATS: dict[int, str] = {}
+
+
+def vector_literal(vector: np.ndarray) -> str:
+    """pgvector's text form. One %-format over Python floats: ~4x cheaper than a format per numpy scalar."""
+    values = np.asarray(vector, dtype=np.float32).tolist()
+    template = _LITERAL_FORMATS.get(len(values))
+    if template is None:
+        template = _LITERAL_FORMATS[len(values)] = "[" + ",".join(["%.7g"] * len(values)) + "]"
+    return template % tuple(values)
+
+
+def count_batch_delivery(session: Session, tenant: str, event_ids: list[str]) -> list[tuple[str, str, int, bool]]:
+    """Count this delivery for the batch's events in one statement: (event_id, status, attempts, counted).
+
+    An accepted event that was delivered before (attempts > 0) is NOT counted here: the caller hands
+    it to a single-event task, which counts its own deliveries, so a poison event in a batch reaches
+    the attempt limit alone. Events with an outcome are counted, as a single-event delivery would be.
+    """
+    rows = session.execute(text("""
+        WITH batch AS (
+            SELECT id, event_id, status, attempts FROM events
+            WHERE tenant = :tenant AND event_id = ANY(:ids) ORDER BY id FOR UPDATE
+        ), counted AS (
+            UPDATE events e SET attempts = e.attempts + 1, last_attempt_at = now()
+            FROM batch b WHERE e.id = b.id AND (b.attempts = 0 OR b.status <> 'accepted')
+            RETURNING e.id, e.attempts
+        )
+        SELECT b.event_id, b.status, coalesce(c.attempts, b.attempts), c.id IS NOT NULL
+        FROM batch b LEFT JOIN counted c ON c.id = b.id
+    """), {"tenant": tenant, "ids": list(event_ids)})
+    return [(r[0], r[1], int(r[2]), bool(r[3])) for r in rows]
+
+
+def uncount_attempts(session: Session, tenant: str, event_ids: list[str]) -> None:
+    session.execute(update(Event).where(Event.tenant == tenant, Event.event_id.in_(event_ids), Event.attempts > 0)
+                    .values(attempts=Event.attempts - 1))
+
+
+def lock_events(session: Session, tenant: str, event_ids: list[str]) -> list[Event]:
+    """Row-lock the events in a fixed order (by id), so overlapping batches cannot deadlock."""
+    return list(session.scalars(select(Event).where(Event.tenant == tenant, Event.event_id.in_(event_ids))
+                                .order_by(Event.id).with_for_update()))
+
+
+def decided_event_ids(session: Session, tenant: str, event_ids: list[str]) -> set[str]:
+    return set(session.scalars(select(Decision.event_id).where(Decision.tenant == tenant,
+                                                               Decision.event_id.in_(event_ids))))
+
+
+def set_events_status(session: Session, tenant: str, event_ids: list[str], status: str) -> None:
+    if event_ids:
+        session.execute(update(Event).where(Event.tenant == tenant, Event.event_id.in_(event_ids))
+                        .values(status=status))
+
+
+def content_lock_key(tenant: str, sha256: str, model: str, dims: int, task: str) -> str:
+    """The advisory-lock key of one content under one model, dims and task, for lock_contents."""
+    return f"{tenant}|{sha256}|{model}|{dims}|{task}"
+
+
+def lock_contents(session: Session, keys: list[str]) -> None:
+    """Serialise embedding of identical content, so concurrent duplicates make one call.
+
+    Many contents (content_lock_key()s) in one round trip and one global order.
+
+    The sorted subquery is not flattened (it has an ORDER BY), so the locks are taken row by row
+    in that order, and two transactions locking overlapping sets cannot deadlock.
+    """
+    if keys:
+        session.execute(text("""
+            SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))
+            FROM (SELECT DISTINCT k COLLATE "C" AS k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered
+        """), {"keys": list(keys)})
+
+
+def cached_vectors(session: Session, tenant: str, sha256s: list[str], model: str, dims: int,
+                   task: str) -> dict[str, np.ndarray]:
+    """{sha256: vector} for the contents already embedded under this model, dims and task."""
+    column, _ = _vector_sql(dims)
+    rows = session.execute(
+        select(Embedding.sha256, getattr(Embedding, column)).where(
+            Embedding.tenant == tenant, Embedding.sha256.in_(sorted(set(sha256s))), Embedding.model == model,
+            Embedding.dims == dims, Embedding.task == task)
+    )
+    return {sha: as_array(vector) for sha, vector in rows}
+
+
+def upsert_assets(session: Session, tenant: str, rows: list[dict]) -> dict[str, int]:
+    """upsert_asset for many assets in one statement: {asset_id: id}. The last row of an asset wins."""
+    unique = list({r["asset_id"]: r for r in rows}.values())
+    if not unique:
+        return {}
+    # Core executemany ("insertmanyvalues"): compiled once and cached, where .values([...]) is
+    # compiled anew for every batch; column keys, so `extra` is given as its column `metadata`.
+    table = Asset.__table__
+    columns = [getattr(Asset, c).expression.name for c in unique[0]]
+    stmt = insert(table)
+    stmt = stmt.on_conflict_do_update(index_elements=["tenant", "asset_id"],
+                                      set_={c: stmt.excluded[c] for c in columns if c != "asset_id"})
+    params = [{"tenant": tenant, **{getattr(Asset, c).expression.name: v for c, v in r.items()}} for r in unique]
+    result = session.execute(stmt.returning(table.c.asset_id, table.c.id, sort_by_parameter_order=True), params)
+    return {asset_id: pk for asset_id, pk in result}
+
+
+def store_embeddings(session: Session, tenant: str, model: str, dims: int, rows: list[dict]) -> None:
+    """store_embedding for many vectors in one statement; rows carry asset_pk, sha256, modality, task, vector."""
+    unique = list({(r["asset_pk"], r["task"]): r for r in rows}.values())
+    if not unique:
+        return
+    column, cast = _vector_sql(dims)
+    session.execute(text(f"""
+        INSERT INTO embeddings (tenant, asset_pk, sha256, modality, model, dims, task, in_bank, {column})
+        SELECT :tenant, r.asset_pk, r.sha256, r.modality, :model, :dims, r.task, false, CAST(r.v AS {cast})
+        FROM unnest(CAST(:asset_pks AS bigint[]), CAST(:shas AS text[]), CAST(:modalities AS text[]),
+                    CAST(:tasks AS text[]), CAST(:vectors AS text[])) AS r(asset_pk, sha256, modality, task, v)
+        ON CONFLICT (asset_pk, model, dims, task) DO UPDATE
+        SET {column} = excluded.{column}, sha256 = excluded.sha256, modality = excluded.modality
+    """), {"tenant": tenant, "model": model, "dims": dims, "asset_pks": [r["asset_pk"] for r in unique],
+           "shas": [r["sha256"] for r in unique], "modalities": [r["modality"] for r in unique],
+           "tasks": [r["task"] for r in unique], "vectors": [vector_literal(r["vector"]) for r in unique]})
+
+
+def nearest_exemplars_many(session: Session, tenant: str, model: str, dims: int, task: str,
+                           vectors: list[np.ndarray], k: int, ef_search: int,
+                           iterative_scan: str) -> list[list[Neighbor]]:
+    """nearest_exemplars for many query vectors in one round trip (a LATERAL HNSW scan per vector)."""
+    if not vectors:
+        return []
+    column, cast = _vector_sql(dims)
+    set_knn_scan(session, k, ef_search, iterative_scan)
+    rows = session.execute(text(f"""
+        SELECT q.ord, a.asset_id, x.label, x.polarity, n.distance
+        FROM unnest(CAST(:qs AS text[])) WITH ORDINALITY AS q(v, ord)
+        CROSS JOIN LATERAL (
+            SELECT e.asset_pk, (e.{column}::{cast} <=> CAST(q.v AS {cast})) AS distance
+            FROM embeddings e
+            WHERE e.dims = {int(dims)} AND e.in_bank AND e.tenant = :tenant AND e.model = :model AND e.task = :task
+            ORDER BY e.{column}::{cast} <=> CAST(q.v AS {cast})
+            LIMIT :k
+        ) n
+        JOIN assets a ON a.id = n.asset_pk AND a.tenant = :tenant
+        JOIN exemplars x ON x.asset_pk = n.asset_pk AND x.tenant = :tenant AND x.enabled
+        ORDER BY q.ord, n.distance, a.asset_id
+    """), {"qs": [vector_literal(v) for v in vectors], "tenant": tenant, "model": model, "task": task, "k": k})
+    found: list[list[Neighbor]] = [[] for _ in vectors]
+    for ord_, asset_id, label, polarity, distance in rows:
+        found[ord_ - 1].append(Neighbor(asset_id=asset_id, label=label, polarity=polarity, distance=float(distance)))
+    return found
+
+
+def set_knn_scan(session: Session, k: int, ef_search: int, iterative_scan: str) -> None:
+    """The HNSW search settings for the rest of this transaction (see Settings.knn_ef_search)."""
+    if iterative_scan not in ("off", "relaxed_order", "strict_order"):
+        raise ValueError(f"hnsw.iterative_scan must be off, relaxed_order or strict_order, not {iterative_scan!r}")
+    session.execute(text(f"SET LOCAL hnsw.iterative_scan = {iterative_scan}"))
+    session.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), int(k))}"))
+
+
+def insert_decisions(session: Session, rows: list[dict]) -> set[str]:
+    """insert_decision for many rows; returns the event ids that were new."""
+    if not rows:
+        return set()
+    stmt = insert(Decision.__table__).on_conflict_do_nothing(index_elements=["tenant", "event_id"])
+    return set(session.scalars(stmt.returning(Decision.__table__.c.event_id), rows))
+
+
+def enqueue_outbox_many(session: Session, rows: list[dict]) -> None:
+    """enqueue_outbox for many messages; rows carry tenant, kind, message_id, payload."""
+    if rows:
+        stmt = insert(OutboxMessage.__table__).on_conflict_do_nothing(index_elements=["tenant", "message_id"])
+        session.execute(stmt, rows)
+
+
+def bank_exemplar_vectors(session: Session, tenant: str, model: str, dims: int, task: str,
+                          limit: int) -> list[tuple[int, np.ndarray, str, str, str]]:
+    """(embedding id, vector, asset_id, label, polarity) for every enabled exemplar of the bank:
+    the rows nearest_exemplars searches, for an in-process copy (bank_cache.py)."""
+    column, _ = _vector_sql(dims)
+    rows = session.execute(
+        select(Embedding.id, getattr(Embedding, column), Asset.asset_id, Exemplar.label, Exemplar.polarity)
+        .join(Asset, (Asset.id == Embedding.asset_pk) & (Asset.tenant == tenant))
+        .join(Exemplar, (Exemplar.asset_pk == Embedding.asset_pk) & (Exemplar.tenant == tenant) & Exemplar.enabled)
+        .where(Embedding.dims == dims, Embedding.in_bank, Embedding.tenant == tenant, Embedding.model == model,
+               Embedding.task == task)
+        .order_by(Embedding.id, Exemplar.label).limit(limit))
+    return [(r[0], as_array(r[1]), r[2], r[3], r[4]) for r in rows]

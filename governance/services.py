@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable
 
 from sqlalchemy.orm import Session
 
-from governance import anomaly, repository
+from governance import anomaly, bank_cache, repository
 from governance.assets import LoadedAsset, RejectedInput, load
 from governance.classify import knn_vote
 from governance.config import Settings
@@ -113,7 +113,7 @@ def process_upload(session: Session, ctx: Context, tenant: str, event_id: str) -
         loaded = load(upload, ctx.settings)
         decision = _classify(session, ctx, upload, loaded)
     except (InvalidEvent, RejectedInput) as exc:
-        decision = _reject(ctx, tenant, event_id, event.asset_id, str(exc))
+        decision = reject_row(ctx, tenant, event_id, event.asset_id, str(exc))
     except EmbeddingError as exc:
         if exc.transient:
             raise
@@ -122,14 +122,14 @@ def process_upload(session: Session, ctx: Context, tenant: str, event_id: str) -
             # reject decision, and not worth retrying; an operator looks at the dead letter.
             dead_letter(session, tenant, event_id, str(exc), event.attempts, event.payload)
             return None
-        decision = _reject(ctx, tenant, event_id, event.asset_id, str(exc))
+        decision = reject_row(ctx, tenant, event_id, event.asset_id, str(exc))
     except InvalidEmbedding as exc:
         dead_letter(session, tenant, event_id, str(exc), event.attempts, event.payload)
         return None
     return _record(session, decision)
 
 
-def _reject(ctx: Context, tenant: str, event_id: str, asset_id: str | None, reason: str) -> dict:
+def reject_row(ctx: Context, tenant: str, event_id: str, asset_id: str | None, reason: str) -> dict:
     return dict(tenant=tenant, event_id=event_id, asset_id=asset_id, asset_pk=None, action="reject", label=None,
                 score=0.0, labels=[], anomaly=None, neighbors=[], reason=reason,
                 embedding_model=None, policy_version=ctx.policy.version, bank_version=None)
@@ -148,31 +148,46 @@ def _classify(session: Session, ctx: Context, upload: UploadEvent, loaded: Loade
         repository.store_embedding(session, tenant=tenant, asset_pk=asset_pk, sha256=loaded.sha256,
                                    modality=loaded.content.modality, model=embedder.model_id, dims=embedder.dims,
                                    task=vector.task, vector=vector.vector)
-    neighbors = repository.nearest_exemplars(session, tenant, embedder.model_id, embedder.dims, embedded.task,
-                                             embedded.vector, ctx.policy.k)
-    vote = knn_vote(neighbors, ctx.policy.k)
     version = repository.bank_version(session, tenant)
+    (neighbors,) = bank_cache.nearest(session, tenant, embedder.model_id, embedder.dims, embedded.task,
+                                      [embedded.vector], ctx.policy.k, version, **knn_scan(ctx))
     threshold = anomaly_threshold(session, ctx, tenant, loaded.content.modality, embedded.task, version)
+    return decision_row(ctx, upload, asset_pk, neighbors, threshold, version)
+
+
+def knn_scan(ctx: Context, cached: bool = True) -> dict:
+    """The kNN settings: HNSW search settings for each kNN transaction (Settings.knn_ef_search) and,
+    unless `cached` is False, the in-process bank cache's size (bank_cache.py)."""
+    scan = {"ef_search": ctx.settings.knn_ef_search, "iterative_scan": ctx.settings.knn_iterative_scan}
+    return {**scan, "cache_vectors": ctx.settings.knn_cache_vectors} if cached else scan
+
+
+def decision_row(ctx: Context, upload: UploadEvent, asset_pk: int, neighbors: list, threshold: float,
+                 version: int) -> dict:
+    """The vote, anomaly score and policy outcome for one upload's neighbours, as a decision row."""
+    vote = knn_vote(neighbors, ctx.policy.k)
     scored = anomaly.score([n.distance for n in neighbors], ctx.policy.k, threshold)
     outcome = decide(vote, neighbors, scored, ctx.policy)
     return dict(
-        tenant=tenant, event_id=upload.event_id, asset_id=upload.asset_id, asset_pk=asset_pk,
+        tenant=upload.tenant, event_id=upload.event_id, asset_id=upload.asset_id, asset_pk=asset_pk,
         action=outcome.action, label=vote.label, score=round(vote.score, 6),
         labels=[{"label": label, "score": round(score, 6)} for label, score in vote.labels],
         anomaly=scored.as_dict(),
         neighbors=[{"asset_id": n.asset_id, "label": n.label, "distance": round(n.distance, 6),
                     **({"polarity": n.polarity} if n.polarity != "positive" else {})} for n in neighbors],
-        reason=outcome.reason, embedding_model=embedder.model_id, policy_version=ctx.policy.version,
+        reason=outcome.reason, embedding_model=ctx.embedder.model_id, policy_version=ctx.policy.version,
         bank_version=version,
     )
 
 
 def store_asset(session: Session, upload: UploadEvent, loaded: LoadedAsset) -> int:
-    return repository.upsert_asset(
-        session, upload.tenant, upload.asset_id, sha256=loaded.sha256, modality=loaded.content.modality,
-        mime_type=loaded.content.mime_type, size_bytes=loaded.size_bytes, source_uri=loaded.source_uri,
-        title=upload.title, extra=upload.metadata, text_excerpt=loaded.text_excerpt, status="embedded",
-    )
+    return repository.upsert_asset(session, upload.tenant, upload.asset_id, **asset_fields(upload, loaded))
+
+
+def asset_fields(upload: UploadEvent, loaded: LoadedAsset) -> dict:
+    return dict(sha256=loaded.sha256, modality=loaded.content.modality, mime_type=loaded.content.mime_type,
+                size_bytes=loaded.size_bytes, source_uri=loaded.source_uri, title=upload.title,
+                extra=upload.metadata, text_excerpt=loaded.text_excerpt, status="embedded")
 
 
 def anomaly_threshold(session: Session, ctx: Context, tenant: str, modality: str, task: str, version: int) -> float:
@@ -193,10 +208,15 @@ def _record(session: Session, decision: dict) -> dict | None:
     if repository.insert_decision(session, decision) is None:
         return None
     public = decision_payload(decision)
-    repository.enqueue_outbox(session, tenant=decision["tenant"], kind="decision",
-                              message_id=f"decision:{decision['tenant']}:{decision['event_id']}", payload=public)
+    repository.enqueue_outbox(session, **decision_message(public))
     repository.set_event_status(session, decision["tenant"], decision["event_id"], "decided")
     return public
+
+
+def decision_message(public: dict) -> dict:
+    """The outbox row that writes a decision back; its id is stable, so receivers deduplicate."""
+    return dict(tenant=public["tenant"], kind="decision", message_id=f"decision:{public['tenant']}:{public['event_id']}",
+                payload=public)
 
 
 def decision_payload(row: dict) -> dict:

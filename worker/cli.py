@@ -115,14 +115,13 @@ def cmd_exemplars_import(args) -> int:
 def publish_file(settings: Settings, path: str):
     """Accept every nameable event into the inbox, then enqueue the new ones after commit."""
     from governance.services import accept_events
-    from worker.tasks import process_upload
+    from worker.tasks import enqueue_batches
 
     items = list(_read_jsonl(path))
     with transaction(_sessions(settings)) as session:
         _enter(session, None)  # cross-tenant by design: the inbox takes every tenant's events
         accepted = accept_events(session, [(n, obj) for n, obj in items if not isinstance(obj, Exception)])
-    for tenant, event_id in accepted.new:  # after commit, so the task always finds its row
-        process_upload.apply_async((tenant, event_id))
+    enqueue_batches(settings, accepted.new)  # after commit, so the task always finds its rows
     problems = [f"line {n}: refused: malformed JSON: {obj}" for n, obj in items if isinstance(obj, Exception)]
     problems += [f"line {n}: refused: {reason}" for n, reason in accepted.refused]
     if accepted.duplicates:

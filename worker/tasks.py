@@ -15,7 +15,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from governance import metrics, outbox, repository, services
+from governance import metrics, outbox, repository, services, upload_batch
 from governance.db import transaction
 from governance.embedders import EmbeddingError
 from worker.runtime import context, sessions, settings
@@ -111,6 +111,129 @@ def _give_back_attempt(tenant: str, event_id: str) -> None:
                     extra={"tenant": tenant, "event_id": event_id})
 
 
+@shared_task(name="governance.process_uploads", bind=True, acks_late=True, max_retries=None,
+             soft_time_limit=SOFT_TIME_LIMIT_S, time_limit=SOFT_TIME_LIMIT_S + 60)
+def process_uploads(self, events: list) -> None:
+    """Decide a batch of [tenant, event_id] pairs: per tenant, one transaction for all its events.
+
+    A batch is for first deliveries only. An event delivered before without an outcome (the batch
+    died, or ran out of time) goes to its own governance.process_upload task, which counts its own
+    attempts: so a poison event is dead-lettered alone and its neighbours are decided.
+    """
+    by_tenant: dict[str, list[str]] = {}
+    for pair in events if isinstance(events, list) else ():
+        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair):
+            by_tenant.setdefault(pair[0], []).append(pair[1])
+        else:
+            log.error("malformed batch entry dropped", extra={"entry": repr(pair)[:200]})
+    groups = list(by_tenant.items())
+    for n, (tenant, event_ids) in enumerate(groups):
+        try:
+            _decide_batch(tenant, event_ids)
+        except _RetryBatch as retry:
+            # This tenant's attempts were given back (or stay counted: see _decide_batch); later
+            # tenants have not started. Retry exactly those.
+            rest = [[t, e] for t, ids in groups[n:] for e in ids]
+            raise self.retry(args=(rest,), exc=retry.cause, countdown=_retry_delay(self.request.retries))
+
+
+class _RetryBatch(Exception):
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _decide_batch(tenant: str, event_ids: list[str]) -> None:
+    started = time.monotonic()
+    extra = {"tenant": tenant, "events": len(event_ids)}
+    try:
+        with transaction(sessions()) as session:
+            repository.enter_tenant(session, tenant)
+            counted = repository.count_batch_delivery(session, tenant, event_ids)
+    except DBAPIError as exc:
+        if not _database_unavailable(exc):
+            raise
+        metrics.task_retry("database")
+        log.warning("database unavailable; retrying the batch", extra=extra)
+        raise _RetryBatch(exc) from exc
+    fresh = [e for e, status, _, was_counted in counted if was_counted and status == "accepted"]
+    redelivered = [e for e, status, _, was_counted in counted if not was_counted]
+    for _ in range(len(counted) - len(fresh) - len(redelivered)):
+        metrics.event_outcome("duplicate")
+    _hand_to_single_tasks(tenant, redelivered)
+    if not fresh:
+        return
+    try:
+        with transaction(sessions()) as session:
+            repository.enter_tenant(session, tenant)
+            result = upload_batch.process_uploads(session, context(), tenant, fresh)
+    except SoftTimeLimitExceeded as exc:
+        # The attempts stay counted, so the redelivered batch hands every event to its own task.
+        metrics.task_retry("soft_time_limit")
+        log.warning("soft time limit exceeded; retrying the batch", extra=extra)
+        raise _RetryBatch(exc) from exc
+    except (EmbeddingError, DBAPIError) as exc:
+        if isinstance(exc, EmbeddingError) and not exc.transient or (
+                isinstance(exc, DBAPIError) and not _database_unavailable(exc)):
+            log.exception("batch failed; handing its events to single-event tasks", extra=extra)
+            _hand_to_single_tasks(tenant, fresh)
+            return
+        metrics.task_retry("embedder" if isinstance(exc, EmbeddingError) else "database")
+        _give_back_attempts(tenant, fresh)
+        raise _RetryBatch(exc) from exc
+    except Exception:  # noqa: BLE001 - one event's unexpected failure must not stop its neighbours
+        log.exception("batch failed; handing its events to single-event tasks", extra=extra)
+        _hand_to_single_tasks(tenant, fresh)
+        return
+    for decision in result.decisions:
+        services.fault_injection_point("after_commit", tenant, decision["event_id"])
+    elapsed = time.monotonic() - started
+    for decision in result.decisions:
+        metrics.event_outcome("decided")
+        metrics.decision(decision["action"], elapsed)
+    for _ in result.dead_lettered:
+        metrics.event_outcome("dead_lettered")
+        metrics.dead_letter("invalid_embedding")
+    for _ in result.skipped:
+        metrics.event_outcome("duplicate")
+    if result.decisions and configured_sinks(settings()):
+        try:
+            relay_outbox.delay()
+        except Exception:  # noqa: BLE001 - the decisions are committed; beat relays every few seconds
+            log.warning("could not trigger the outbox relay; beat will run it", extra=extra)
+
+
+def _hand_to_single_tasks(tenant: str, event_ids: list[str]) -> None:
+    for event_id in event_ids:
+        process_upload.delay(tenant, event_id)
+    if event_ids:
+        log.warning("batch events handed to single-event tasks", extra={"tenant": tenant, "events": len(event_ids)})
+
+
+def _give_back_attempts(tenant: str, event_ids: list[str]) -> None:
+    try:
+        with transaction(sessions()) as session:
+            repository.enter_tenant(session, tenant)
+            repository.uncount_attempts(session, tenant, event_ids)
+    except DBAPIError as exc:
+        if not _database_unavailable(exc):
+            raise
+        # Still counted: the redelivered batch hands these events to single-event tasks instead.
+        log.warning("could not give the batch's attempts back; database unavailable",
+                    extra={"tenant": tenant, "events": len(event_ids)})
+
+
+def enqueue_batches(settings, keys: list[tuple[str, str]]) -> None:
+    """Send (tenant, event_id) pairs as governance.process_uploads messages of one tenant each."""
+    by_tenant: dict[str, list[str]] = {}
+    for tenant, event_id in keys:
+        by_tenant.setdefault(tenant, []).append(event_id)
+    size = settings.upload_batch_size
+    for tenant, ids in by_tenant.items():
+        for start in range(0, len(ids), size):
+            process_uploads.delay([[tenant, e] for e in ids[start:start + size]])
+
+
 @shared_task(name="governance.relay_outbox", acks_late=True)
 def relay_outbox() -> dict:
     sinks = configured_sinks(settings())
@@ -128,8 +251,7 @@ def reconcile_events() -> int:
     with transaction(sessions()) as session:
         repository.enter_all_tenants(session)  # the reconciler is cross-tenant by design
         keys = services.stale_events(session, context())
-    for tenant, event_id in keys:  # only after commit
-        process_upload.delay(tenant, event_id)
+    enqueue_batches(settings(), keys)  # only after commit
     if keys:
         log.warning("re-enqueued events with no outcome", extra={"count": len(keys)})
     return len(keys)

@@ -102,8 +102,9 @@ def test_no_secret_reaches_the_logs_the_database_or_the_broker(e2e_env, database
         fake.fail_next(2, status=503, message=f"backend unavailable for key {SECRET_KEY}")
         fake.fail_next(1, status=429, message=f"quota exhausted for {SECRET_KEY}", retry_delay="1s")
         fake.fail_next(1, status=400, message=f"request rejected, key={SECRET_KEY}")
+        # One event per batch, so that the permanent 400 is one event's own answer: its reject reason.
         env = gemini_env(e2e_env, fake, GOVERNANCE_WEBHOOK_URL=receiver.url, GOVERNANCE_WEBHOOK_SECRET=SECRET_HOOK,
-                         GOVERNANCE_HTTP_TIMEOUT_S="1", GOVERNANCE_GEMINI_TIMEOUT_S="2")
+                         GOVERNANCE_HTTP_TIMEOUT_S="1", GOVERNANCE_GEMINI_TIMEOUT_S="2", GOVERNANCE_UPLOAD_BATCH_SIZE="1")
         tenant = f"leak-{uuid.uuid4().hex[:8]}"
         w = start_worker(env, tmp_path / "worker.log", concurrency=2)
         try:
