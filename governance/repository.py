@@ -314,11 +314,6 @@ def tenants_with_recent_decisions(session: Session, since: datetime) -> list[str
     return list(session.scalars(select(Decision.tenant).where(Decision.decided_at >= since).distinct()))
 
 
-def uncount_attempt(session: Session, tenant: str, event_id: str) -> None:
-    session.execute(update(Event).where(Event.tenant == tenant, Event.event_id == event_id, Event.attempts > 0)
-                    .values(attempts=Event.attempts - 1))
-
-
 # =================================================================================================
 # --- moderation: policy versions, exemplar bank edits, review loop, delivery log, alerts ----------
 # (issue 4; kept in one section so concurrent edits above stay apart)

@@ -80,7 +80,7 @@ def process_upload(self, tenant: str, event_id: str) -> None:
             raise
         # A transient failure is not a poison delivery: give the attempt back before retrying.
         metrics.task_retry("embedder" if isinstance(exc, EmbeddingError) else "database")
-        _give_back_attempt(tenant, event_id)
+        _give_back_attempts(tenant, [event_id])
         raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries))
     services.fault_injection_point("after_commit", tenant, event_id)
     if decision is not None:
@@ -96,19 +96,6 @@ def process_upload(self, tenant: str, event_id: str) -> None:
             relay_outbox.delay()
         except Exception:  # noqa: BLE001 - the decision is committed; beat relays every few seconds
             log.warning("could not trigger the outbox relay; beat will run it", extra=extra)
-
-
-def _give_back_attempt(tenant: str, event_id: str) -> None:
-    try:
-        with transaction(sessions()) as session:
-            repository.enter_tenant(session, tenant)
-            repository.uncount_attempt(session, tenant, event_id)
-    except DBAPIError as exc:
-        if not _database_unavailable(exc):
-            raise
-        # The database is down too: the attempt stays counted, which is better than losing the retry.
-        log.warning("could not give the attempt back; database unavailable",
-                    extra={"tenant": tenant, "event_id": event_id})
 
 
 @shared_task(name="governance.process_uploads", bind=True, acks_late=True, max_retries=None,
@@ -218,8 +205,9 @@ def _give_back_attempts(tenant: str, event_ids: list[str]) -> None:
     except DBAPIError as exc:
         if not _database_unavailable(exc):
             raise
-        # Still counted: the redelivered batch hands these events to single-event tasks instead.
-        log.warning("could not give the batch's attempts back; database unavailable",
+        # The database is down too: the attempts stay counted, which is better than losing the
+        # retry (a redelivered batch hands such events to single-event tasks).
+        log.warning("could not give the attempts back; database unavailable",
                     extra={"tenant": tenant, "events": len(event_ids)})
 
 
