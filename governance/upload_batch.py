@@ -85,12 +85,14 @@ def process_uploads(session: Session, ctx: Context, tenant: str, event_ids: list
 
 
 def _embed(session: Session, ctx: Context, tenant: str, items: list[_Item], task: Task) -> None:
-    """Append each item's vector for `task`, or set its failure; identical contents are embedded once."""
-    unique = list({i.loaded.sha256: i.loaded for i in items}.values())
+    """Append each item's vector for `task`, or set its failure; identical contents are embedded once
+    (embed_with_cache counts the repeats as cached, as it would across batches)."""
+    assets = [i.loaded for i in items]
+    unique = list({a.sha256: a for a in assets}.values())
     if not unique:
         return
     try:
-        by_sha = {a.sha256: e for a, e in zip(unique, embed_with_cache(session, ctx.embedder, tenant, unique, task))}
+        by_sha = {a.sha256: e for a, e in zip(assets, embed_with_cache(session, ctx.embedder, tenant, assets, task))}
     except (EmbeddingError, InvalidEmbedding) as exc:
         if isinstance(exc, EmbeddingError) and exc.transient:
             raise
