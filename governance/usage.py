@@ -5,7 +5,7 @@ its vectors, so a rolled-back task leaves no spend behind and a committed one al
 Cache hits cost nothing: they are counted in `cached_items`, never in `items` or tokens.
 
 Tokens come from Gemini's `usageMetadata`. Embedders that cannot report usage (the offline
-ones) get an estimate of 4 characters a token for text and 0 for media, flagged `estimated`.
+ones) get the windowing token estimate for text and 0 for media, flagged `estimated`.
 
 Estimated cost = prompt tokens / 1M × the model's price (USD per 1M input tokens), halved for
 the Batch API. Defaults, from Google's public price list (text input, paid tier): see
@@ -16,7 +16,6 @@ Offline models cost 0; an unknown Gemini model has no price (shown as `?`).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Sequence
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from governance import repository
 from governance.embedders import Content, EmbedUsage, Embedder, Task
+from governance.windowing import estimate_tokens
 
 PRICES_PER_MILLION = {"gemini-embedding-2": 0.20, "gemini-embedding-001": 0.15}
 BATCH_DISCOUNT = 0.5
@@ -38,7 +38,7 @@ def embed_measured(embedder: Embedder, items: Sequence[Content], task: Task) -> 
         usage = EmbedUsage()
         return embedder.embed(items, task, usage=usage), usage
     vectors = embedder.embed(items, task)
-    tokens = sum(math.ceil(len(item.text or "") / 4) for item in items if item.modality == "text")
+    tokens = sum(estimate_tokens(item.text or "") for item in items if item.modality == "text")
     return vectors, EmbedUsage(calls=1, prompt_tokens=tokens, estimated=True)
 
 

@@ -32,4 +32,5 @@ def test_offline_embedders_are_estimated_per_call():
     items = [Content("text", "text/plain", text="x" * 41), Content("text", "text/plain", text="abcd")]
     vectors, spent = embed_measured(HashingEmbedder(128), items, Task.CLASSIFICATION)
     assert vectors.shape == (2, 128)
-    assert (spent.calls, spent.prompt_tokens, spent.estimated) == (1, 11 + 1, True)
+    # One token per 3 UTF-8 bytes, rounded up (windowing.estimate_tokens): 14 + 2.
+    assert (spent.calls, spent.prompt_tokens, spent.estimated) == (1, 14 + 2, True)
