@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import io
-from contextlib import contextmanager
 
 import pytest
 from PIL import Image
@@ -29,16 +28,6 @@ def png(colour=(10, 120, 200)) -> bytes:
 @pytest.fixture
 def ctx(settings):
     return Context(settings=settings, embedder=HashingEmbedder(768))
-
-
-@pytest.fixture
-def batches(db):
-    """Each batch in its own savepoint: committed for the rest of the test, as a real run commits."""
-    @contextmanager
-    def scope():
-        with db.begin_nested():
-            yield db
-    return scope
 
 
 def decide(db, ctx, tenant, event):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import io
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -40,15 +39,6 @@ def fake(monkeypatch):
         forget_embedders()
         yield server
         forget_embedders()
-
-
-@pytest.fixture
-def batches(db):
-    @contextmanager
-    def scope():
-        with db.begin_nested():
-            yield db
-    return scope
 
 
 def png() -> str:
