@@ -72,17 +72,6 @@ def exemplar_content(item: UploadEvent) -> dict:
     return {name: value for name, value in fields.items() if value is not None}
 
 
-def batched(items: Iterable, size: int) -> Iterable[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 # --- editing and exporting a bank ----------------------------------------------------------------
 
 class BankError(ValueError):

@@ -20,6 +20,7 @@ from typing import Callable, Protocol
 import redis
 
 from governance.embedders.base import EmbeddingError
+from governance.redis_client import LUA_NOW_MS
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +67,7 @@ def failed(state: BreakerState, now_ms: float, config: BreakerConfig) -> str:
     return "closed"
 
 
-_BREAKER_LUA = """
-if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+_BREAKER_LUA = LUA_NOW_MS + """
 local key, op = KEYS[1], ARGV[1]
 local threshold, cooldown, probe_ttl, window = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local open_until = tonumber(redis.call('HGET', key, 'open_until') or '0')

@@ -24,6 +24,11 @@ HALFVEC_ABOVE_DIMS = 2000
 INDEXED_DIMS = (384, 768, 1024, 1536, 3072)
 
 
+def bank_index_name(dims: int) -> str:
+    """The partial HNSW index over the exemplar bank at `dims` (created by migration 0001)."""
+    return f"ix_embeddings_bank_hnsw_{dims}"
+
+
 class Base(DeclarativeBase):
     metadata = metadata
 

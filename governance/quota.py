@@ -30,6 +30,7 @@ import redis
 
 from governance.config import Settings
 from governance.embedders.base import EmbeddingError
+from governance.redis_client import LUA_NOW_MS
 from governance.windowing import estimate_tokens as text_tokens
 
 if TYPE_CHECKING:
@@ -99,10 +100,7 @@ def paused(tat: float, now_ms: float, limit: Limit, seconds: float) -> float:
     return max(tat, now_ms + seconds * 1000 + limit.capacity / limit.per_ms)
 
 
-_RESERVE_LUA = """
-if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+_RESERVE_LUA = LUA_NOW_MS + """
 local start, tats = now, {}
 for i, key in ipairs(KEYS) do
   local amount, per_ms, capacity = tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i]), tonumber(ARGV[3*i+1])
@@ -119,10 +117,7 @@ return {1, tostring(wait)}
 """
 
 # ARGV: units (settle: tat += units / rate) or, with ARGV[3], pause ms (tat >= now + pause + full).
-_SETTLE_LUA = """
-if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+_SETTLE_LUA = LUA_NOW_MS + """
 local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
 if ARGV[3] then
   tat = math.max(tat, now + tonumber(ARGV[3]) + tonumber(ARGV[1]) / tonumber(ARGV[2]))

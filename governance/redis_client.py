@@ -19,3 +19,13 @@ def redis_from_url(url: str, timeout_s: float = 5.0) -> redis.Redis:
     else:
         url = urlunsplit(parts._replace(query=query))
     return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+
+
+# The start of every Lua script that keeps time: `now` in milliseconds from the Redis server's clock,
+# so all workers share one clock whatever their own say (replicate_commands lets a script that read
+# TIME still write, on Redis before 7).
+LUA_NOW_MS = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+"""

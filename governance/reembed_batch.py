@@ -9,12 +9,12 @@ pending: the run does not switch, and the next run submits them again.
 """
 from __future__ import annotations
 
+from itertools import batched
 from typing import Callable
 
 from sqlalchemy.orm import Session
 
 from governance import repository, usage
-from governance.banks import batched
 from governance.config import Settings
 from governance.embedders import Embedder
 from governance.embedding_store import check_vector, task_key

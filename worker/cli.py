@@ -83,9 +83,23 @@ def cmd_db_upgrade(args) -> int:
     return 0
 
 
+def cmd_db_check(args) -> int:
+    from governance.migrate import check
+
+    settings = prepare_environment()
+    problems = check(resolve_database_url(settings))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print("the database and the table definitions disagree" if problems else
+          "the database agrees with the table definitions")
+    return 1 if problems else 0
+
+
 def import_exemplar_file(settings: Settings, path: str, who: str | None, batch_size: int = 64):
     """Embed and store a JSONL file of exemplars, batch by batch; returns (imported, problems)."""
-    from governance.banks import batched, import_exemplars
+    from itertools import batched
+
+    from governance.banks import import_exemplars
 
     ctx, factory = _context(settings), _sessions(settings)
     items = list(_read_jsonl(path))
@@ -536,6 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply Alembic migrations").set_defaults(func=cmd_db_upgrade)
+    db.add_parser("check", help="compare the migrated database with the table definitions; non-zero if they differ"
+                  ).set_defaults(func=cmd_db_check)
 
     ex = sub.add_parser("exemplars", help="exemplar banks").add_subparsers(dest="ex_command", required=True)
     imp = ex.add_parser("import", help="embed and store labelled exemplars from JSONL")

@@ -26,7 +26,8 @@ class HashingEmbedder:
 
     def __init__(self, dims: int = 768, max_windows: int = 16):
         self.dims = dims
-        self.model_id = f"{MODEL_VERSION}"
+        # The dimensions are part of the space: hashing-v1@768 and @384 vectors never compare.
+        self.model_id = f"{MODEL_VERSION}@{dims}"
         # Surface features summarise content of any length: nothing needs windows.
         self.limits = Limits(max_windows=max_windows)
         self._media = MediaProjector(dims)

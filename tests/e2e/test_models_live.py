@@ -25,15 +25,15 @@ def test_usage_then_reembed_switches_a_live_worker_to_the_new_model(e2e_env, wor
     cli(e2e_env, "publish", str(write_jsonl(tmp_path / "up.jsonl", uploads)))
     w = worker(e2e_env)
     before = wait_for_decisions(e2e_env, tenant, 2)
-    assert {d["embedding_model"] for d in before} == {"hashing-v1"}
+    assert {d["embedding_model"] for d in before} == {"hashing-v1@768"}
 
-    row = usage_json(e2e_env, tenant)[("hashing-v1", 768)]
+    row = usage_json(e2e_env, tenant)[("hashing-v1@768", 768)]
     assert (row["items"], row["cached_items"], row["calls"], row["estimated"]) == (5, 1, 2, True)
     tokens = row["prompt_tokens"]
     assert tokens > 0 and row["cost_usd"] == 0.0  # offline models cost nothing
     priced = dict(e2e_env, GOVERNANCE_EMBEDDING_PRICES="hashing-v1=1000")
     table = cli(priced, "usage", "--tenant", tenant).stdout.splitlines()
-    assert table[1].split() == [tenant, "hashing-v1", "768", "online", "5", "1", "2", f"{tokens}~",
+    assert table[1].split() == [tenant, "hashing-v1@768", "768", "online", "5", "1", "2", f"{tokens}~",
                                 f"{tokens / 1000:.6f}"]
     assert cli(e2e_env, "usage", "--tenant", tenant, "--since", "2999-01-01", "--json").stdout.strip() == "[]"
 

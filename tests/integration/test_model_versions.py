@@ -61,7 +61,7 @@ def test_the_tenants_active_model_is_used_from_the_next_transaction(db, settings
     seed(db, ctx, tenant)
     assert for_tenant(db, ctx, tenant).embedder is default  # no row: the process default
 
-    repository.activate_tenant_model(db, tenant, "hashing", 384, "hashing-v1")
+    repository.activate_tenant_model(db, tenant, "hashing", 384, "hashing-v1@384")
     switched = for_tenant(db, ctx, tenant).embedder
     assert switched.dims == 384
     assert for_tenant(db, ctx, tenant + "-other").embedder is default  # other tenants unaffected
@@ -71,5 +71,5 @@ def test_the_tenants_active_model_is_used_from_the_next_transaction(db, settings
     assert set(db.scalars(select(Embedding.dims).where(Embedding.asset_pk == upload_pk))) == {384}
     assert decision["neighbors"] and {n["asset_id"] for n in decision["neighbors"]} <= {f"new-{i}" for i in range(4)}
 
-    repository.activate_tenant_model(db, tenant, "hashing", 768, "hashing-v1")  # switching back
+    repository.activate_tenant_model(db, tenant, "hashing", 768, "hashing-v1@768")  # switching back
     assert for_tenant(db, ctx, tenant).embedder is default

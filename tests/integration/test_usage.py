@@ -36,9 +36,9 @@ def fake(monkeypatch):
 def test_offline_usage_is_recorded_with_the_decision_and_estimated(db, settings, tenant):
     ctx = Context(settings=settings, embedder=HashingEmbedder(768))
     text = "twelve chars" * 10  # 120 bytes, no digits: an estimated 40 tokens
-    assert decide(db, ctx, tenant, "u1", text)["embedding_model"] == "hashing-v1"
+    assert decide(db, ctx, tenant, "u1", text)["embedding_model"] == "hashing-v1@768"
     [row] = usage_rows(db, tenant)
-    assert (row.model, row.dims, row.mode) == ("hashing-v1", 768, "online")
+    assert (row.model, row.dims, row.mode) == ("hashing-v1@768", 768, "online")
     assert (row.items, row.cached_items, row.calls, row.prompt_tokens, row.estimated) == (1, 0, 1, 40, True)
 
 

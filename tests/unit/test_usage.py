@@ -13,7 +13,7 @@ def test_prices_by_base_model_with_overrides_and_free_offline_models():
     assert price_per_million("gemini-embedding-2@3072+media-prefix") == 0.20
     assert price_per_million("gemini-embedding-001@768") == 0.15
     assert price_per_million("gemini-embedding-001@768", {"gemini-embedding-001": 0.3}) == 0.3
-    assert price_per_million("hashing-v1") == 0.0
+    assert price_per_million("hashing-v1@768") == 0.0
     assert price_per_million("offline:minilm-l6-v2+img-v1@384") == 0.0
     assert price_per_million("gemini-embedding-9@768") is None  # unknown paid model: no guess
 
