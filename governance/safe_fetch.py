@@ -54,7 +54,9 @@ def read_file_uri(uri: str, roots: tuple[Path, ...], max_bytes: int) -> bytes:
         os.close(fd)
 
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_PATH|O_NOFOLLOW opens a symlink itself rather than failing, so fstat names exactly what was met
+# (O_DIRECTORY|O_NOFOLLOW would say ENOTDIR for a symlink); without O_PATH (macOS) a symlink is ELOOP.
+_DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY | os.O_DIRECTORY) | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO for reading would wait for a writer; the fstat check refuses it next.
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _KINDS = {stat.S_IFDIR: "folder", stat.S_IFIFO: "FIFO", stat.S_IFCHR: "character device",
@@ -82,22 +84,32 @@ def _open_beneath(root: Path, names: list[str], shown: str) -> int:
         raise FetchRefused(f"file_unreadable: root of {shown}: {_errno_name(exc)}") from None
     try:
         for depth, name in enumerate(names):
+            last = depth == len(names) - 1
             try:
-                child = os.open(name, _FILE_FLAGS if depth == len(names) - 1 else _DIR_FLAGS, dir_fd=fd)
+                child = os.open(name, _FILE_FLAGS if last else _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
-                raise _open_refusal(exc, fd, name, shown) from None
+                raise _open_refusal(exc, name, shown) from None
             os.close(fd)
             fd = child
+            if not last:
+                _check_folder(fd, name, shown)
     except BaseException:
         os.close(fd)
         raise
     return fd
 
 
-def _open_refusal(exc: OSError, dir_fd: int, name: str, shown: str) -> FetchRefused:
-    # O_DIRECTORY|O_NOFOLLOW on a symlink fails with ENOTDIR, not ELOOP; this second look only
-    # names the reason, the open has already been refused.
-    if exc.errno == errno.ELOOP or (exc.errno == errno.ENOTDIR and _is_symlink(dir_fd, name)):
+def _check_folder(fd: int, name: str, shown: str) -> None:
+    # Judged on the descriptor, so the answer is about what was opened, not what is there now.
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISLNK(mode):
+        raise FetchRefused(f"symlink_refused: {shown}: {name!r} is a symlink below the root")
+    if not stat.S_ISDIR(mode):
+        raise FetchRefused(f"not_a_directory: {shown}: {name!r} is not a folder")
+
+
+def _open_refusal(exc: OSError, name: str, shown: str) -> FetchRefused:
+    if exc.errno == errno.ELOOP:
         return FetchRefused(f"symlink_refused: {shown}: {name!r} is a symlink below the root")
     if exc.errno == errno.ENOENT:
         return FetchRefused(f"file_not_found: {shown}")
@@ -106,13 +118,6 @@ def _open_refusal(exc: OSError, dir_fd: int, name: str, shown: str) -> FetchRefu
     if exc.errno in (errno.EACCES, errno.EPERM):
         return FetchRefused(f"permission_denied: {shown}")
     return FetchRefused(f"file_unreadable: {shown}: {_errno_name(exc)}")
-
-
-def _is_symlink(dir_fd: int, name: str) -> bool:
-    try:
-        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
-    except OSError:
-        return False
 
 
 def _errno_name(exc: OSError) -> str:
