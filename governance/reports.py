@@ -8,6 +8,8 @@ with purity 0.97.
 """
 from __future__ import annotations
 
+import hashlib
+import re
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -104,8 +106,20 @@ def build_and_store(session: Session, ctx: Context, tenant: str, out_dir: Path |
                                   payload={"tenant": tenant, **alert})
     if out_dir is None:
         stamp = report["generated_at"].replace(":", "").replace("-", "")[:15]
-        out_dir = ctx.settings.data_dir / "reports" / tenant / stamp
+        out_dir = ctx.settings.data_dir / "reports" / tenant_folder(tenant) / stamp
     return write_report(report, out_dir)
+
+
+def tenant_folder(tenant: str) -> str:
+    """A folder name for the tenant's reports that no tenant string can turn into a path.
+
+    The slug keeps the folder recognisable; the hash of the whole name keeps tenants that slug
+    alike ("a/b", "a-b") apart. It must hold for any string, grammar or not: '/', '..', NUL,
+    lone surrogates.
+    """
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", tenant).strip("-")[:40] or "tenant"
+    digest = hashlib.sha256(tenant.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{slug}-{digest}"
 
 
 def history(session: Session, tenant: str, limit: int = 20) -> list[dict]:

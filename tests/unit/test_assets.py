@@ -83,7 +83,7 @@ def test_empty_oversized_and_outside_root_files(roots, tmp_path_factory):
     assert reject_reason(event(uri=(roots / "empty.png").as_uri())).startswith("empty_content")
     assert reject_reason(event(uri=(roots / "huge.txt").as_uri())).startswith("too_large")
     assert reject_reason(event(uri=outside.as_uri())).startswith("path_outside_roots")
-    assert reject_reason(event(uri=(roots / ".." / outside.parent.name / "x.txt").as_uri())).startswith("path_outside_roots")
+    assert reject_reason(event(uri=(roots / ".." / outside.parent.name / "x.txt").as_uri())).startswith("path_traversal")
     assert reject_reason(event(uri=(roots / "missing.png").as_uri())).startswith("file_not_found")
 
 
@@ -91,7 +91,7 @@ def test_symlink_out_of_the_root_is_refused(roots, tmp_path_factory):
     target = tmp_path_factory.mktemp("elsewhere") / "t.txt"
     target.write_text("secret")
     (roots / "link.txt").symlink_to(target)
-    assert reject_reason(event(uri=(roots / "link.txt").as_uri())).startswith("path_outside_roots")
+    assert reject_reason(event(uri=(roots / "link.txt").as_uri())).startswith("symlink_refused")
 
 
 def test_text_limits_and_base64(roots):
