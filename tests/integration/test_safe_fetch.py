@@ -330,3 +330,27 @@ def test_an_exact_body_is_returned_with_its_type(web):
         handler.wfile.write(b"hello")
     web.routes["/typed"] = typed
     assert fetch_http(f"http://127.0.0.1:{web.port}/typed", Settings.from_env()) == (b"hello", "text/plain; charset=utf-8")
+
+
+# --- through the pipeline: bad URIs are one reject, on the first delivery ----------------------------
+
+@pytest.mark.parametrize("uri, reason", [
+    ("http://host:99999/x", "invalid_uri: Port out of range 0-65535"),
+    ("http://host:abc/x", "invalid_uri: Port could not be cast to integer value as 'abc'"),
+    ("http://[::1/x", "invalid_uri: Invalid IPv6 URL"),
+    ("{root}/ok.txt%00.png", "invalid_uri: NUL byte in file path"),
+])
+def test_a_malformed_uri_is_decided_reject_on_its_first_delivery(db, settings, tenant, tmp_path, uri, reason):
+    from sqlalchemy import func, select
+
+    from governance.embedders.hashing import HashingEmbedder
+    from governance.models import Decision, Event
+    from governance.services import Context, accept_events, process_upload
+
+    (tmp_path / "ok.txt").write_text("fine words")
+    uri = uri.replace("{root}", tmp_path.as_uri())
+    [(_, event_id)] = accept_events(db, [(0, {"asset_id": "bad-uri", "tenant": tenant, "uri": uri})]).new
+    decision = process_upload(db, Context(settings=settings, embedder=HashingEmbedder(768)), tenant, event_id)
+    assert (decision["action"], decision["reason"]) == ("reject", reason)
+    assert db.scalar(select(Event.status).where(Event.tenant == tenant)) == "decided"
+    assert db.scalar(select(func.count()).select_from(Decision).where(Decision.tenant == tenant)) == 1
