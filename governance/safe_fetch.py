@@ -191,10 +191,15 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
     def _open(self) -> socket.socket:
         sock = socket.create_connection((self._pinned, self.port), self._deadline.remaining())
+        try:
+            left = self._deadline.remaining()
+        except FetchRefused:
+            sock.close()
+            raise
         # A duplicate descriptor of our own: shutdown() acts on the connection behind every
         # descriptor, and TLS wrapping detaches the original socket object.
         self._guard = sock.dup()
-        self._watchdog = threading.Timer(max(0.0, self._deadline.remaining()), self._expire)
+        self._watchdog = threading.Timer(left, self._expire)
         self._watchdog.daemon = True
         self._watchdog.start()
         return sock
