@@ -176,9 +176,10 @@ def test_a_name_is_resolved_once_and_the_connection_pinned_to_that_answer(web, d
 
 
 def test_a_mixed_answer_is_refused_as_rebinding_and_nothing_is_requested(web, dns_server):
-    dns_server.answers["mixed.example"] = [["127.0.0.1", "10.0.0.7"]]
+    # The allowed address sorts first, so a check of the first address alone would let this through.
+    dns_server.answers["mixed.example"] = [["127.0.0.1", "169.254.169.254"]]
     web.routes["/a.txt"] = body(b"never served")
-    assert refusal(f"http://mixed.example:{web.port}/a.txt") == "ssrf_blocked: 10.0.0.7 is not a public address"
+    assert refusal(f"http://mixed.example:{web.port}/a.txt") == "ssrf_blocked: 169.254.169.254 is not a public address"
     assert web.requests == []
 
 
