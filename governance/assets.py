@@ -15,6 +15,7 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from governance import media
 from governance.config import Settings
@@ -89,6 +90,9 @@ def sniff(data: bytes) -> str | None:
         if head[8:11] in (b"M4A", b"M4B"):
             return "audio/mp4"
         return "video/quicktime" if head[8:10] == b"qt" else "video/mp4"
+    # PostScript and ASCII EPS would pass the text check below; we do not parse them.
+    if head.startswith(b"%!PS"):
+        return None
     if _looks_like_text(data):
         return "text/plain"
     return None
@@ -191,9 +195,11 @@ def _read_bytes(event: UploadEvent, settings: Settings) -> tuple[bytes, str | No
     scheme = uri.split(":", 1)[0].lower()
     try:
         if scheme == "file":
+            if "\x00" in unquote(uri):
+                raise RejectedInput("invalid_uri: NUL byte in file path")
             return read_file_uri(uri, settings.file_roots, settings.max_bytes), uri, None
         if scheme in ("http", "https"):
-            body, content_type = fetch_http(uri, settings.max_bytes, settings.http_timeout_s)
+            body, content_type = fetch_http(uri, settings)
             return body, uri, content_type
     except FetchRefused as exc:
         raise RejectedInput(str(exc)) from exc

@@ -5,6 +5,7 @@ task arguments and are masked in `Settings.__repr__`.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -40,6 +41,28 @@ def _paths(name: str) -> tuple[Path, ...]:
     return tuple(Path(p).resolve() for p in raw.split(":") if p)
 
 
+def _networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    raw = _env(name, "") or ""
+    return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in raw.split(",") if cidr.strip())
+
+
+def _nameservers(name: str) -> tuple[tuple[str, int], ...]:
+    """`address[:port]` entries, comma-separated; IPv6 addresses in brackets when a port follows."""
+    servers = []
+    for entry in (_env(name, "") or "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        host, port = entry, 53
+        if entry.startswith("["):
+            host, _, rest = entry[1:].partition("]")
+            port = int(rest[1:]) if rest.startswith(":") else 53
+        elif entry.count(":") == 1:
+            host, port = entry.split(":")[0], int(entry.split(":")[1])
+        servers.append((str(ipaddress.ip_address(host)), port))
+    return tuple(servers)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None
@@ -56,6 +79,9 @@ class Settings:
     max_media_seconds: float
     max_windows: int
     http_timeout_s: float
+    fetch_deadline_s: float
+    fetch_allow_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    fetch_nameservers: tuple[tuple[str, int], ...]
     anomaly_quantile: float
     max_attempts: int
     upload_batch_size: int
@@ -109,6 +135,13 @@ class Settings:
             max_media_seconds=_float("GOVERNANCE_MAX_MEDIA_SECONDS", 3600.0),
             max_windows=_int("GOVERNANCE_MAX_WINDOWS", 16),
             http_timeout_s=_float("GOVERNANCE_HTTP_TIMEOUT_S", 10.0),
+            # The whole of one http(s) fetch, redirects included: a per-read timeout alone lets a
+            # source that drips one byte at a time hold a worker child indefinitely.
+            fetch_deadline_s=_float("GOVERNANCE_FETCH_DEADLINE_S", 10.0),
+            # Non-public ranges the fetcher may reach anyway; for development against local servers.
+            fetch_allow_cidrs=_networks("GOVERNANCE_FETCH_ALLOW_CIDRS"),
+            # Resolvers the fetcher asks instead of the system's (e.g. a filtering one); empty: the system's.
+            fetch_nameservers=_nameservers("GOVERNANCE_FETCH_NAMESERVERS"),
             anomaly_quantile=_float("GOVERNANCE_ANOMALY_QUANTILE", 0.95),
             max_attempts=_int("GOVERNANCE_MAX_ATTEMPTS", 5),
             # Events per governance.process_uploads message from `publish` and the reconciler.

@@ -26,8 +26,8 @@ def embed_worst_case_s(settings: Settings, waves: int = 1) -> float:
 
 
 def upload_worst_case_s(settings: Settings) -> float:
-    """One process_upload delivery: fetch the asset, embed it, the rest."""
-    return settings.http_timeout_s + EMBED_CALLS_PER_UPLOAD * embed_worst_case_s(settings) + OTHER_WORK_S
+    """One process_upload delivery: fetch the asset (one deadline, redirects included), embed it, the rest."""
+    return settings.fetch_deadline_s + EMBED_CALLS_PER_UPLOAD * embed_worst_case_s(settings) + OTHER_WORK_S
 
 
 def problems(settings: Settings, soft_time_limit_s: float, hard_time_limit_s: float,

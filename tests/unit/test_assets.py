@@ -1,7 +1,6 @@
 import base64
 import io
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import ipaddress
 
 import pytest
 from PIL import Image
@@ -9,7 +8,7 @@ from PIL import Image
 from governance.assets import RejectedInput, load, sniff
 from governance.config import Settings
 from governance.events import UploadEvent
-from governance.safe_fetch import FetchRefused, fetch_http
+from governance.safe_fetch import FetchRefused, check_address
 
 
 def png_bytes(size=(16, 16), colour=(200, 10, 10)) -> bytes:
@@ -107,62 +106,89 @@ def test_corrupt_pdf_is_rejected(roots):
     assert reject_reason(event(uri=(roots / "bad.pdf").as_uri())).startswith("corrupt_pdf")
 
 
-@pytest.mark.parametrize("uri", [
-    "http://169.254.169.254/latest/meta-data/", "http://127.0.0.1:6379/", "http://10.0.0.1/",
-    "http://[::1]/", "http://[::ffff:127.0.0.1]/", "http://2130706433/", "http://0x7f000001/",
-    "http://192.168.1.1/", "http://localhost/", "gopher://example.com/", "http://user:pw@example.com/",
+def test_eps_and_postscript_are_refused_not_read_as_text(roots):
+    (roots / "figure.eps").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\nnewpath 0 0 moveto\n")
+    (roots / "page.ps").write_bytes(b"%!PS-Adobe-3.0\n%%Pages: 1\nshowpage\n")
+    assert sniff(b"%!PS-Adobe-3.0 EPSF-3.0\n") is None
+    assert reject_reason(event(uri=(roots / "figure.eps").as_uri())) == (
+        "unsupported_type: content matches no accepted format (starts b'%!PS-Ado')")
+    assert reject_reason(event(uri=(roots / "page.ps").as_uri())).startswith("unsupported_type: ")
+
+
+def test_a_nul_byte_in_a_file_path_is_an_invalid_uri(roots):
+    (roots / "ok.txt").write_text("fine words")
+    assert reject_reason(event(uri=(roots / "ok.txt").as_uri() + "%00.png")) == "invalid_uri: NUL byte in file path"
+
+
+@pytest.mark.parametrize("uri, reason", [
+    ("http://host:99999/x", "invalid_uri: Port out of range 0-65535"),
+    ("http://host:abc/x", "invalid_uri: Port could not be cast to integer value as 'abc'"),
+    ("http://[::1/x", "invalid_uri: Invalid IPv6 URL"),
+    ("http://host:0/x", "invalid_uri: port 0"),
+    ("http://host/a b", "invalid_uri: control character or space in URI"),
+    ("http://host/x%00\x00", "invalid_uri: control character or space in URI"),
 ])
-def test_ssrf_targets_are_refused(roots, uri):
-    reason = reject_reason(event(uri=uri))
-    assert reason.split(":")[0] in {"ssrf_blocked", "unsupported_uri", "dns_failed"}
+def test_malformed_urls_are_rejected_at_once(roots, uri, reason):
+    assert reject_reason(event(uri=uri)) == reason
 
 
-class _Server(BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/redirect":
-            self.send_response(302)
-            self.send_header("Location", "http://169.254.169.254/latest/")
-            self.end_headers()
-            return
-        self.send_response(200)
-        if self.path == "/claims-small":
-            self.send_header("Content-Length", "10")
-        self.end_headers()
-        self.wfile.write(b"x" * 5000)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def local_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Server)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-def test_redirect_to_an_internal_host_is_rechecked(local_server, monkeypatch):
-    import governance.safe_fetch as safe_fetch
-
-    original, hops = safe_fetch._resolve_pinned, []
-
-    def first_hop_allowed(host, port):
-        # Pretend the first host is public; every later hop gets the real check.
-        hops.append(host)
-        return "127.0.0.1" if len(hops) == 1 else original(host, port)
-
-    monkeypatch.setattr(safe_fetch, "_resolve_pinned", first_hop_allowed)
-    with pytest.raises(FetchRefused, match="ssrf_blocked"):
-        fetch_http(local_server + "/redirect", 1000, 2.0)
-    assert hops == ["127.0.0.1", "169.254.169.254"]
+# Each target is refused before any connection, by the reason named; no traffic leaves the machine.
+@pytest.mark.parametrize("uri, reason", [
+    ("http://169.254.169.254/latest/meta-data/", "ssrf_blocked: 169.254.169.254 is not a public address"),
+    ("http://127.0.0.1:6379/", "ssrf_blocked: 127.0.0.1 is not a public address"),
+    ("http://10.0.0.1/", "ssrf_blocked: 10.0.0.1 is not a public address"),
+    ("http://192.168.1.1/", "ssrf_blocked: 192.168.1.1 is not a public address"),
+    ("http://100.64.0.1/", "ssrf_blocked: 100.64.0.1 is not a public address"),
+    ("http://224.0.0.1/", "ssrf_blocked: 224.0.0.1 is not a public address"),
+    ("http://240.0.0.1/", "ssrf_blocked: 240.0.0.1 is not a public address"),
+    ("http://192.88.99.1/", "ssrf_blocked: 192.88.99.1 is not a public address"),
+    ("http://2130706433/", "ssrf_blocked: 127.0.0.1 is not a public address"),
+    ("http://0x7f000001/", "ssrf_blocked: 127.0.0.1 is not a public address"),
+    ("http://localhost/", "ssrf_blocked: 127.0.0.1 is not a public address"),
+    ("http://[::1]/", "ssrf_blocked: ::1 is not a public address"),
+    ("http://[::]/", "ssrf_blocked: :: is not a public address"),
+    ("http://[fe80::1]/", "ssrf_blocked: fe80::1 is not a public address"),
+    ("http://[fc00::1]/", "ssrf_blocked: fc00::1 is not a public address"),
+    ("http://[fec0::1]/", "ssrf_blocked: fec0::1 is not a public address"),
+    ("http://[3ffe::1]/", "ssrf_blocked: 3ffe::1 is not a public address"),
+    ("http://[ff02::1]/", "ssrf_blocked: ff02::1 is not a public address"),
+    ("http://[::ffff:127.0.0.1]/", "ssrf_blocked: ::ffff:127.0.0.1 embeds 127.0.0.1 (IPv4-mapped), not a public address"),
+    ("http://[64:ff9b::a9fe:a9fe]/", "ssrf_blocked: 64:ff9b::a9fe:a9fe embeds 169.254.169.254 (NAT64), not a public address"),
+    ("http://[64:ff9b::7f00:1]/", "ssrf_blocked: 64:ff9b::7f00:1 embeds 127.0.0.1 (NAT64), not a public address"),
+    ("http://[64:ff9b:1::a00:1]/", "ssrf_blocked: 64:ff9b:1::a00:1 embeds 10.0.0.1 (NAT64), not a public address"),
+    ("http://[64:ff9b:1:7f00:0:100::]/", "ssrf_blocked: 64:ff9b:1:7f00:0:100:: embeds 127.0.0.1 (NAT64), not a public address"),
+    ("http://[2002:7f00:1::]/", "ssrf_blocked: 2002:7f00:1:: embeds 127.0.0.1 (6to4), not a public address"),
+    ("http://[2002:a9fe:a9fe::1]/", "ssrf_blocked: 2002:a9fe:a9fe::1 embeds 169.254.169.254 (6to4), not a public address"),
+    ("http://[::127.0.0.1]/", "ssrf_blocked: ::127.0.0.1 embeds 127.0.0.1 (IPv4-compatible), not a public address"),
+    ("http://[::ffff:0:7f00:1]/", "ssrf_blocked: ::ffff:0:7f00:1 embeds 127.0.0.1 (IPv4-translated), not a public address"),
+    ("http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+     "ssrf_blocked: 2001:0:4136:e378:8000:63bf:80ff:fffe embeds 127.0.0.1 (Teredo), not a public address"),
+    ("gopher://example.com/", "unsupported_uri: scheme gopher is not file, http or https"),
+    ("http://user:pw@example.com/", "unsupported_uri: credentials in URL"),
+])
+def test_ssrf_targets_are_refused(roots, uri, reason):
+    assert reject_reason(event(uri=uri)) == reason
 
 
-def test_body_without_length_is_cut_at_the_limit(local_server):
-    with pytest.raises(FetchRefused, match="too_large"):
-        fetch_http(local_server + "/streams", 1000, 2.0, allow_private=True)
+@pytest.mark.parametrize("address, reason", [
+    ("::808:808", "ssrf_blocked: ::808:808 is not a public address"),  # IPv4-compatible: deprecated
+    ("::ffff:0:808:808", "ssrf_blocked: ::ffff:0:808:808 is not a public address"),
+    ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", "ssrf_blocked: 2001:0:4136:e378:8000:63bf:f7f7:f7f7 is not a public address"),
+])
+def test_forms_whose_own_range_is_not_public_are_refused_whatever_they_embed(address, reason):
+    with pytest.raises(FetchRefused) as info:
+        check_address(address)
+    assert str(info.value) == reason
 
 
-def test_lying_content_length_never_reads_past_what_it_claims(local_server):
-    body, _ = fetch_http(local_server + "/claims-small", 1000, 2.0, allow_private=True)
-    assert body == b"x" * 10
+@pytest.mark.parametrize("address", ["8.8.8.8", "2001:4860:4860::8888", "64:ff9b::808:808", "::ffff:8.8.8.8",
+                                     "2002:808:808::1"])
+def test_public_addresses_and_their_translations_pass(address):
+    check_address(address)
+
+
+def test_an_allowed_range_admits_only_itself():
+    allowed = (ipaddress.ip_network("127.0.0.0/8"),)
+    check_address("127.0.0.1", allowed)
+    with pytest.raises(FetchRefused, match="^ssrf_blocked: ::1 is not a public address$"):
+        check_address("::1", allowed)

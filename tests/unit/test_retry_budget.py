@@ -6,11 +6,11 @@ import dataclasses
 import pytest
 
 from governance.config import Settings
-from governance.retry_budget import embed_worst_case_s, problems
+from governance.retry_budget import EMBED_CALLS_PER_UPLOAD, OTHER_WORK_S, embed_worst_case_s, problems, upload_worst_case_s
 
 GEMINI_ENV = ("GOVERNANCE_GEMINI_TIMEOUT_S", "GOVERNANCE_GEMINI_MAX_RETRIES", "GOVERNANCE_GEMINI_BACKOFF_CAP_S",
               "GOVERNANCE_GEMINI_QUOTA_MAX_WAIT_S", "GOVERNANCE_GEMINI_RPM", "GOVERNANCE_GEMINI_TPM",
-              "GOVERNANCE_HTTP_TIMEOUT_S", "GOVERNANCE_TASK_SOFT_TIME_LIMIT_S")
+              "GOVERNANCE_FETCH_DEADLINE_S", "GOVERNANCE_TASK_SOFT_TIME_LIMIT_S")
 
 
 @pytest.fixture
@@ -51,3 +51,12 @@ def test_quota_waits_only_count_when_a_limit_is_set(monkeypatch):
     unlimited = Settings.from_env()
     limited = dataclasses.replace(unlimited, gemini_tpm=100_000)
     assert embed_worst_case_s(limited) - embed_worst_case_s(unlimited) == 4 * unlimited.gemini_quota_max_wait_s
+
+
+def test_an_upload_counts_the_whole_fetch_deadline_not_a_read_timeout(monkeypatch):
+    for name in GEMINI_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOVERNANCE_FETCH_DEADLINE_S", "40")
+    monkeypatch.setenv("GOVERNANCE_HTTP_TIMEOUT_S", "1")
+    settings = Settings.from_env()
+    assert upload_worst_case_s(settings) == 40 + EMBED_CALLS_PER_UPLOAD * embed_worst_case_s(settings) + OTHER_WORK_S
