@@ -94,12 +94,18 @@ def cmd_db_upgrade(args) -> int:
 def import_exemplar_file(settings: Settings, path: str, who: str | None, batch_size: int = 64):
     """Embed and store a JSONL file of exemplars, batch by batch; returns (imported, problems)."""
     from governance.banks import batched, import_exemplars
+    from governance.events import InvalidEvent, identify
 
     ctx, factory = _context(settings), _sessions(settings)
-    items = list(_read_jsonl(path))
-    parsed = [obj for _, obj in items if isinstance(obj, dict)]
-    problems = [f"line {n}: refused: {obj}" if isinstance(obj, Exception) else f"line {n}: not a JSON object: {obj}"
-                for n, obj in items if not isinstance(obj, dict)]
+    parsed, problems = [], []
+    for number, obj in _read_jsonl(path):
+        try:
+            if isinstance(obj, Exception):
+                raise obj
+            identify(obj)  # what publish would refuse is refused here too, by line
+            parsed.append(obj)
+        except InvalidEvent as exc:
+            problems.append(f"line {number}: refused: {exc}")
     imported, done = 0, 0
     for batch in batched(parsed, batch_size):
         with transaction(factory) as session:
