@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -171,12 +172,16 @@ def _prepare_audio(data: bytes, sniffed: str | None, settings: Settings) -> tupl
     return Content(modality="audio", mime_type=sniffed, data=data), None, samples.size / media.AUDIO_RATE
 
 
+# Zero-width characters draw nothing and str.strip keeps them: text of only these is as empty as blanks.
+_BLANK = re.compile(r"[\s\u200b\u200c\u200d\ufeff\u2060]*")
+
+
 def _load_text(text: str, declared: str | None, source_uri: str | None, settings: Settings, raw: bytes | None = None):
     if declared and _family(declared) != "text":
         raise RejectedInput(f"mime_mismatch: declared {declared}, content is text")
     if len(text) > settings.max_text_chars:
         raise RejectedInput(f"text_too_long: {len(text)} characters exceeds {settings.max_text_chars}")
-    if not text.strip():
+    if _BLANK.fullmatch(text):
         raise RejectedInput("empty_content: text is blank")
     raw = raw if raw is not None else text.encode("utf-8")
     content = Content(modality="text", mime_type="text/plain", text=text)

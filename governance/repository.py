@@ -5,10 +5,10 @@ Functions flush, never commit: the worker or CLI that owns the session decides w
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
-from sqlalchemy import String, func, select, text, update
+from sqlalchemy import String, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -68,6 +68,18 @@ def record_events(session: Session, rows: list[dict]) -> list[tuple[str, str]]:
         stmt = stmt.on_conflict_do_nothing(index_elements=["tenant", "event_id"])
         new += [tuple(r) for r in session.execute(stmt.returning(Event.tenant, Event.event_id))]
     return new
+
+
+def event_payloads(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """The stored payload of each (tenant, event_id) that exists."""
+    found = {}
+    keys = list(keys)
+    for start in range(0, len(keys), 5000):
+        chunk = keys[start:start + 5000]
+        rows = session.execute(select(Event.tenant, Event.event_id, Event.payload)
+                               .where(tuple_(Event.tenant, Event.event_id).in_(chunk)))
+        found.update({(tenant, event_id): payload for tenant, event_id, payload in rows})
+    return found
 
 
 def lock_event(session: Session, tenant: str, event_id: str) -> Event | None:

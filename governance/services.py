@@ -53,23 +53,43 @@ def for_tenant(session: Session, ctx: Context, tenant: str) -> Context:
 @dataclass
 class Accepted:
     new: list[tuple[str, str]]
-    duplicates: int
-    refused: list[tuple[int, str]]
+    duplicates: int  # identical to an event accepted before this call: nothing to do, nothing lost
+    refused: list[tuple[int, str]]  # (line, reason) of every other line that was not recorded
 
 
 def accept_events(session: Session, raw_events: Iterable[tuple[int, Any]]) -> Accepted:
-    """Record every nameable event in the inbox; refuse only what cannot even be named."""
-    rows, refused = [], []
+    """Record every nameable event in the inbox; refuse only what cannot even be named or stored.
+
+    The first line with an id wins, within one call as across calls; a later line with the same
+    id is refused as a duplicate (with a conflict when its content differs), except an identical
+    re-send of an event accepted earlier, which is only counted.
+    """
+    first: dict[tuple[str, str], tuple[int, dict]] = {}
+    refused = []
     for line_no, raw in raw_events:
         try:
             tenant, event_id, asset_id = identify(raw)
         except InvalidEvent as exc:
             refused.append((line_no, str(exc)))
             continue
-        rows.append(dict(tenant=tenant, event_id=event_id, asset_id=asset_id, payload=raw, status="accepted"))
-    unique = list({(r["tenant"], r["event_id"]): r for r in rows}.values())
-    new = repository.record_events(session, unique)
-    return Accepted(new=new, duplicates=len(rows) - len(new), refused=refused)
+        earlier = first.setdefault((tenant, event_id), (line_no, dict(
+            tenant=tenant, event_id=event_id, asset_id=asset_id, payload=raw, status="accepted")))
+        if earlier[0] != line_no:
+            conflict = " with a conflict: its content differs" if earlier[1]["payload"] != raw else ""
+            refused.append((line_no, f"duplicate of line {earlier[0]} (event_id {event_id}){conflict}; "
+                                     "the first is kept"))
+    new = repository.record_events(session, [row for _, row in first.values()])
+    taken = set(first) - set(new)
+    stored = repository.event_payloads(session, taken) if taken else {}
+    duplicates = 0
+    for key in taken:
+        line_no, row = first[key]
+        if stored.get(key) == row["payload"]:
+            duplicates += 1
+        else:
+            refused.append((line_no, f"conflict: event_id {key[1]} was accepted earlier with other content; "
+                                     "the earlier event is kept"))
+    return Accepted(new=new, duplicates=duplicates, refused=sorted(refused))
 
 
 # --- the moderation pipeline -----------------------------------------------------------------

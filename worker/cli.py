@@ -52,15 +52,23 @@ def _context(settings: Settings):
 
 
 def _read_jsonl(path: str):
-    """(line number, parsed object or the parse error) for every non-blank line."""
-    handle = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    """(line number, JSON value or the InvalidEvent saying why not) for every non-blank line;
+    read as bytes, so one line of invalid UTF-8 costs only itself."""
+    from governance.events import decode_lines
+
+    handle = sys.stdin.buffer if path == "-" else open(path, "rb")
     with handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield number, exc
+        yield from decode_lines(handle)
+
+
+def _tenant(value: str) -> str:
+    """argparse type for every --tenant: the one grammar of governance.events."""
+    from governance.events import InvalidEvent, valid_tenant
+
+    try:
+        return valid_tenant(value)
+    except InvalidEvent as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _progress(done: int, total: int, label: str) -> None:
@@ -100,11 +108,18 @@ def import_exemplar_file(settings: Settings, path: str, who: str | None, batch_s
     from itertools import batched
 
     from governance.banks import import_exemplars
+    from governance.events import InvalidEvent, identify
 
     ctx, factory = _context(settings), _sessions(settings)
-    items = list(_read_jsonl(path))
-    parsed = [obj for _, obj in items if isinstance(obj, dict)]
-    problems = [f"line {n}: not a JSON object: {obj}" for n, obj in items if not isinstance(obj, dict)]
+    parsed, problems = [], []
+    for number, obj in _read_jsonl(path):
+        try:
+            if isinstance(obj, Exception):
+                raise obj
+            identify(obj)  # what publish would refuse is refused here too, by line
+            parsed.append(obj)
+        except InvalidEvent as exc:
+            problems.append(f"line {number}: refused: {exc}")
     imported, done = 0, 0
     for batch in batched(parsed, batch_size):
         with transaction(factory) as session:
@@ -136,10 +151,10 @@ def publish_file(settings: Settings, path: str):
         _enter(session, None)  # cross-tenant by design: the inbox takes every tenant's events
         accepted = accept_events(session, [(n, obj) for n, obj in items if not isinstance(obj, Exception)])
     enqueue_batches(settings, accepted.new)  # after commit, so the task always finds its rows
-    problems = [f"line {n}: refused: malformed JSON: {obj}" for n, obj in items if isinstance(obj, Exception)]
-    problems += [f"line {n}: refused: {reason}" for n, reason in accepted.refused]
+    problems = sorted([(n, str(obj)) for n, obj in items if isinstance(obj, Exception)] + accepted.refused)
+    problems = [f"line {n}: refused: {reason}" for n, reason in problems]
     if accepted.duplicates:
-        problems.append(f"{accepted.duplicates} events were already accepted earlier")
+        problems.append(f"{accepted.duplicates} events were already accepted earlier with the same content")
     return accepted, problems
 
 
@@ -313,18 +328,19 @@ def cmd_exemplars_export(args) -> int:
 
 
 def cmd_policy_apply(args) -> int:
+    from governance.events import InvalidEvent, valid_tenant
     from governance.policies import PolicyError, apply_policy, parse_policy
 
     settings = prepare_environment()
     try:
         text = Path(args.file).read_text(encoding="utf-8")
-        tenant = args.tenant or parse_policy(text).tenant or "default"
+        tenant = valid_tenant(args.tenant or parse_policy(text).tenant or "default")
         with transaction(_sessions(settings)) as session:
             _enter(session, tenant)
             applied = apply_policy(session, text, tenant=tenant, who=args.who)
     except (OSError, UnicodeDecodeError) as exc:
         return _fail(f"cannot read {args.file}: {exc}")
-    except PolicyError as exc:
+    except (PolicyError, InvalidEvent) as exc:
         return _fail(f"invalid policy {args.file}: {exc}")
     state = "applied" if applied.created else "re-applied (current again)"
     print(f"policy {applied.version} {state} for tenant {applied.tenant}")
@@ -482,30 +498,30 @@ def _add_moderation_commands(sub, ex) -> None:
         cmd = ex.add_parser(name, help=helptext)
         cmd.add_argument("asset_id")
         cmd.add_argument("--label", default=None, help="only the exemplar of this label (default: all)")
-        cmd.add_argument("--tenant", default="default")
+        cmd.add_argument("--tenant", type=_tenant, default="default")
         cmd.add_argument("--who", default=who)
         cmd.set_defaults(func=cmd_exemplars_toggle)
     exp = ex.add_parser("export", help="the tenant's exemplars, one JSON object per line")
-    exp.add_argument("--tenant", default="default")
+    exp.add_argument("--tenant", type=_tenant, default="default")
     exp.set_defaults(func=cmd_exemplars_export)
 
     pol = sub.add_parser("policy", help="versioned policy files").add_subparsers(dest="pol_command", required=True)
     apply = pol.add_parser("apply", help="validate a TOML policy file and make it the tenant's current policy")
     apply.add_argument("file")
-    apply.add_argument("--tenant", default=None, help="default: the file's `tenant`, else default")
+    apply.add_argument("--tenant", type=_tenant, default=None, help="default: the file's `tenant`, else default")
     apply.add_argument("--who", default=who)
     apply.set_defaults(func=cmd_policy_apply)
     show = pol.add_parser("show", help="print the tenant's current policy file (or a named version)")
-    show.add_argument("--tenant", default="default")
+    show.add_argument("--tenant", type=_tenant, default="default")
     show.add_argument("--version", default=None)
     show.set_defaults(func=cmd_policy_show)
     lst = pol.add_parser("list", help="every applied version, current first")
-    lst.add_argument("--tenant", default="default")
+    lst.add_argument("--tenant", type=_tenant, default="default")
     lst.set_defaults(func=cmd_policy_list)
 
     cal = sub.add_parser("calibrate", help="choose per-label thresholds from labelled validation data")
     cal.add_argument("file", help="JSONL: upload events plus `label` (null: should get no label)")
-    cal.add_argument("--tenant", default="default")
+    cal.add_argument("--tenant", type=_tenant, default="default")
     cal.add_argument("--target-precision", type=float, default=0.95)
     cal.add_argument("--review-precision", type=float, default=0.8)
     cal.add_argument("--min-support", type=int, default=1)
@@ -519,7 +535,7 @@ def _add_moderation_commands(sub, ex) -> None:
 
     bt = sub.add_parser("backtest", help="replay decided uploads through a candidate policy; writes nothing")
     bt.add_argument("--policy", required=True)
-    bt.add_argument("--tenant", default="default")
+    bt.add_argument("--tenant", type=_tenant, default="default")
     bt.add_argument("--days", type=float, default=None, help="only decisions of the last N days")
     bt.add_argument("--limit", type=int, default=10_000)
     bt.add_argument("--examples", type=int, default=5)
@@ -528,7 +544,7 @@ def _add_moderation_commands(sub, ex) -> None:
 
     rv = sub.add_parser("review", help="the review loop").add_subparsers(dest="rv_command", required=True)
     rl = rv.add_parser("list", help="what waits for a reviewer, one JSON object per line")
-    rl.add_argument("--tenant", default="default")
+    rl.add_argument("--tenant", type=_tenant, default="default")
     rl.add_argument("--limit", type=int, default=100)
     rl.set_defaults(func=cmd_review_list)
     rd = rv.add_parser("decide", help="override an asset's decision; the asset becomes an exemplar")
@@ -537,7 +553,7 @@ def _add_moderation_commands(sub, ex) -> None:
     rd.add_argument("--label", default=None)
     rd.add_argument("--who", default=who)
     rd.add_argument("--note", default=None)
-    rd.add_argument("--tenant", default="default")
+    rd.add_argument("--tenant", type=_tenant, default="default")
     rd.set_defaults(func=cmd_review_decide)
 
     al = sub.add_parser("alerts", help="anomaly alerts").add_subparsers(dest="al_command", required=True)
@@ -576,16 +592,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     dec = sub.add_parser("decisions", help="moderation decisions").add_subparsers(dest="dec_command", required=True)
     exp = dec.add_parser("export", help="one decision per line on stdout, JSON")
-    exp.add_argument("--tenant", default="default")
+    exp.add_argument("--tenant", type=_tenant, default="default")
     exp.set_defaults(func=cmd_decisions_export)
 
     cl = sub.add_parser("clusters", help="cluster reports").add_subparsers(dest="cl_command", required=True)
     rep = cl.add_parser("report", help="cluster the recent window now and write report.json")
-    rep.add_argument("--tenant", default="default")
+    rep.add_argument("--tenant", type=_tenant, default="default")
     rep.add_argument("--out", default=None)
     rep.set_defaults(func=cmd_clusters_report)
     his = cl.add_parser("history", help="stored reports, newest first, with the clusters that changed")
-    his.add_argument("--tenant", default="default")
+    his.add_argument("--tenant", type=_tenant, default="default")
     his.add_argument("--limit", type=int, default=20)
     his.set_defaults(func=cmd_clusters_history)
 

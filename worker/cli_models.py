@@ -6,7 +6,7 @@ import sys
 from datetime import date
 
 from governance.db import transaction
-from worker.cli import _enter, _fail, _progress, _sessions, prepare_environment
+from worker.cli import _enter, _fail, _progress, _sessions, _tenant, prepare_environment
 
 
 def cmd_usage(args) -> int:
@@ -66,7 +66,7 @@ def cmd_reembed(args) -> int:
 
 def add_models_commands(sub) -> None:
     us = sub.add_parser("usage", help="embedding items, calls and tokens per tenant and model, with a cost")
-    us.add_argument("--tenant", default=None, help="default: every tenant")
+    us.add_argument("--tenant", type=_tenant, default=None, help="default: every tenant")
     us.add_argument("--since", default=None, metavar="DATE", help="from this UTC day on (YYYY-MM-DD)")
     us.add_argument("--json", action="store_true")
     us.set_defaults(func=cmd_usage)
@@ -76,7 +76,7 @@ def add_models_commands(sub) -> None:
     rb.add_argument("--model", required=True,
                     help="backend spec: hashing, offline, gemini, gemini-embedding-2, gemini-embedding-001")
     rb.add_argument("--dims", type=int, default=None, help="default: GOVERNANCE_EMBEDDING_DIMS")
-    rb.add_argument("--tenant", default="default")
+    rb.add_argument("--tenant", type=_tenant, default="default")
     rb.add_argument("--batch-size", type=int, default=64, help="assets per transaction")
     rb.add_argument("--limit", type=int, default=None,
                     help="stop after this many assets (no switch); a later run resumes")

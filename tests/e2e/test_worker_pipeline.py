@@ -6,6 +6,7 @@ import uuid
 import pytest
 from PIL import Image
 
+from governance.events import default_event_id
 from tests.e2e.conftest import cli, decisions, wait_for_decisions, write_jsonl
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +46,11 @@ def test_events_become_exactly_one_decision_each(e2e_env, worker, tmp_path):
     stream = write_jsonl(tmp_path / "stream.jsonl", events + [events[0], "{not json", "[1, 2]"])
     published = cli(e2e_env, "publish", str(stream))
     assert published.stdout.strip() == str(len(events))
-    assert "malformed JSON" in published.stderr and "not a JSON object" in published.stderr
+    assert published.stderr.splitlines() == [
+        f"line 8: refused: duplicate of line 1 (event_id {default_event_id(tenant, 'w1')}); the first is kept",
+        "line 9: refused: malformed_json: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        "line 10: refused: event is not a JSON object",
+    ]
 
     w = worker()
     found = wait_for_decisions(e2e_env, tenant, len(events))
@@ -60,7 +65,9 @@ def test_events_become_exactly_one_decision_each(e2e_env, worker, tmp_path):
     assert w.alive()
 
     # Publishing the same file again changes nothing.
-    assert cli(e2e_env, "publish", str(stream)).stdout.strip() == "0"
+    again = cli(e2e_env, "publish", str(stream))
+    assert again.stdout.strip() == "0"
+    assert f"{len(events)} events were already accepted earlier with the same content" in again.stderr
     assert len(decisions(e2e_env, tenant)) == len(events)
 
 

@@ -96,6 +96,8 @@ def test_symlink_out_of_the_root_is_refused(roots, tmp_path_factory):
 def test_text_limits_and_base64(roots):
     assert reject_reason(event(text="x" * 1001)).startswith("text_too_long")
     assert reject_reason(event(text="   ")).startswith("empty_content")
+    assert reject_reason(event(text="\u200b\u200c \u200d\ufeff\u2060\n")).startswith("empty_content")
+    assert load(event(text="\u200bhi"), Settings.from_env()).content.text == "\u200bhi"
     assert reject_reason(event(data_b64="!!notbase64")).startswith("invalid_base64")
     loaded = load(event(data_b64=base64.b64encode(png_bytes()).decode()), Settings.from_env())
     assert loaded.content.modality == "image"
