@@ -46,6 +46,15 @@ class MeasuredEmbedder:
         return vectors
 
 
+@lru_cache(maxsize=1)
+def broker_redis():
+    """A redis-py client on the broker's Redis, for the reconciler's marker and heartbeat."""
+    from governance.redis_client import redis_from_url
+    from worker.app import resolve_broker_url
+
+    return redis_from_url(resolve_broker_url(settings()))
+
+
 def sessions() -> sessionmaker[Session]:
     # Not cached: `dispose_engines` after fork must be followed by fresh engines.
     return session_factory(resolve_database_url(settings()))
