@@ -1,4 +1,5 @@
-"""The beat embedded in `governance worker`: checked before it starts, and watched while it runs.
+"""The beat embedded in `governance worker`: checked before it starts, watched while it runs, and
+reconciling as soon as it starts.
 
 Celery runs the embedded beat as a child process whose death is only logged, and a worker without
 its beat never reconciles, so nothing would re-enqueue events whose messages the broker lost. A
@@ -42,6 +43,16 @@ def prepare_schedule(settings: Settings) -> Path:
     except OSError as exc:
         raise BeatUnavailable(f"the beat cannot keep its schedule in {path.parent}: {exc}") from exc
     return path
+
+
+@signals.beat_init.connect
+def _reconcile_at_start(sender=None, **_):
+    # Not one interval later: a beat restarted after a broker loss recovers at once, and the
+    # heartbeat `governance health` reads exists as soon as a worker runs the pass.
+    try:
+        sender.app.send_task("governance.reconcile_events")
+    except Exception:  # noqa: BLE001 - the schedule sends it again shortly
+        log.warning("could not send the first reconciler pass; the schedule will", exc_info=True)
 
 
 @signals.worker_shutting_down.connect
