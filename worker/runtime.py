@@ -49,10 +49,11 @@ class MeasuredEmbedder:
 @lru_cache(maxsize=1)
 def broker_redis():
     """A redis-py client on the broker's Redis, for the reconciler's marker and heartbeat."""
-    from governance.redis_client import redis_from_url
-    from worker.app import resolve_broker_url
+    from celery import current_app
 
-    return redis_from_url(resolve_broker_url(settings()))
+    from governance.redis_client import redis_from_url
+
+    return redis_from_url(current_app.conf.broker_url)  # as resolved by worker.app, embedded or not
 
 
 def sessions() -> sessionmaker[Session]:
