@@ -89,6 +89,8 @@ class Settings:
     knn_iterative_scan: str
     knn_cache_vectors: int
     reconcile_after_s: int
+    reconcile_interval_s: float
+    beat_stale_s: float
     cluster_window_days: int
     cluster_interval_s: int
     cluster_min_size: int
@@ -153,6 +155,11 @@ class Settings:
             # Exemplar vectors a process holds for exact in-process kNN (bank_cache.py); 0: always HNSW.
             knn_cache_vectors=_int("GOVERNANCE_KNN_CACHE_VECTORS", 5000),
             reconcile_after_s=_int("GOVERNANCE_RECONCILE_AFTER_S", 300),
+            # Every pass also checks whether the broker lost its state (governance/broker_state.py):
+            # this interval bounds how long a Redis restart leaves lost messages unnoticed.
+            reconcile_interval_s=_float("GOVERNANCE_RECONCILE_INTERVAL_S", 5.0),
+            # `governance health` calls the beat dead when the reconciler's last pass is older.
+            beat_stale_s=_float("GOVERNANCE_BEAT_STALE_S", 60.0),
             cluster_window_days=_int("GOVERNANCE_CLUSTER_WINDOW_DAYS", 7),
             cluster_interval_s=_int("GOVERNANCE_CLUSTER_INTERVAL_S", 3600),
             cluster_min_size=_int("GOVERNANCE_CLUSTER_MIN_SIZE", 8),

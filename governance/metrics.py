@@ -7,7 +7,7 @@ Celery's prefork children are separate processes, so this uses prometheus_client
 mode: `configure` runs in the worker's main process before the pool forks, points
 `PROMETHEUS_MULTIPROC_DIR` at a fresh folder of that worker, and every child writes its samples
 to files there. `serve` exposes the sum over all children (dead ones included, so counters never
-go backwards when a child is replaced) plus gauges read from the database at scrape time.
+go backwards when a child is replaced) plus gauges read from the database and broker at scrape time.
 """
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
-DB_GAUGES = {
+SCRAPE_GAUGES = {  # read at scrape time, from the database and the broker
     "outbox_backlog": "Outbox messages not yet delivered",
     "dead_letters": "Rows in the dead-letter table",
     "pending_events": "Accepted events with neither a decision nor a dead letter yet",
+    "last_reconcile_age_seconds": "Seconds since the reconciler's last pass (absent: none on this broker yet)",
 }
 
 _metrics: dict | None = None
@@ -63,8 +64,8 @@ def configure(multiproc_dir: Path) -> None:
     }
 
 
-def serve(port: int, addr: str = "0.0.0.0", db_gauges: Callable[[], dict[str, float]] | None = None):
-    """Main process: serve the children's summed samples, plus `db_gauges()` read at scrape time."""
+def serve(port: int, addr: str = "0.0.0.0", gauges: Callable[[], dict[str, float]] | None = None):
+    """Main process: serve the children's summed samples, plus `gauges()` read at scrape time."""
     from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client.core import GaugeMetricFamily
     from prometheus_client.multiprocess import MultiProcessCollector
@@ -72,19 +73,19 @@ def serve(port: int, addr: str = "0.0.0.0", db_gauges: Callable[[], dict[str, fl
     registry = CollectorRegistry()
     MultiProcessCollector(registry)
 
-    if db_gauges is not None:
-        class DatabaseGauges:
+    if gauges is not None:
+        class ScrapeGauges:
             def collect(self):
                 try:
-                    values = db_gauges()
+                    values = gauges()
                 except Exception as exc:  # noqa: BLE001 - a scrape must not fail with the database
                     log.warning("metrics: database gauges unavailable: %s", type(exc).__name__)
                     return
-                for name, help_text in DB_GAUGES.items():
+                for name, help_text in SCRAPE_GAUGES.items():
                     if name in values:
                         yield GaugeMetricFamily(f"governance_{name}", help_text, value=float(values[name]))
 
-        registry.register(DatabaseGauges())
+        registry.register(ScrapeGauges())
     return start_http_server(port, addr=addr, registry=registry)
 
 

@@ -133,6 +133,13 @@ def touch_events(session: Session, keys: list[tuple[str, str]]) -> None:
                         .values(last_attempt_at=func.now()))
 
 
+def touch_all_pending(session: Session) -> list[tuple[str, str]]:
+    """Every accepted event with no outcome, touched in one statement (oldest first)."""
+    touched = session.execute(update(Event).where(Event.status == "accepted").values(last_attempt_at=func.now())
+                              .returning(Event.tenant, Event.event_id, Event.accepted_at))
+    return [(tenant, event_id) for tenant, event_id, _ in sorted(touched, key=lambda row: row[2])]
+
+
 # --- assets and embeddings --------------------------------------------------------------------
 
 def upsert_asset(session: Session, tenant: str, asset_id: str, **fields) -> int:

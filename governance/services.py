@@ -259,8 +259,13 @@ def export_decisions(session: Session, tenant: str) -> Iterable[dict]:
             "reason", "embedding_model", "policy_version", "bank_version", "decided_at")})
 
 
-def stale_events(session: Session, ctx: Context, limit: int = 1000) -> list[tuple[str, str]]:
-    """Accepted events with no outcome after the timeout; the caller re-enqueues them after commit."""
+def stale_events(session: Session, ctx: Context, broker_lost_state: bool = False,
+                 limit: int = 1000) -> list[tuple[str, str]]:
+    """Accepted events with no outcome after the timeout, or all of them at once when the broker
+    lost its state (their messages are gone); the caller re-enqueues them after commit. Each is
+    touched, so the age rule leaves it alone for another GOVERNANCE_RECONCILE_AFTER_S."""
+    if broker_lost_state:
+        return repository.touch_all_pending(session)
     keys = repository.stale_events(session, ctx.settings.reconcile_after_s, limit)
     repository.touch_events(session, keys)
     return keys

@@ -15,7 +15,11 @@ of a seeded rotation strikes. `--minutes` optionally bounds the feeding time.
 
 Everything runs in a fresh temporary data folder (embedded PostgreSQL, a Redis that keeps
 nothing on disk, so a restart loses the queue and the reconciler must recover it), with the
-offline `hashing` embedder. It prints `lost=N doubled=N` and the total RSS of each worker's
+offline `hashing` embedder. `--external` runs as a fresh production machine would: the PostgreSQL
+and a memory-only Redis on a loopback port are named by URL, HOME and GOVERNANCE_DATA_DIR point at
+folders that do not exist yet, and each worker embeds its beat. For every Redis restart it prints
+how long the events published before it took to get an outcome, against what the run's own
+throughput would have taken for that backlog: the extra latency the restart cost. It prints `lost=N doubled=N` and the total RSS of each worker's
 process tree (main process and pool children) sampled every `--rss-every-s`; exit status 0
 only when nothing was lost or doubled and the whole invariant holds.
 """
@@ -41,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.test_faults import (  # noqa: E402 - after the path is set
     VolatileRedis, _pg_ctl_stop, _pg_start, assert_invariant, db_session, text_events,
 )
+from tests.e2e.test_fresh_machine import MemoryRedis  # noqa: E402
 
 CLI = str(Path(sys.executable).parent / "governance")
 ACTIONS = ("kill-child", "term-worker", "kill-worker", "restart-redis", "restart-postgres")
@@ -128,13 +133,16 @@ def accepted_count(database_url: str, tenant: str, event_ids: list[str]) -> int:
 
 
 class Soak:
-    def __init__(self, args, folder: Path, env: dict, database_url: str, broker: VolatileRedis):
+    def __init__(self, args, folder: Path, env: dict, database_url: str, broker, pg_dir: Path):
         self.args, self.folder, self.env, self.database_url, self.broker = args, folder, env, database_url, broker
+        self.pg_dir = pg_dir
         self.rng = random.Random(args.seed)
         self.tenant = f"soak-{uuid.uuid4().hex[:8]}"
-        self.workers = [Proc(["worker", "--no-beat", "--concurrency", str(args.concurrency)], env,
+        beat = [] if args.external else ["--no-beat"]  # external: each worker embeds its beat
+        self.workers = [Proc(["worker", *beat, "--concurrency", str(args.concurrency)], env,
                              folder / f"worker-{i}.log") for i in range(args.workers)]
-        self.beat = Proc(["beat"], env, folder / "beat.log")
+        self.beat = None if args.external else Proc(["beat"], env, folder / "beat.log")
+        self.redis_restarts: list[dict] = []  # at, published, backlog, drained_s
         actions = [a for a in args.actions.split(",") if a]
         self.rotation = self.rng.sample(actions, len(actions)) if actions else []
         self.event_ids: list[str] = []
@@ -177,13 +185,29 @@ class Soak:
         elif action == "kill-worker" and victim.alive():
             os.killpg(victim.process.pid, signal.SIGKILL)  # unacked messages: visibility timeout or reconciler
         elif action == "restart-redis":
+            done = outcome_total(self.database_url, self.tenant) or 0
+            self.redis_restarts.append({"at": time.monotonic(), "published": len(self.event_ids),
+                                        "backlog": len(self.event_ids) - done, "drained_s": None})
             self.broker.stop()
             time.sleep(self.rng.uniform(0.5, 3))
             self.broker.start()
         elif action == "restart-postgres":
-            _pg_ctl_stop(Path(self.env["GOVERNANCE_DATA_DIR"]))
+            _pg_ctl_stop(self.pg_dir)
             time.sleep(self.rng.uniform(0.5, 5))
-            _pg_start(Path(self.env["GOVERNANCE_DATA_DIR"]))
+            _pg_start(self.pg_dir)
+
+    def watch_redis_drains(self) -> None:
+        """Time until every event published before a Redis restart has an outcome."""
+        waiting = [r for r in self.redis_restarts if r["drained_s"] is None]
+        if not waiting:
+            return
+        try:
+            found = outcomes_by_event(self.database_url, self.tenant)
+        except Exception:  # noqa: BLE001 - the database is restarting: look again next tick
+            return
+        for restart in waiting:
+            if all(found[e] for e in self.event_ids[:restart["published"]]):
+                restart["drained_s"] = time.monotonic() - restart["at"]
 
     def sample_rss(self, outcomes: int) -> None:
         self.rss.append((time.monotonic() - self.started, outcomes, [w.tree_rss() for w in self.workers]))
@@ -197,6 +221,7 @@ class Soak:
         while True:
             self.supervise()
             done = n if (n := outcome_total(self.database_url, self.tenant)) is not None else done
+            self.watch_redis_drains()
             now = time.monotonic()
             feeding = len(self.event_ids) < target and now < feed_until
             if feeding and len(self.event_ids) - done < args.in_flight:
@@ -231,6 +256,13 @@ class Soak:
         print(json.dumps({"tenant": self.tenant, "events": len(self.event_ids), "requested": self.args.events,
                           "with_outcome": sum(1 for e in self.event_ids if found[e]), "faults": dict(self.tally),
                           "seconds": round(time.monotonic() - self.started), "logs": str(self.folder)}))
+        rate = sum(1 for e in self.event_ids if found[e]) / max(1e-9, time.monotonic() - self.started)
+        for r in self.redis_restarts:
+            normal = r["backlog"] / rate
+            drained = "never drained" if r["drained_s"] is None else (
+                f"drained in {r['drained_s']:.1f} s, extra {r['drained_s'] - normal:.1f} s")
+            print(f"redis restart at {r['at'] - self.started:.0f} s: backlog {r['backlog']}, {drained} "
+                  f"(at the run's {rate:.0f} events/s: {normal:.1f} s)")
         print(f"lost={lost} doubled={doubled}")
         try:
             assert_invariant(self.database_url, self.tenant, self.event_ids, dead_ok=True)
@@ -245,7 +277,8 @@ class Soak:
     def close(self) -> None:
         for w in self.workers:
             w.stop()
-        self.beat.stop()
+        if self.beat is not None:
+            self.beat.stop()
 
 
 def rss_table(samples: list[tuple[float, int, list[int]]], rows: int) -> str:
@@ -267,27 +300,36 @@ def rss_table(samples: list[tuple[float, int, list[int]]], rows: int) -> str:
 
 
 def run(args) -> int:
-    folder = Path(tempfile.mkdtemp(prefix="governance-soak-"))
-    data_dir = folder / "data"
-    data_dir.mkdir()
-    broker = VolatileRedis(folder)
-    broker.start()
-    env = dict(os.environ, GOVERNANCE_DATA_DIR=str(data_dir), GOVERNANCE_EMBEDDER="hashing",
-               CELERY_BROKER_URL=broker.url, GOVERNANCE_RECONCILE_AFTER_S=str(args.reconcile_after_s),
-               GOVERNANCE_MAX_ATTEMPTS=str(args.max_attempts), PYTHONUNBUFFERED="1")
-    for name in ("DATABASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOVERNANCE_TEST_CRASH"):
-        env.pop(name, None)
     from governance.embedded import ensure_postgres, stop_embedded
 
-    database_url = ensure_postgres(data_dir)
+    folder = Path(tempfile.mkdtemp(prefix="governance-soak-"))
+    pg_dir = folder / ("servers" if args.external else "data")  # external: PostgreSQL's folder only
+    pg_dir.mkdir()
+    database_url = ensure_postgres(pg_dir)
+    if args.external:
+        (folder / "redis").mkdir()
+        broker = MemoryRedis(folder / "redis")
+    else:
+        broker = VolatileRedis(folder)
+    broker.start()
+    env = dict(os.environ, GOVERNANCE_EMBEDDER="hashing", CELERY_BROKER_URL=broker.url,
+               GOVERNANCE_RECONCILE_AFTER_S=str(args.reconcile_after_s),
+               GOVERNANCE_MAX_ATTEMPTS=str(args.max_attempts), PYTHONUNBUFFERED="1")
+    for name in ("DATABASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOVERNANCE_TEST_CRASH", "XDG_DATA_HOME"):
+        env.pop(name, None)
+    if args.external:  # nothing of the data folder exists: the worker must create what it needs
+        env.update(DATABASE_URL=database_url, HOME=str(folder / "home"),
+                   GOVERNANCE_DATA_DIR=str(folder / "home" / "data"))
+    else:
+        env["GOVERNANCE_DATA_DIR"] = str(pg_dir)
     subprocess.run([CLI, "db", "upgrade"], env=env, check=True, capture_output=True)
-    soak = Soak(args, folder, env, database_url, broker)
+    soak = Soak(args, folder, env, database_url, broker, pg_dir)
     try:
         return soak.run()
     finally:
         soak.close()
         broker.stop()
-        stop_embedded(data_dir)
+        stop_embedded(pg_dir)
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -312,6 +354,8 @@ def main() -> int:
     parser.add_argument("--drain-s", type=float, default=600, help="after the feed, wait at most this long")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and its logs")
+    parser.add_argument("--external", action="store_true",
+                        help="servers by URL, a fresh HOME and data folder, each worker with its beat")
     return run(parser.parse_args())
 
 

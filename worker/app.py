@@ -6,7 +6,7 @@ from kombu import Queue
 
 from governance.config import Settings
 from governance.db import dispose_engines
-from worker import kombu_quirks
+from worker import beat_watch, kombu_quirks
 
 kombu_quirks.install()
 
@@ -60,17 +60,12 @@ def create_app(settings: Settings | None = None) -> Celery:
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
+        beat_schedule_filename=str(beat_watch.schedule_path(settings)),
         timezone="UTC",
     )
     from worker.schedules import beat_schedule
 
-    schedule = beat_schedule(settings)
-    reconcile = schedule.get("reconcile-events")
-    if reconcile is not None:
-        # Look at least twice per reconcile window, so a short GOVERNANCE_RECONCILE_AFTER_S is honoured.
-        reconcile["schedule"] = min(float(reconcile["schedule"]), max(1.0, settings.reconcile_after_s / 2))
-    app.conf.beat_schedule = schedule
+    app.conf.beat_schedule = beat_schedule(settings)
     return app
 
 
@@ -187,20 +182,28 @@ def _start_metrics(**_):
     port = os.environ.get("GOVERNANCE_METRICS_PORT")
     if not port:
         return
-    from governance import metrics, repository
+    from redis.exceptions import RedisError
+
+    from governance import broker_state, metrics, repository
     from governance.db import transaction
-    from worker.runtime import sessions
+    from worker.runtime import broker_redis, sessions
 
     settings = Settings.from_env()
     metrics.configure(_metrics_dir(settings))
 
-    def db_gauges() -> dict:
+    def gauges() -> dict:
+        values = {}
+        try:
+            age = broker_state.last_pass_age(broker_redis())
+            values.update({} if age is None else {"last_reconcile_age_seconds": age})
+        except (RedisError, OSError):  # the broker is away: the database gauges are still worth a scrape
+            pass
         with transaction(sessions()) as session:
             repository.enter_all_tenants(session)
-            return repository.operational_counts(session)
+            return {**values, **repository.operational_counts(session)}
 
     try:
-        metrics.serve(int(port), addr=os.environ.get("GOVERNANCE_METRICS_ADDR", "0.0.0.0"), db_gauges=db_gauges)
+        metrics.serve(int(port), addr=os.environ.get("GOVERNANCE_METRICS_ADDR", "0.0.0.0"), gauges=gauges)
     except OSError as exc:  # e.g. the port is taken: the work goes on, unobserved, and says so
         import logging
 

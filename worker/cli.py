@@ -170,23 +170,33 @@ def cmd_publish(args) -> int:
 def cmd_worker(args) -> int:
     settings = prepare_environment(need_broker=True)
     from governance.migrate import upgrade
+    from worker import beat_watch
     from worker.app import MAINTENANCE_QUEUE, UPLOADS_QUEUE, app
 
-    upgrade(resolve_database_url(settings))
     argv = ["worker", "--loglevel", args.loglevel, "--concurrency", str(args.concurrency),
             "-Q", f"{UPLOADS_QUEUE},{MAINTENANCE_QUEUE}", "--without-gossip", "--without-mingle"]
     if args.beat:
-        argv += ["--beat", "--schedule", str(settings.data_dir / "celerybeat-schedule")]
+        try:
+            argv += ["--beat", "--schedule", str(beat_watch.prepare_schedule(settings))]
+        except beat_watch.BeatUnavailable as exc:
+            return _fail(f"{exc}; not starting a worker without its beat (--no-beat runs one on purpose)")
+    upgrade(resolve_database_url(settings))
     app.worker_main(argv)
+    if beat_watch.failure:
+        return _fail(beat_watch.failure, 1)
     return 0
 
 
 def cmd_beat(args) -> int:
     settings = prepare_environment(need_broker=True)
+    from worker import beat_watch
     from worker.app import app
 
-    app.start(["beat", "--loglevel", args.loglevel, "--schedule", str(settings.data_dir / "celerybeat-schedule")])
-    return 0
+    try:
+        path = beat_watch.prepare_schedule(settings)
+    except beat_watch.BeatUnavailable as exc:
+        return _fail(str(exc))
+    return app.start(["beat", "--loglevel", args.loglevel, "--schedule", str(path)]) or 0
 
 
 def cmd_decisions_export(args) -> int:
@@ -229,7 +239,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_health(args) -> int:
-    """Check database, broker and embedder; exit non-zero if any fails."""
+    """Check database, broker, the beat's heartbeat and embedder; exit non-zero if any fails."""
     from sqlalchemy import text
 
     from governance.embedders import Content, Task
@@ -251,6 +261,15 @@ def cmd_health(args) -> int:
         checks["broker"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["broker"] = f"FAIL: {exc.__class__.__name__}: {str(exc)[:200]}"
+    try:
+        from governance.broker_state import reconciler_liveness
+        from governance.redis_client import redis_from_url
+        from worker.app import resolve_broker_url
+
+        live = reconciler_liveness(redis_from_url(resolve_broker_url(settings)), settings.beat_stale_s)
+        checks["beat"] = f"ok ({live.detail})" if live.alive else f"FAIL: {live.detail}"
+    except Exception as exc:  # noqa: BLE001
+        checks["beat"] = f"FAIL: {exc.__class__.__name__}: {str(exc)[:200]}"
     try:
         embedder = _context(settings).embedder
         embedder.embed([Content(modality="text", mime_type="text/plain", text="health check")], Task.CLASSIFICATION)
@@ -610,7 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--timeout", type=float, default=300)
     demo.set_defaults(func=cmd_demo)
 
-    sub.add_parser("health", help="check database, broker and embedder").set_defaults(func=cmd_health)
+    sub.add_parser("health", help="check database, broker, beat and embedder").set_defaults(func=cmd_health)
 
     emb = sub.add_parser("embedded", help="embedded servers").add_subparsers(dest="emb_command", required=True)
     emb.add_parser("stop", help="stop the embedded PostgreSQL and Redis").set_defaults(func=cmd_embedded_stop)

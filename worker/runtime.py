@@ -46,6 +46,16 @@ class MeasuredEmbedder:
         return vectors
 
 
+@lru_cache(maxsize=1)
+def broker_redis():
+    """A redis-py client on the broker's Redis, for the reconciler's marker and heartbeat."""
+    from celery import current_app
+
+    from governance.redis_client import redis_from_url
+
+    return redis_from_url(current_app.conf.broker_url)  # as resolved by worker.app, embedded or not
+
+
 def sessions() -> sessionmaker[Session]:
     # Not cached: `dispose_engines` after fork must be followed by fresh engines.
     return session_factory(resolve_database_url(settings()))

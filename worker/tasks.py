@@ -15,10 +15,10 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from governance import metrics, outbox, repository, services, upload_batch
+from governance import broker_state, metrics, outbox, repository, services, upload_batch
 from governance.db import transaction
 from governance.embedders import EmbeddingError
-from worker.runtime import context, sessions, settings
+from worker.runtime import broker_redis, context, sessions, settings
 from worker.sinks import configured_sinks
 
 log = logging.getLogger(__name__)
@@ -236,12 +236,22 @@ def relay_outbox() -> dict:
 
 @shared_task(name="governance.reconcile_events", acks_late=True)
 def reconcile_events() -> int:
-    with transaction(sessions()) as session:
-        repository.enter_all_tenants(session)  # the reconciler is cross-tenant by design
-        keys = services.stale_events(session, context())
-    enqueue_batches(settings(), keys)  # only after commit
+    client = broker_redis()
+    lost = broker_state.claim_lost_state(client)
+    try:
+        with transaction(sessions()) as session:
+            repository.enter_all_tenants(session)  # the reconciler is cross-tenant by design
+            keys = services.stale_events(session, context(), broker_lost_state=lost)
+        enqueue_batches(settings(), keys)  # only after commit
+    except Exception:
+        if lost:  # the messages are still gone: let the next pass see the loss again
+            broker_state.release_claim(client)
+        raise
+    broker_state.record_pass(client)
+    if lost:
+        log.warning("the broker lost its state (its marker is gone): every event with no outcome is re-enqueued")
     if keys:
-        log.warning("re-enqueued events with no outcome", extra={"count": len(keys)})
+        log.warning("re-enqueued events with no outcome", extra={"count": len(keys), "broker_lost_state": lost})
     return len(keys)
 
 
