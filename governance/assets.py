@@ -154,7 +154,7 @@ def _prepare(data: bytes, sniffed: str, settings: Settings) -> tuple[Content, st
         elif modality == "audio":
             return _prepare_audio(data, sniffed, settings)
         elif modality == "video":
-            extent = media.probe_video(data, settings.max_image_pixels).seconds
+            extent = media.probe_video(data, settings.max_image_pixels, settings.max_upload_memory_mb).seconds
             if extent > settings.max_media_seconds:
                 raise RejectedInput(f"too_long: video of {extent:.1f} s exceeds {settings.max_media_seconds:g} s")
             if sniffed not in NATIVE_MIME:
@@ -219,10 +219,17 @@ def _validate_image(data: bytes, mime: str, settings: Settings) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=[IMAGE_FORMATS[mime]]) as image:
+                needed = media.image_memory(image.width, image.height, image.mode)
+                if needed > settings.max_upload_memory_mb * media.MIB:
+                    raise media.too_large(f"{image.width}x{image.height} {image.mode} image "
+                                          f"({image.width * image.height} pixels)", needed,
+                                          settings.max_upload_memory_mb)
                 image.verify()
             # verify() does not decode pixels; a full load catches truncated data.
             with Image.open(io.BytesIO(data), formats=[IMAGE_FORMATS[mime]]) as image:
                 image.load()
+    except media.MediaError as exc:
+        raise RejectedInput(str(exc)) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise RejectedInput(f"decompression_bomb: {exc}") from exc
     except Image.UnidentifiedImageError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import math
 from pathlib import Path
 
 # Distinguishable colours for the largest clusters (Tableau-like); the rest get a hashed hue.
@@ -18,6 +19,18 @@ NOISE_COLOUR = "#b0b0b0"
 WIDTH, HEIGHT, PAD = 760, 480, 20
 LEGEND_ROWS = 20
 ALERT_STYLE = "background:#fff3cd;border:1px solid #e0a800;padding:8px 12px;margin:8px 0"
+
+
+def finite_json(value):
+    """`value` with every NaN or infinity replaced by None: PostgreSQL's JSONB and strict JSON
+    parsers refuse them, and one undefined statistic must not cost the whole report."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(item) for item in value]
+    return value
 
 
 def cluster_colours(report: dict) -> dict[str, str]:

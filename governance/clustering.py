@@ -66,7 +66,11 @@ def min_samples_for(min_cluster_size: int) -> int:
 
 def _reduce(vectors: np.ndarray, fit_rows: np.ndarray, max_dims: int, seed: int) -> tuple[np.ndarray, float]:
     n, d = vectors.shape
-    components = min(max_dims, d, len(fit_rows) - 1)
+    first, inverse = _distinct_rows(vectors)
+    # Duplicates add no direction: k distinct rows span at most k - 1. Fitting more components than
+    # that, or any on rows without variance (the same upload twice), makes PCA divide 0 by 0.
+    distinct_fit = np.unique(inverse[fit_rows]).size
+    components = min(max_dims, d, distinct_fit - 1)
     if components < 1:
         return np.zeros((n, 1), dtype=np.float32), 0.0
     pca = PCA(n_components=components, whiten=False, random_state=seed)
@@ -74,7 +78,6 @@ def _reduce(vectors: np.ndarray, fit_rows: np.ndarray, max_dims: int, seed: int)
     # Identical uploads must land on bit-identical reduced rows: a BLAS kernel may round a row
     # differently depending on where it sits in the block, and for copy-paste waves (radius 0) that
     # noise alone splits the wave. So each distinct row is transformed once and copied to its twins.
-    first, inverse = _distinct_rows(vectors)
     distinct = np.empty((first.size, components), dtype=np.float32)
     for start in range(0, first.size, _CHUNK):  # in blocks: transform() would copy all rows to centre them
         distinct[start:start + _CHUNK] = pca.transform(vectors[first[start:start + _CHUNK]])
@@ -217,6 +220,19 @@ def _map(reduced: np.ndarray, asset_ids: list[str], id_of_row: list[str | None],
              "cluster_id": id_of_row[r]} for r in rows]
 
 
+def _first_row_per_asset(asset_ids, vectors, texts, labels, anomalous):
+    """An asset is one point: later rows of a repeated asset id are dropped (the caller puts the one
+    to keep first), so a report never lists an asset twice or fails on it."""
+    seen: dict[str, int] = {}
+    for row, asset in enumerate(asset_ids):
+        seen.setdefault(asset, row)
+    if len(seen) == len(asset_ids):
+        return asset_ids, vectors, texts, labels, anomalous, 0
+    keep = sorted(seen.values())
+    return ([asset_ids[r] for r in keep], vectors[keep], [texts[r] for r in keep], [labels[r] for r in keep],
+            [anomalous[r] for r in keep], len(asset_ids) - len(keep))
+
+
 def analyse(
     asset_ids: list[str],
     vectors: np.ndarray,
@@ -240,10 +256,11 @@ def analyse(
         raise ValueError("asset_ids, vectors rows, texts, labels and anomalous must have the same length")
     if not np.isfinite(vectors).all():
         raise ValueError("vectors contain NaN or infinity")
-    if len(set(asset_ids)) != n:
-        raise ValueError("asset_ids must be unique")
     if min_cluster_size < 2 or sample_size < 2:
         raise ValueError("min_cluster_size and sample_size must be >= 2")
+    asset_ids, vectors, texts, labels, anomalous, repeated = _first_row_per_asset(
+        asset_ids, vectors, texts, labels, anomalous)
+    n = len(asset_ids)
     rng = np.random.default_rng(seed)
     flags = np.asarray(anomalous, dtype=bool)
 
@@ -297,7 +314,7 @@ def analyse(
             "n_sampled": int(sample.size), "assign_rule": f"nearest centroid within p{ASSIGN_PERCENTILE:g} "
             "of the cluster's member-to-centroid distances (reduced space), else noise",
             "background_mean_cosine": round(background, 4), "max_spread_ratio": MAX_SPREAD_RATIO,
-            "diffuse_clusters_dropped": dropped, "seed": seed, "emerging_min_size": emerging_min_size,
+            "diffuse_clusters_dropped": dropped, "repeated_asset_rows_dropped": repeated, "seed": seed, "emerging_min_size": emerging_min_size,
             "emerging_unlabelled_share": emerging_unlabelled_share,
             "identity": {"overlap_threshold": OVERLAP_THRESHOLD, "min_shared": MIN_SHARED,
                          "centroid_max_distance": CENTROID_MAX_DISTANCE, "size_tolerance": SIZE_TOLERANCE},

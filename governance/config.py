@@ -76,6 +76,7 @@ class Settings:
     max_bytes: int
     max_text_chars: int
     max_image_pixels: int
+    max_upload_memory_mb: int
     max_media_seconds: float
     max_windows: int
     http_timeout_s: float
@@ -132,6 +133,9 @@ class Settings:
             max_bytes=_int("GOVERNANCE_MAX_BYTES", 20 * 1024 * 1024),
             max_text_chars=_int("GOVERNANCE_MAX_TEXT_CHARS", 100_000),
             max_image_pixels=_int("GOVERNANCE_MAX_IMAGE_PIXELS", 40_000_000),
+            # What decoding one image or video may cost a worker child; larger pictures are too_large
+            # before their pixels are decoded (governance/media.py sizes the limits from it).
+            max_upload_memory_mb=_int("GOVERNANCE_MAX_UPLOAD_MEMORY_MB", 512),
             # Audio and video longer than this are rejected before decoding further (a small file
             # of silence can decode to hours); windows per asset are capped separately.
             max_media_seconds=_float("GOVERNANCE_MAX_MEDIA_SECONDS", 3600.0),

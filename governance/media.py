@@ -84,6 +84,41 @@ def time_bound(seconds: float, reason: str):
         signal.signal(signal.SIGALRM, previous)
 
 
+# --- memory -------------------------------------------------------------------------------------
+# A compressed upload says little about what decoding it costs: 248 KB of H.264 or a PNG of one
+# colour can decode to gigabytes. Limits are therefore sized from the pixels a decoder will hold.
+MIB = 1024 * 1024
+# Pillow keeps every multi-band picture (RGB included) at 4 bytes a pixel; single-band at their width.
+_PILLOW_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+# On top of the decoded picture, the image features make RGBA working copies (the conversion and
+# Pillow's premultiplied-alpha reduction) before shrinking it: measured 8 bytes a pixel on a
+# 40 Mpx RGBA PNG (tests/unit/test_upload_memory.py).
+IMAGE_WORKING_BYTES_PER_PIXEL = 8
+# An H.264/HEVC decoder may keep 16 reference frames, plus the frame it decodes and the one it outputs.
+VIDEO_DECODER_FRAMES = 18
+# Frames are converted at most this large for features: they look at 256 px, video windows at 1280.
+FRAME_MAX_SIDE = 1280
+
+
+def image_memory(width: int, height: int, mode: str) -> int:
+    """Bytes that validating and embedding a width x height picture of Pillow `mode` may hold at once."""
+    return width * height * (_PILLOW_BYTES_PER_PIXEL.get(mode, 4) + IMAGE_WORKING_BYTES_PER_PIXEL)
+
+
+def video_memory(width: int, height: int, pix_fmt: str | None) -> int:
+    """Bytes a decoder's frames of this size and pixel format may hold at once (worst case)."""
+    try:
+        planes = _av().VideoFormat(pix_fmt or "yuv444p16le", width, height).components
+    except ValueError:  # a format PyAV does not know: assume the widest common one
+        planes = _av().VideoFormat("yuv444p16le", width, height).components
+    return VIDEO_DECODER_FRAMES * sum((c.bits + 7) // 8 * c.width * c.height for c in planes)
+
+
+def too_large(what: str, needed: int, budget_mb: int) -> MediaError:
+    return MediaError(f"too_large: {what} needs about {needed // MIB} MB to decode, over the {budget_mb} MB"
+                      " upload memory budget (GOVERNANCE_MAX_UPLOAD_MEMORY_MB)")
+
+
 # --- images -------------------------------------------------------------------------------------
 
 def image_to_png(data: bytes, pillow_format: str) -> bytes:
@@ -163,18 +198,23 @@ class VideoInfo:
     height: int
 
 
-def probe_video(data: bytes, max_pixels: int) -> VideoInfo:
+def probe_video(data: bytes, max_pixels: int, budget_mb: int) -> VideoInfo:
     """Duration from the packets' own timestamps (container headers can lie), after checking that
-    the first frame decodes and that the frame size is within the image pixel limit."""
+    the declared frames fit the memory budget before any is decoded, that the first frame decodes,
+    and that the frame size is within the image pixel limit."""
     av = _av()
     with _open(data, "video") as container:
         if not container.streams.video:
             raise NoVideoStream("corrupt_video: no video stream")
         stream = container.streams.video[0]
+        _check_frames(stream.codec_context.width, stream.codec_context.height, stream.codec_context.pix_fmt,
+                      budget_mb)
         try:
             first = next(container.decode(stream), None)
             if first is None:
                 raise MediaError("corrupt_video: no decodable frame")
+            # The stream may change size after its header: the decoded frame is checked too.
+            _check_frames(first.width, first.height, first.format.name, budget_mb)
             if first.width * first.height > max_pixels:
                 raise MediaError(f"decompression_bomb: {first.width}x{first.height} frames exceed"
                                  f" {max_pixels} pixels")
@@ -192,8 +232,14 @@ def probe_video(data: bytes, max_pixels: int) -> VideoInfo:
         return VideoInfo(float((high - low) * stream.time_base), first.width, first.height)
 
 
-def _scaled(width: int, height: int) -> tuple[int, int]:
-    scale = min(1.0, VIDEO_MAX_SIDE / max(width, height))
+def _check_frames(width: int, height: int, pix_fmt: str | None, budget_mb: int) -> None:
+    needed = video_memory(width, height, pix_fmt)
+    if needed > budget_mb * MIB:
+        raise too_large(f"{width}x{height} video ({pix_fmt}, {width * height} pixels a frame)", needed, budget_mb)
+
+
+def _scaled(width: int, height: int, max_side: int = VIDEO_MAX_SIDE) -> tuple[int, int]:
+    scale = min(1.0, max_side / max(width, height))
     # H.264 with yuv420p needs even dimensions.
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
@@ -265,7 +311,10 @@ def sample_frames(data: bytes, count: int, seconds: float) -> list:
                     if frame.time is None or frame.time + 1e-6 >= target:
                         break
                 if frame is not None:
-                    images.append(frame.to_image())
+                    # Converted straight to a small picture: a full-size RGB copy of each frame is
+                    # what made a two-frame 5792 px video cost gigabytes.
+                    width, height = _scaled(frame.width, frame.height, FRAME_MAX_SIDE)
+                    images.append(frame.to_image(width=width, height=height))
         except (av.FFmpegError, ValueError) as exc:
             raise MediaError(f"corrupt_video: {exc.__class__.__name__}: {exc}") from exc
     if not images:

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from governance import repository
-from governance.cluster_report import write_report
+from governance.cluster_report import finite_json, write_report
 from governance.clustering import analyse, previous_clusters_from_report
 from governance.embedders import Task
 from governance.embedding_store import task_key
@@ -94,7 +94,7 @@ def build_report(session: Session, ctx: Context, tenant: str) -> dict:
     report = _merge(parts, [c["cluster_id"] for c in previous_report.get("clusters", [])])
     report.update(tenant=tenant, model=embedder.model_id, generated_at=datetime.now(timezone.utc).isoformat(),
                   window_days=settings.cluster_window_days, items=len(rows))
-    return report
+    return finite_json(report)
 
 
 def build_and_store(session: Session, ctx: Context, tenant: str, out_dir: Path | None = None) -> dict[str, Path]:

@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 from sqlalchemy import String, func, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.orm import Session
 
 from governance.classify import Neighbor
@@ -290,18 +290,25 @@ def dead_letters(session: Session, tenant: str) -> list[DeadLetter]:
 
 def recent_assets_for_clustering(session: Session, tenant: str, model: str, dims: int, task: str,
                                  since: datetime, limit: int) -> list[tuple]:
-    """(asset_id, vector, text_excerpt, decision label, anomaly flagged, action, modality) for the window's uploads."""
+    """(asset_id, vector, text_excerpt, decision label, anomaly flagged, action, modality) for the window's uploads.
+
+    One row per asset: the vector of its current content (an asset id re-uploaded with other content
+    keeps its old vector under another task key until re-embedded, and must not count twice) with its
+    latest decision (every event for the asset is decided, but the asset is one point to cluster).
+    """
     column, _ = _vector_sql(dims)
     flagged = func.coalesce(Decision.anomaly["flagged"].as_boolean(), False)
-    query = (
-        select(Asset.asset_id, getattr(Embedding, column), Asset.text_excerpt, Decision.label, flagged, Decision.action,
-               Embedding.modality)
-        .join(Asset, (Asset.id == Embedding.asset_pk) & (Asset.tenant == tenant))
+    latest = (
+        select(Asset.asset_id, getattr(Embedding, column).label("vector"), Asset.text_excerpt, Decision.label,
+               flagged.label("flagged"), Decision.action, Embedding.modality)
+        .join(Asset, (Asset.id == Embedding.asset_pk) & (Asset.tenant == tenant) & (Asset.sha256 == Embedding.sha256))
         .join(Decision, (Decision.asset_pk == Embedding.asset_pk) & (Decision.tenant == tenant))
         .where(Embedding.tenant == tenant, Embedding.model == model, Embedding.dims == dims,
                Embedding.task == task, Decision.decided_at >= since)
-        .order_by(func.md5(Asset.asset_id)).limit(limit)  # a stable pseudo-random sample when capped
-    )
+        .ext(distinct_on(Asset.id)).order_by(Asset.id, Decision.decided_at.desc(), Decision.id.desc())
+    ).subquery()
+    # A stable pseudo-random sample when capped.
+    query = select(latest).order_by(func.md5(latest.c.asset_id)).limit(limit)
     return [tuple(r) for r in session.execute(query)]
 
 

@@ -78,10 +78,18 @@ def image_features(data: bytes) -> np.ndarray:
         return pil_image_features(image)
 
 
+# The features look at 256 px at most; shrinking first bounds the RGBA copies below by this size
+# (and lets JPEG decode at 1/2 to 1/8 scale), not by the upload's.
+_WORKING_SIDE = 1024
+
+
 def pil_image_features(image) -> np.ndarray:
     """Colour histogram, a small colour layout and gradient-orientation texture, each normalised."""
     from PIL import Image
 
+    if image.mode not in ("L", "LA", "RGB", "RGBA"):  # palettes would be shrunk by nearest neighbour
+        image = image.convert("RGBA")
+    image.thumbnail((_WORKING_SIDE, _WORKING_SIDE))
     image = image.convert("RGBA")
     background = Image.new("RGBA", image.size, (255, 255, 255, 255))
     rgb = Image.alpha_composite(background, image).convert("RGB")

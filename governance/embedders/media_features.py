@@ -78,7 +78,8 @@ def video_features(data: bytes, seconds: float | None = None) -> np.ndarray:
 
     try:
         if seconds is None:
-            seconds = media.probe_video(data, max_pixels=1 << 62).seconds
+            # Content reaches an embedder after governance.assets checked its limits.
+            seconds = media.probe_video(data, max_pixels=1 << 62, budget_mb=1 << 40).seconds
         images = media.sample_frames(data, VIDEO_FRAMES, seconds)
     except media.MediaError as exc:
         raise EmbeddingError(str(exc)) from None

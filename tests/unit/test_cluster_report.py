@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from governance.cluster_report import render_html, render_markdown, write_report
+from governance.cluster_report import finite_json, render_html, render_markdown, write_report
 from governance.clustering import analyse
 
 EVIL = '<script>alert("x")</script>'
@@ -61,3 +61,8 @@ def test_write_report_writes_three_files(tmp_path, report):
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths.values())
     assert json.loads(paths["json"].read_text(encoding="utf-8")) == report
     assert paths["html"].read_text(encoding="utf-8") == render_html(report)
+
+
+def test_finite_json_turns_nan_and_infinity_into_null_at_any_depth():
+    value = {"a": float("nan"), "b": [1.5, float("inf"), {"c": -float("inf")}], "d": (np.float64("nan"), "x", 2)}
+    assert finite_json(value) == {"a": None, "b": [1.5, None, {"c": None}], "d": [None, "x", 2]}

@@ -207,8 +207,6 @@ def test_degenerate_inputs():
     tiny = run(["a", "b"], np.eye(2, 8, dtype=np.float32))
     assert tiny["clusters"] == [] and tiny["noise"] == ["a", "b"] and len(tiny["map"]) == 2
     with pytest.raises(ValueError):
-        run(["a", "a"], np.eye(2, 8, dtype=np.float32))
-    with pytest.raises(ValueError):
         run(["a", "b"], np.full((2, 8), np.nan, dtype=np.float32))
     with pytest.raises(ValueError):
         analyse(["a", "b"], np.eye(2, 8), [None], [None, None], [False, False])
@@ -221,3 +219,37 @@ def test_a_window_with_no_dense_group_is_all_noise():
     ids = [f"a{i}" for i in range(12)]
     report = analyse(ids, vectors, [None] * 12, [None] * 12, [False] * 12, min_cluster_size=8)
     assert report["clusters"] == [] and sorted(report["noise"]) == sorted(ids)
+
+
+def unit_rows(n, dims=16, seed=5):
+    rows = np.random.default_rng(seed).standard_normal((n, dims)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("vectors, explained, dims_used", [
+    (np.repeat(unit_rows(1), 2, axis=0), 0.0, 1),    # the same upload twice
+    (np.repeat(unit_rows(1), 12, axis=0), 0.0, 1),   # a copy-paste wave alone
+    (np.zeros((5, 16), dtype=np.float32), 0.0, 1),  # zero variance
+    (unit_rows(1), 0.0, 1),
+    (unit_rows(2), 1.0, 1),
+    (np.concatenate([np.repeat(unit_rows(1), 3, axis=0), unit_rows(2, seed=6)]), 1.0, 2),  # 3 distinct rows
+])
+def test_degenerate_vectors_give_a_small_report_with_finite_statistics(vectors, explained, dims_used):
+    ids = [f"a{i}" for i in range(len(vectors))]
+    report = run(ids, vectors, min_cluster_size=2)
+    json.dumps(report, allow_nan=False)
+    assert report["params"]["pca_explained_variance"] == explained
+    assert report["params"]["dims_used"] == dims_used
+    assert sorted(report["noise"] + [a for c in report["clusters"] for a in c["members"]]) == sorted(ids)
+
+
+def test_a_repeated_asset_id_is_one_point_its_first_row():
+    wave = np.repeat(unit_rows(1, dims=64), 8, axis=0)
+    ids = [f"w{i}" for i in range(8)] + [f"b{i}" for i in range(30)]
+    vectors = np.concatenate([wave, unit_rows(30, dims=64, seed=7)])
+    alone = run(ids, vectors, min_cluster_size=4)
+    # "b0" again, now with the wave's vector: the report is the one without that row.
+    repeated = run([*ids, "b0"], np.concatenate([vectors, wave[:1]]), min_cluster_size=4)
+    assert repeated["params"]["n_assets"] == 38 and repeated["params"]["repeated_asset_rows_dropped"] == 1
+    assert alone["clusters"] and repeated["clusters"] == alone["clusters"]
+    assert repeated["noise"] == alone["noise"] and repeated["map"] == alone["map"]

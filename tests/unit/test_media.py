@@ -111,7 +111,7 @@ def test_formats_gemini_takes_pass_through_untouched(settings, make, mime):
 def test_webm_and_avi_become_mp4(settings, make):
     asset = loaded(make(), settings)
     assert asset.content.mime_type == "video/mp4" and sniff(asset.content.data) == "video/mp4"
-    assert media.probe_video(asset.content.data, 10**6).seconds == pytest.approx(2.0, abs=0.21)
+    assert media.probe_video(asset.content.data, 10**6, 512).seconds == pytest.approx(2.0, abs=0.21)
 
 
 @pytest.mark.parametrize("data, reason", [
@@ -155,7 +155,7 @@ def test_video_windows_never_exceed_their_span():
     spans = [(0.0, 10.0), (10.0, 20.0), (20.0, 30.0)]
     for start, end in spans:
         window = media.video_window(data, start, end)
-        seconds = media.probe_video(window, 10**6).seconds
+        seconds = media.probe_video(window, 10**6, 512).seconds
         assert end - start - 0.5 <= seconds <= end - start
 
 
