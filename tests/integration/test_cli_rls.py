@@ -288,3 +288,49 @@ def test_decisions_export_and_cluster_reports_stay_in_their_tenant(probe_url, ba
     assert "u3" not in json.dumps(report)
     assert [row["clusters"] for row in run_cli(capsys, "clusters", "history", "--tenant", a)] == [0]
     assert run_cli(capsys, "clusters", "history", "--tenant", b) == []
+
+
+DECISION_FIELDS = {"event_id", "asset_id", "tenant", "action", "label", "score", "labels", "anomaly", "neighbors",
+                   "reason", "embedding_model", "policy_version", "bank_version", "decided_at"}
+
+
+def assert_decision_contract(line: dict) -> None:
+    """One `decisions export` line against README "Decision", field by field."""
+    assert set(line) == DECISION_FIELDS
+    for name in ("event_id", "asset_id", "tenant", "reason", "policy_version"):
+        assert isinstance(line[name], str) and line[name], name
+    assert line["action"] in ("allow", "review", "block", "reject")
+    assert line["label"] is None or isinstance(line["label"], str)
+    assert type(line["score"]) in (int, float) and 0 <= line["score"] <= 1
+    decided_at = datetime.fromisoformat(line["decided_at"])
+    assert decided_at.utcoffset() is not None and line["decided_at"] == decided_at.isoformat()
+    assert isinstance(line["labels"], list) and isinstance(line["neighbors"], list)
+    for entry in line["labels"]:
+        assert set(entry) == {"label", "score"} and isinstance(entry["label"], str) and 0 <= entry["score"] <= 1
+    for neighbor in line["neighbors"]:
+        assert {"asset_id", "label", "distance"} <= set(neighbor) <= {"asset_id", "label", "distance", "polarity"}
+        assert isinstance(neighbor["asset_id"], str) and isinstance(neighbor["label"], str)
+        assert type(neighbor["distance"]) is float and 0 <= neighbor["distance"] <= 2
+    if line["action"] == "reject":  # nothing was embedded: no model, bank or anomaly to name
+        assert (line["anomaly"], line["embedding_model"], line["bank_version"], line["labels"]) == (None, None, None, [])
+        return
+    anomaly = line["anomaly"]
+    assert set(anomaly) == {"score", "threshold", "flagged"} and isinstance(anomaly["flagged"], bool)
+    assert type(anomaly["score"]) in (int, float) and type(anomaly["threshold"]) in (int, float)
+    assert anomaly["flagged"] == (anomaly["score"] > anomaly["threshold"])
+    assert isinstance(line["embedding_model"], str) and type(line["bank_version"]) is int
+
+
+def test_every_exported_decision_line_keeps_the_documented_contract(probe_url, banks, capsys, database_url, settings):
+    a, _, events = banks
+    with transaction(session_factory(database_url)) as session:
+        ctx = Context(settings=settings, embedder=HashingEmbedder(768))
+        events[a]["u3"] = upload(session, ctx, a, "u3", UPLOADS["u3"])["event_id"]
+        events[a]["empty"] = upload(session, ctx, a, "empty", "")["event_id"]
+    lines = run_cli(capsys, "decisions", "export", "--tenant", a)
+    assert {line["event_id"] for line in lines} == set(events[a].values())
+    by_asset = {line["asset_id"]: line for line in lines}
+    assert [by_asset[u]["action"] for u in ("u1", "u2", "u3", "empty")] == ["review", "review", "allow", "reject"]
+    assert by_asset["u3"]["label"] == "cooking" and by_asset["u3"]["neighbors"][0]["label"] == "cooking"
+    for line in lines:
+        assert_decision_contract(line)
