@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,7 +35,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from governance import webhooks
-from governance.models import Asset, DeadLetter, Decision, Embedding, Event, Exemplar, OutboxMessage
+from governance.models import (
+    Asset, DeadLetter, Decision, Embedding, EmbeddingUsage, Event, Exemplar, OutboxMessage,
+)
 from tests.e2e.conftest import Worker, cli, write_jsonl
 from tests.fakes.fake_gemini import FakeGemini, part_fingerprint
 
@@ -487,6 +490,31 @@ class TestGeminiFaults:
         assert fake.calls_for(single["text"]) == Counter({200: 2})  # classification + clustering, once each
         assert fake.calls_for(twin_text) == Counter({200: 2})  # identical bytes of two events: embedded once
         assert all(single["event_id"] in w.log() for w in workers), "both workers should have taken a delivery"
+
+    def test_one_content_in_two_messages_taken_by_two_workers_is_embedded_once_and_both_decided(
+            self, gemini_workers, database_url, tmp_path):
+        env, fake, workers = gemini_workers
+        tenant = f"twins-{uuid.uuid4().hex[:8]}"
+        same = f"The very same words, uploaded twice at once ({uuid.uuid4().hex[:6]})"
+        twins = [{"event_id": f"twin-{i}-{uuid.uuid4().hex[:6]}", "asset_id": f"twin{i}", "tenant": tenant,
+                  "text": same} for i in range(2)]
+        logs_before = [len(w.log()) for w in workers]
+        # One event per process_uploads message: two messages, and each idle worker (concurrency 1,
+        # prefetch 1) takes one while the other's embedding call is still in flight.
+        ids = publish(dict(env, GOVERNANCE_UPLOAD_BATCH_SIZE="1"), tmp_path / "twins.jsonl", twins)
+        wait_for_outcomes(database_url, tenant, ids, workers=workers)
+        assert_invariant(database_url, tenant, ids, embed_calls=fake.successful_calls())
+        taken = [len(re.findall(r"governance\.process_uploads\[[^\]]+\] succeeded", w.log()[n:]))
+                 for w, n in zip(workers, logs_before)]
+        assert taken == [1, 1], "each worker should have decided one of the two messages"
+        assert fake.calls_for(same) == Counter({200: 2})  # classification + clustering, once each
+        with db_session(database_url) as s:
+            usage = s.execute(select(func.sum(EmbeddingUsage.items), func.sum(EmbeddingUsage.cached_items))
+                              .where(EmbeddingUsage.tenant == tenant)).one()
+            vectors = s.execute(select(Asset.asset_id, func.count()).join(Embedding, Embedding.asset_pk == Asset.id)
+                                .where(Asset.tenant == tenant).group_by(Asset.asset_id)).all()
+        assert tuple(usage) == (2, 2)  # the first paid for both tasks, the second was served from the cache
+        assert sorted(vectors) == [("twin0", 2), ("twin1", 2)]  # yet each asset has its own vectors
 
     def test_a_429_503_storm_with_hangs_is_retried_until_everything_is_decided(
             self, gemini_workers, database_url, tmp_path):

@@ -58,6 +58,21 @@ def queued_messages(broker_url: str) -> list[str]:
             + [m.decode(errors="replace") for m in r.hvals("unacked")])
 
 
+def decoded_queued_messages(broker_url: str) -> list[str]:
+    """Each message waiting in the uploads queue as kombu stored it (headers, properties), with its
+    base64 body decoded: what a reader of the broker sees of it."""
+    import base64
+
+    texts = []
+    for raw in queued_messages(broker_url):
+        envelope = json.loads(raw)
+        body = envelope["body"]
+        if envelope.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body).decode(errors="replace")
+        texts.append(json.dumps({**envelope, "body": body}))
+    return texts
+
+
 @pytest.mark.e2e
 def test_pickle_and_malformed_messages_on_the_broker_are_refused_and_the_worker_stays_up(
         e2e_env, database_url, broker_url, worker, tmp_path):
@@ -106,11 +121,16 @@ def test_no_secret_reaches_the_logs_the_database_or_the_broker(e2e_env, database
         env = gemini_env(e2e_env, fake, GOVERNANCE_WEBHOOK_URL=receiver.url, GOVERNANCE_WEBHOOK_SECRET=SECRET_HOOK,
                          GOVERNANCE_HTTP_TIMEOUT_S="1", GOVERNANCE_GEMINI_TIMEOUT_S="2", GOVERNANCE_UPLOAD_BATCH_SIZE="1")
         tenant = f"leak-{uuid.uuid4().hex[:8]}"
+        events = text_events(tenant, "leak", 3)
+        ids = [e["event_id"] for e in events]
+        # Published with no worker running, so the messages are read while they wait on the broker.
+        cli(env, "publish", str(write_jsonl(tmp_path / "e.jsonl", events)))
+        queued = [m for m in decoded_queued_messages(broker_url) if tenant in m]
+        assert sorted(i for i in ids if any(i in m for m in queued)) == sorted(ids)  # one message per event
+        assert len(queued) == len(ids)
+        assert not any(SECRET_KEY in m or SECRET_HOOK in m for m in queued)
         w = start_worker(env, tmp_path / "worker.log", concurrency=2)
         try:
-            events = text_events(tenant, "leak", 3)
-            cli(env, "publish", str(write_jsonl(tmp_path / "e.jsonl", events)))
-            ids = [e["event_id"] for e in events]
             wait_for_outcomes(database_url, tenant, ids, workers=(w,), timeout_s=90)
             time.sleep(6)  # at least one beat-driven relay run against the refusing receiver
         finally:
@@ -131,7 +151,6 @@ def test_no_secret_reaches_the_logs_the_database_or_the_broker(e2e_env, database
         """), {"t": tenant}).scalars())
     assert "gemini_http_400" in stored and "***" in stored  # the permanent error became a reject reason
     assert SECRET_KEY not in stored and SECRET_HOOK not in stored
-    assert not any(SECRET_KEY in m or SECRET_HOOK in m for m in queued_messages(broker_url))
 
 
 # --- the log formatter ---------------------------------------------------------------------------

@@ -5,16 +5,23 @@ scope would still pass there. So these commands run in-process as a login role t
 superuser nor owner and holds no privilege of its own, only membership in `governance_app`:
 a transaction that does not enter its scope fails, and one that does sees its tenant only.
 (tests/e2e/test_tls_passwords.py runs the CLI as a non-superuser owner, under FORCE.)
+
+Every command runs here, each against two tenants seeded alike (the same asset ids in both), and
+each checks both halves: it works in its tenant's scope, and it neither sees nor changes the other.
 """
 import json
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import insert, select, text
 
 from governance import repository
-from governance.db import engine_for
-from governance.models import Decision, Event
+from governance.db import engine_for, session_factory, transaction
+from governance.embedders.hashing import HashingEmbedder
+from governance.models import Asset, AuditEntry, Decision, Embedding, Event, Exemplar, TenantModel
+from governance.services import Context
+from tests.integration.helpers import BANK, SPAM, seed, upload
 from worker import cli
 
 PROBE_ROLE = "governance_cli_probe"
@@ -49,6 +56,10 @@ def two_tenants(database_url):
                                                        score=1.0, labels=[], neighbors=[], reason=f"seed {tenant}",
                                                        policy_version="p"))
     yield a, b
+    delete_tenants(database_url, a, b)
+
+
+def delete_tenants(database_url: str, *tenants: str) -> None:
     with engine_for(database_url).begin() as connection:
         tables = connection.execute(text("""
             SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -56,7 +67,7 @@ def two_tenants(database_url):
             WHERE n.nspname = current_schema() AND c.relkind = 'r'
             ORDER BY c.relname = 'assets', c.relname""")).scalars().all()
         for table in tables:  # assets last: the others refer to it
-            connection.execute(text(f'DELETE FROM "{table}" WHERE tenant IN (:a, :b)'), {"a": a, "b": b})
+            connection.execute(text(f'DELETE FROM "{table}" WHERE tenant = ANY(:t)'), {"t": list(tenants)})
 
 
 def run_cli(capsys, *argv: str) -> list[dict]:
@@ -110,3 +121,216 @@ def test_cross_tenant_commands_import_for_every_tenant_and_tenant_commands_stay_
     capsys.readouterr()
     assert cli.main(["health"]) in (0, 1)  # the broker may be absent here; the database line must be ok
     assert "database  ok" in capsys.readouterr().out
+
+
+# --- every command, against two tenants seeded alike ----------------------------------------------
+
+ONLY_B = {"astronomy": ["The telescope imaged a distant spiral galaxy.", "A comet passed close to the sun."]}
+UPLOADS = {"u1": SPAM, "u2": "zebra xylophone quantum marmalade", "u3": "Simmer the garlic in butter."}
+
+
+@pytest.fixture
+def banks(database_url, settings):
+    """Tenant A: the shared bank and two decided uploads; tenant B: the same exemplars and uploads
+    (same asset ids), one more upload, and a label of its own. Committed, as the CLI needs."""
+    a, b = f"cli-a-{uuid.uuid4().hex[:8]}", f"cli-b-{uuid.uuid4().hex[:8]}"
+    ctx = Context(settings=settings, embedder=HashingEmbedder(768))
+    events = {}
+    with transaction(session_factory(database_url)) as session:
+        for tenant, bank, uploads in ((a, BANK, ["u1", "u2"]), (b, {**BANK, **ONLY_B}, ["u1", "u2", "u3"])):
+            seed(session, ctx, tenant, bank)
+            events[tenant] = {u: upload(session, ctx, tenant, u, UPLOADS[u])["event_id"] for u in uploads}
+    yield a, b, events
+    delete_tenants(database_url, a, b)
+
+
+def owner_rows(database_url, query, **params) -> list:
+    """What the database holds, read as the owner (no RLS), to check what a command changed."""
+    with transaction(session_factory(database_url)) as session:
+        return list(session.execute(query.params(**params) if params else query).all())
+
+
+def exemplar_states(database_url, tenant) -> dict:
+    return dict(owner_rows(database_url, select(Asset.asset_id, Exemplar.enabled)
+                           .join(Exemplar, Exemplar.asset_pk == Asset.id).where(Asset.tenant == tenant)))
+
+
+def run_code(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_review_list_and_decide_stay_in_their_tenant(probe_url, banks, capsys, database_url):
+    a, b, events = banks
+    pending = {t: {i["event_id"] for i in run_cli(capsys, "review", "list", "--tenant", t)} for t in (a, b)}
+    assert pending == {a: {events[a]["u1"], events[a]["u2"]}, b: {events[b]["u1"], events[b]["u2"]}}
+    b_decisions = owner_rows(database_url, select(Decision.asset_id, Decision.action, Decision.label)
+                             .where(Decision.tenant == b).order_by(Decision.asset_id))
+    done = run_cli(capsys, "review", "decide", "u2", "block", "--label", "spam", "--who", "alice", "--tenant", a)
+    assert [d["event_id"] for d in done] == [events[a]["u2"]]
+    assert {i["event_id"] for i in run_cli(capsys, "review", "list", "--tenant", a)} == {events[a]["u1"]}
+    assert {i["event_id"] for i in run_cli(capsys, "review", "list", "--tenant", b)} == pending[b]
+    assert "u2" in exemplar_states(database_url, a) and "u2" not in exemplar_states(database_url, b)
+    assert owner_rows(database_url, select(AuditEntry.tenant).where(AuditEntry.tenant.in_([a, b]),
+                                                                    AuditEntry.kind == "override")) == [(a,)]
+    # u3 was decided in B only: from A's scope it does not exist.
+    code, _, err = run_code(capsys, "review", "decide", "u3", "allow", "--tenant", a)
+    assert code == 2 and "no decision" in err
+    assert owner_rows(database_url, select(Decision.asset_id, Decision.action, Decision.label)
+                      .where(Decision.tenant == b).order_by(Decision.asset_id)) == b_decisions
+
+
+def test_policy_apply_show_and_list_stay_in_their_tenant(probe_url, banks, capsys, tmp_path):
+    a, b, _ = banks
+    policy = tmp_path / "policy.toml"
+    policy.write_text('version = "rls-1"\n[labels.spam]\naction = "block"\nauto_threshold = 0.5\n')
+    assert run_code(capsys, "policy", "apply", str(policy), "--tenant", a)[1] == f"policy rls-1 applied for tenant {a}\n"
+    assert 'version = "rls-1"' in run_code(capsys, "policy", "show", "--tenant", a)[1]
+    assert run_code(capsys, "policy", "list", "--tenant", a)[1].startswith("rls-1\t")
+    assert "no policy applied" in run_code(capsys, "policy", "show", "--tenant", b)[1]
+    assert run_code(capsys, "policy", "list", "--tenant", b) == (0, "", "")
+    # A file that names B cannot be applied from A's scope.
+    (tmp_path / "for-b.toml").write_text(f'tenant = "{b}"\nversion = "rls-b"\n')
+    code, _, err = run_code(capsys, "policy", "apply", str(tmp_path / "for-b.toml"), "--tenant", a)
+    assert code == 2 and "invalid policy" in err and "tenant" in err
+    assert run_code(capsys, "policy", "list", "--tenant", b) == (0, "", "")
+
+
+def test_calibrate_and_backtest_use_their_tenants_bank_and_decisions_and_write_nothing(
+        probe_url, banks, capsys, tmp_path, database_url):
+    a, b, events = banks
+    validation = tmp_path / "val.jsonl"
+    validation.write_text("".join(json.dumps({"asset_id": f"v{i}", "text": t, "label": label}) + "\n" for i, (t, label)
+                                  in enumerate([(BANK["cooking"][0], "cooking"), (BANK["finance"][0], "finance"),
+                                                (ONLY_B["astronomy"][0], None)])))
+    count = select(Asset.tenant, Asset.id).where(Asset.tenant.in_([a, b]))
+    before = owner_rows(database_url, count)
+    code, out, _ = run_code(capsys, "calibrate", str(validation), "--tenant", a, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["total"] == 3
+    assert "astronomy" not in out  # B's label never reaches A's neighbours
+    policy = tmp_path / "candidate.toml"
+    policy.write_text('version = "candidate"\n')
+    summary = json.loads(run_code(capsys, "backtest", "--policy", str(policy), "--tenant", a, "--json")[1])
+    assert summary["replayed"] == len(events[a]) and summary["candidate"] == "candidate"
+    assert {row["asset_id"] for row in summary["examples"]} <= set(events[a])
+    assert owner_rows(database_url, count) == before
+
+
+def test_exemplars_disable_enable_and_export_stay_in_their_tenant(probe_url, banks, capsys, database_url):
+    a, b, _ = banks
+    b_before = exemplar_states(database_url, b)
+    code, out, _ = run_code(capsys, "exemplars", "disable", "cooking-0", "--tenant", a)
+    assert code == 0 and out.startswith("disabled 1 exemplar(s) of cooking-0 (cooking)")
+    assert exemplar_states(database_url, a)["cooking-0"] is False
+    assert exemplar_states(database_url, b) == b_before  # B's cooking-0, same id, untouched
+    assert {(e["asset_id"], e["enabled"]) for e in run_cli(capsys, "exemplars", "export", "--tenant", a)
+            if e["asset_id"] == "cooking-0"} == {("cooking-0", False)}
+    assert {e["asset_id"] for e in run_cli(capsys, "exemplars", "export", "--tenant", a)} \
+        == {f"{label}-{i}" for label, texts in BANK.items() for i in range(len(texts))}
+    code, _, err = run_code(capsys, "exemplars", "disable", "astronomy-0", "--tenant", a)  # B's only
+    assert code == 2 and "astronomy-0" in err
+    assert exemplar_states(database_url, b) == b_before
+    assert run_code(capsys, "exemplars", "enable", "cooking-0", "--tenant", a)[1].startswith("enabled 1")
+    assert exemplar_states(database_url, a)["cooking-0"] is True
+
+
+def test_usage_shows_one_tenant_or_every_tenant(probe_url, banks, capsys):
+    a, b, _ = banks
+    code, out, _ = run_code(capsys, "usage", "--tenant", a, "--json")
+    lines = json.loads(out)
+    assert code == 0 and {line["tenant"] for line in lines} == {a}
+    assert sum(line["items"] + line["cached_items"] for line in lines) > 0
+    everyone = {line["tenant"] for line in json.loads(run_code(capsys, "usage", "--json")[1])}
+    assert {a, b} <= everyone
+
+
+def test_reembed_moves_its_tenant_only(probe_url, banks, capsys, database_url):
+    a, b, _ = banks
+    code, out, err = run_code(capsys, "reembed", "--model", "hashing", "--dims", "384", "--tenant", a)
+    assert code == 0, err
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["switched"] is True and summary["unreadable"] == 0 and summary["remaining"] == 0
+    # Every asset of A, and none of B, has its 384-dimension vector; only A switched.
+    assert summary["assets"] == len(exemplar_states(database_url, a)) + 2
+    assert owner_rows(database_url, select(TenantModel.tenant, TenantModel.dims, TenantModel.active)
+                      .where(TenantModel.tenant.in_([a, b]))) == [(a, 384, True)]
+    assert owner_rows(database_url, select(Embedding.tenant).where(Embedding.tenant == b, Embedding.dims == 384)) == []
+
+
+def test_alerts_run_in_the_all_tenants_scope_alerts_each_tenant_with_its_own_decisions(
+        probe_url, banks, capsys, database_url, monkeypatch):
+    a, b, _ = banks
+    # One window of 10^9 s: the last one closed at 2001-09-09T01:46:40Z, and no window closes while
+    # the test runs, so what is due does not depend on the clock (nor reach other tests' decisions).
+    monkeypatch.setenv("GOVERNANCE_ALERT_WINDOW_S", str(10**9))
+    at = datetime(2001, 9, 9, tzinfo=timezone.utc)
+    with transaction(session_factory(database_url)) as session:
+        for tenant in (a, b):
+            repository.insert_decision(session, dict(
+                tenant=tenant, event_id=f"flag-{tenant}", asset_id=f"flag-{tenant}", asset_pk=None, action="review",
+                label=None, score=0.0, labels=[], anomaly={"score": 0.9, "threshold": 0.5, "flagged": True},
+                neighbors=[], reason="anomaly", embedding_model="m", policy_version="p", bank_version=1,
+                decided_at=at))
+    alerts = {alert["tenant"]: alert for alert in run_cli(capsys, "alerts", "run") if alert["tenant"] in (a, b)}
+    assert set(alerts) == {a, b}
+    for tenant, alert in alerts.items():
+        assert [e["asset_id"] for e in alert["examples"]] == [f"flag-{tenant}"]
+
+
+def test_decisions_export_and_cluster_reports_stay_in_their_tenant(probe_url, banks, capsys, tmp_path):
+    a, b, events = banks
+    assert {d["event_id"] for d in run_cli(capsys, "decisions", "export", "--tenant", a)} == set(events[a].values())
+    assert run_code(capsys, "clusters", "report", "--tenant", a, "--out", str(tmp_path / "a"))[0] == 0
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["tenant"] == a and report["items"] == len(events[a])  # B has one upload more
+    assert "u3" not in json.dumps(report)
+    assert [row["clusters"] for row in run_cli(capsys, "clusters", "history", "--tenant", a)] == [0]
+    assert run_cli(capsys, "clusters", "history", "--tenant", b) == []
+
+
+DECISION_FIELDS = {"event_id", "asset_id", "tenant", "action", "label", "score", "labels", "anomaly", "neighbors",
+                   "reason", "embedding_model", "policy_version", "bank_version", "decided_at"}
+
+
+def assert_decision_contract(line: dict) -> None:
+    """One `decisions export` line against README "Decision", field by field."""
+    assert set(line) == DECISION_FIELDS
+    for name in ("event_id", "asset_id", "tenant", "reason", "policy_version"):
+        assert isinstance(line[name], str) and line[name], name
+    assert line["action"] in ("allow", "review", "block", "reject")
+    assert line["label"] is None or isinstance(line["label"], str)
+    assert type(line["score"]) in (int, float) and 0 <= line["score"] <= 1
+    decided_at = datetime.fromisoformat(line["decided_at"])
+    assert decided_at.utcoffset() is not None and line["decided_at"] == decided_at.isoformat()
+    assert isinstance(line["labels"], list) and isinstance(line["neighbors"], list)
+    for entry in line["labels"]:
+        assert set(entry) == {"label", "score"} and isinstance(entry["label"], str) and 0 <= entry["score"] <= 1
+    for neighbor in line["neighbors"]:
+        assert {"asset_id", "label", "distance"} <= set(neighbor) <= {"asset_id", "label", "distance", "polarity"}
+        assert isinstance(neighbor["asset_id"], str) and isinstance(neighbor["label"], str)
+        assert type(neighbor["distance"]) is float and 0 <= neighbor["distance"] <= 2
+    if line["action"] == "reject":  # nothing was embedded: no model, bank or anomaly to name
+        assert (line["anomaly"], line["embedding_model"], line["bank_version"], line["labels"]) == (None, None, None, [])
+        return
+    anomaly = line["anomaly"]
+    assert set(anomaly) == {"score", "threshold", "flagged"} and isinstance(anomaly["flagged"], bool)
+    assert type(anomaly["score"]) in (int, float) and type(anomaly["threshold"]) in (int, float)
+    assert anomaly["flagged"] == (anomaly["score"] > anomaly["threshold"])
+    assert isinstance(line["embedding_model"], str) and type(line["bank_version"]) is int
+
+
+def test_every_exported_decision_line_keeps_the_documented_contract(probe_url, banks, capsys, database_url, settings):
+    a, _, events = banks
+    with transaction(session_factory(database_url)) as session:
+        ctx = Context(settings=settings, embedder=HashingEmbedder(768))
+        events[a]["u3"] = upload(session, ctx, a, "u3", UPLOADS["u3"])["event_id"]
+        events[a]["empty"] = upload(session, ctx, a, "empty", "")["event_id"]
+    lines = run_cli(capsys, "decisions", "export", "--tenant", a)
+    assert {line["event_id"] for line in lines} == set(events[a].values())
+    by_asset = {line["asset_id"]: line for line in lines}
+    assert [by_asset[u]["action"] for u in ("u1", "u2", "u3", "empty")] == ["review", "review", "allow", "reject"]
+    assert by_asset["u3"]["label"] == "cooking" and by_asset["u3"]["neighbors"][0]["label"] == "cooking"
+    for line in lines:
+        assert_decision_contract(line)

@@ -1,5 +1,6 @@
 """Policies, exemplar banks, calibration, backtests, alerts and write-back on a real PostgreSQL
-with pgvector (and a real Redis for the broker sink)."""
+with pgvector (and a real Redis for the broker sink). The tests of what decides run on both kNN
+paths (the `knn` fixture): a stale cached bank would show in the bank edits here."""
 import json
 import math
 from datetime import datetime, timedelta, timezone
@@ -13,18 +14,16 @@ from governance.banks import BankError, export_exemplars, import_exemplars, set_
 from governance.embedders.hashing import HashingEmbedder
 from governance.models import Asset, Decision, Embedding, Exemplar, OutboxMessage
 from governance.policies import PolicyError, apply_policy
-from governance.services import Context, accept_events, process_upload
+from governance.services import Context
+from tests.integration import helpers
+from tests.integration.helpers import knn_path_served, upload
 
-BANK = {
-    "cooking": ["Simmer the onions in butter until golden, then add garlic and thyme.",
-                "Knead the dough for ten minutes and let it rise in a warm kitchen.",
-                "Roast the vegetables with olive oil, salt and rosemary at 200 degrees."],
-    "finance": ["The central bank raised interest rates by a quarter point to fight inflation.",
-                "Quarterly earnings beat analyst forecasts as revenue grew eight percent.",
-                "Bond yields fell after the treasury announced a smaller auction."],
-    "spam": ["WIN a FREE cruise!!! Claim your prize voucher code XJ-4411 now at prizes-winner dot example"],
-}
-SPAM_COPY = "WIN a FREE cruise!!! Claim your prize voucher code XJ-4411 now at prizes-winner dot example!"
+BANK = {**helpers.BANK, "spam": [helpers.SPAM]}
+SPAM_COPY = helpers.SPAM + "!"
+
+
+def seed(db, ctx, tenant):
+    helpers.seed(db, ctx, tenant, BANK)
 
 
 def policy_text(version: str, **spam) -> str:
@@ -35,25 +34,10 @@ def policy_text(version: str, **spam) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture
-def ctx(settings):
-    return Context(settings=settings, embedder=HashingEmbedder(768))
-
-
-def seed(db, ctx, tenant, bank=BANK):
-    items = [{"asset_id": f"{label}-{i}", "tenant": tenant, "text": t, "label": label}
-             for label, texts in bank.items() for i, t in enumerate(texts)]
-    assert import_exemplars(db, ctx, items).imported == len(items)
-
-
-def upload(db, ctx, tenant, asset_id, text):
-    [(_, event_id)] = accept_events(db, [(1, {"asset_id": asset_id, "tenant": tenant, "text": text})]).new
-    return process_upload(db, ctx, tenant, event_id)
-
-
 # --- policies -------------------------------------------------------------------------------------
 
-def test_decisions_name_the_tenants_current_policy_and_follow_each_new_version(db, ctx, tenant):
+def test_decisions_name_the_tenants_current_policy_and_follow_each_new_version(db, knn_ctx, knn, tenant):
+    ctx = knn_ctx
     seed(db, ctx, tenant)
     assert upload(db, ctx, tenant, "u0", "Fry garlic in butter")["policy_version"] == "builtin-1"
     apply_policy(db, policy_text("v1"), tenant=tenant, who="ops")
@@ -66,6 +50,7 @@ def test_decisions_name_the_tenants_current_policy_and_follow_each_new_version(d
     assert [r.version for r in repository.policy_versions(db, tenant)] == ["v1", "v2"]
     assert policies.stored_policy(db, tenant)[0] == "v1"
     assert [e.kind for e in repository.audit_entries(db, tenant)] == ["policy_apply"] * 3
+    assert knn_path_served(tenant) == knn
 
 
 def test_a_version_cannot_be_reused_for_other_content_or_another_tenant(db, tenant):
@@ -78,18 +63,21 @@ def test_a_version_cannot_be_reused_for_other_content_or_another_tenant(db, tena
         apply_policy(db, "version = 3", tenant=tenant)
 
 
-def test_policy_k_and_thresholds_drive_the_pipeline(db, ctx, tenant):
+def test_policy_k_and_thresholds_drive_the_pipeline(db, knn_ctx, knn, tenant):
+    ctx = knn_ctx
     seed(db, ctx, tenant)
     apply_policy(db, 'version = "k3"\nk = 3\n', tenant=tenant)
     decision = upload(db, ctx, tenant, "u1", "Knead the dough and roast vegetables with garlic and thyme")
     assert len(decision["neighbors"]) == 3 and decision["policy_version"] == "k3"
     assert all(set(n) >= {"asset_id", "label", "distance"} for n in decision["neighbors"])
     assert decision["bank_version"] == repository.bank_version(db, tenant)
+    assert knn_path_served(tenant) == knn
 
 
 # --- exemplar banks -------------------------------------------------------------------------------
 
-def test_near_duplicate_of_a_known_bad_exemplar_is_blocked_whatever_the_vote(db, ctx, tenant):
+def test_near_duplicate_of_a_known_bad_exemplar_is_blocked_whatever_the_vote(db, knn_ctx, knn, tenant):
+    ctx = knn_ctx
     seed(db, ctx, tenant)
     # Without the near-duplicate rule spam is never automatic (auto_threshold = inf) ...
     apply_policy(db, policy_text("no-dup", auto_threshold=math.inf), tenant=tenant)
@@ -101,9 +89,11 @@ def test_near_duplicate_of_a_known_bad_exemplar_is_blocked_whatever_the_vote(db,
     assert "spam-0" in decision["reason"]
     far = upload(db, ctx, tenant, "u3", "Bond yields and interest rates after the auction")
     assert far["action"] != "block"
+    assert knn_path_served(tenant) == knn
 
 
-def test_a_negative_exemplar_suppresses_its_label(db, ctx, tenant):
+def test_a_negative_exemplar_suppresses_its_label(db, knn_ctx, knn, tenant):
+    ctx = knn_ctx
     seed(db, ctx, tenant)
     apply_policy(db, policy_text("neg", near_duplicate_distance=0.1), tenant=tenant)
     before = upload(db, ctx, tenant, "u1", SPAM_COPY)
@@ -115,9 +105,11 @@ def test_a_negative_exemplar_suppresses_its_label(db, ctx, tenant):
     after = upload(db, ctx, tenant, "u2", SPAM_COPY)
     assert after["label"] != "spam" and after["action"] == "allow"
     assert {"asset_id": "allow-1", "label": "spam", "polarity": "negative"}.items() <= after["neighbors"][0].items()
+    assert knn_path_served(tenant) == knn
 
 
-def test_disable_and_enable_bump_the_bank_and_keep_in_bank_consistent(db, ctx, tenant):
+def test_disable_and_enable_bump_the_bank_and_keep_in_bank_consistent(db, knn_ctx, knn, tenant):
+    ctx = knn_ctx
     seed(db, ctx, tenant)
     version = repository.bank_version(db, tenant)
     asset_pk = db.scalar(select(Asset.id).where(Asset.tenant == tenant, Asset.asset_id == "cooking-0"))
@@ -140,6 +132,7 @@ def test_disable_and_enable_bump_the_bank_and_keep_in_bank_consistent(db, ctx, t
         set_enabled(db, ctx, tenant, "cooking-0", False, label="finance")
     with pytest.raises(BankError):
         set_enabled(db, ctx, tenant, "missing", False)
+    assert knn_path_served(tenant) == knn
 
 
 def test_one_label_of_a_multi_label_asset_can_be_disabled(db, ctx, tenant):

@@ -1,42 +1,19 @@
-"""The moderation pipeline on a real PostgreSQL with pgvector, through the service layer."""
+"""The moderation pipeline on a real PostgreSQL with pgvector, through the service layer.
+
+The tests that decide run on both kNN paths (the `knn` fixture): the in-process bank cache and HNSW."""
 import threading
 
-import pytest
 from sqlalchemy import func, select, text
 
 from governance import repository, services
-from governance.banks import import_exemplars
 from governance.embedders.hashing import HashingEmbedder
 from governance.models import Decision, Embedding, Event, OutboxMessage
-from governance.services import Context, accept_events, process_upload
-
-EXEMPLARS = {
-    "cooking": ["Simmer the onions in butter until golden, then add garlic and thyme.",
-                "Knead the dough for ten minutes and let it rise in a warm kitchen.",
-                "Roast the vegetables with olive oil, salt and rosemary at 200 degrees."],
-    "finance": ["The central bank raised interest rates by a quarter point to fight inflation.",
-                "Quarterly earnings beat analyst forecasts as revenue grew eight percent.",
-                "Bond yields fell after the treasury announced a smaller auction."],
-}
+from governance.services import Context, process_upload
+from tests.integration.helpers import knn_path_served, publish, seed
 
 
-def seed(db, ctx, tenant):
-    items = [{"asset_id": f"{label}-{i}", "tenant": tenant, "text": t, "label": label}
-             for label, texts in EXEMPLARS.items() for i, t in enumerate(texts)]
-    result = import_exemplars(db, ctx, items)
-    assert result.imported == len(items) and not result.rejected
-
-
-def publish(db, *events):
-    return accept_events(db, list(enumerate(events))).new
-
-
-@pytest.fixture
-def ctx(settings):
-    return Context(settings=settings, embedder=HashingEmbedder(768))
-
-
-def test_text_upload_gets_the_label_of_its_neighbours(db, ctx, tenant):
+def test_text_upload_gets_the_label_of_its_neighbours(db, knn_ctx, knn, tenant):
+    ctx = knn_ctx
     seed(db, ctx, tenant)
     publish(db, {"asset_id": "u1", "tenant": tenant, "text": "Fry the garlic in butter and add fresh thyme."})
     [(t, event_id)] = [(tenant, e.event_id) for e in db.scalars(select(Event).where(Event.tenant == tenant))]
@@ -49,14 +26,17 @@ def test_text_upload_gets_the_label_of_its_neighbours(db, ctx, tenant):
     assert db.scalar(select(Event.status).where(Event.tenant == tenant)) == "decided"
     outbox = db.scalars(select(OutboxMessage).where(OutboxMessage.tenant == tenant)).all()
     assert [m.message_id for m in outbox] == [f"decision:{tenant}:{event_id}"]
+    assert knn_path_served(tenant) == knn
 
 
-def test_processing_twice_yields_one_decision(db, ctx, tenant):
+def test_processing_twice_yields_one_decision(db, knn_ctx, knn, tenant):
+    ctx = knn_ctx
     seed(db, ctx, tenant)
     [(_, event_id)] = publish(db, {"asset_id": "u1", "tenant": tenant, "text": "Interest rates and bond yields"})
     assert process_upload(db, ctx, tenant, event_id)["label"] == "finance"
     assert process_upload(db, ctx, tenant, event_id) is None
     assert db.scalar(select(func.count()).select_from(Decision).where(Decision.tenant == tenant)) == 1
+    assert knn_path_served(tenant) == knn
 
 
 def test_republishing_an_event_is_not_a_new_event(db, tenant):
@@ -71,11 +51,13 @@ def test_bad_event_is_rejected_with_a_reason(db, ctx, tenant):
     assert decision["action"] == "reject" and decision["reason"].startswith("no_content")
 
 
-def test_exemplars_of_another_tenant_are_invisible(db, ctx, tenant):
+def test_exemplars_of_another_tenant_are_invisible(db, knn_ctx, knn, tenant):
+    ctx = knn_ctx
     seed(db, ctx, tenant + "-other")
     [(_, event_id)] = publish(db, {"asset_id": "u1", "tenant": tenant, "text": "Fry the garlic in butter."})
     decision = process_upload(db, ctx, tenant, event_id)
     assert decision["neighbors"] == [] and decision["label"] is None and decision["action"] == "review"
+    assert knn_path_served(tenant) == knn  # the cache holds this tenant's (empty) bank, not the other's
 
 
 def test_knn_query_uses_the_bank_hnsw_index(db, ctx, tenant):
@@ -93,14 +75,15 @@ def test_knn_query_uses_the_bank_hnsw_index(db, ctx, tenant):
     assert "ix_embeddings_bank_hnsw_768" in plan
 
 
-def test_above_2000_dims_vectors_are_stored_as_halfvec(db, settings, tenant):
-    ctx = Context(settings=settings, embedder=HashingEmbedder(3072))
+def test_above_2000_dims_vectors_are_stored_as_halfvec(db, knn_settings, knn, tenant):
+    ctx = Context(settings=knn_settings, embedder=HashingEmbedder(3072))
     seed(db, ctx, tenant)
     [(_, event_id)] = publish(db, {"asset_id": "u1", "tenant": tenant, "text": "Knead the dough and let it rise"})
     assert process_upload(db, ctx, tenant, event_id)["label"] == "cooking"
     row = db.execute(select(Embedding.vector, Embedding.vector_half)
                      .where(Embedding.tenant == tenant, Embedding.dims == 3072).limit(1)).one()
     assert row.vector is None and row.vector_half is not None
+    assert knn_path_served(tenant) == knn
 
 
 def test_poison_event_is_dead_lettered_after_max_attempts(db, ctx, tenant):
@@ -123,11 +106,11 @@ class CountingEmbedder(HashingEmbedder):
         return super().embed(items, task)
 
 
-def test_concurrent_duplicates_make_one_decision_and_one_embedding_call(database_url, settings, tenant):
+def test_concurrent_duplicates_make_one_decision_and_one_embedding_call(database_url, knn_settings, knn, tenant):
     from governance.db import session_factory, transaction
 
     factory = session_factory(database_url)
-    ctx = Context(settings=settings, embedder=CountingEmbedder())
+    ctx = Context(settings=knn_settings, embedder=CountingEmbedder())
     with transaction(factory) as session:
         seed(session, ctx, tenant)
         publish(session, {"asset_id": "u1", "tenant": tenant, "text": "A brand new sentence about bread dough"},
@@ -154,6 +137,7 @@ def test_concurrent_duplicates_make_one_decision_and_one_embedding_call(database
                                  .group_by(Decision.event_id)).all()
     assert sorted(c for _, c in counts) == [1, 1]
     assert ctx.embedder.calls == 1  # same bytes in two events: embedded once
+    assert knn_path_served(tenant) == knn
 
 
 def test_a_file_larger_than_the_bind_parameter_limit_is_accepted(db, tenant):

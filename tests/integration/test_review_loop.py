@@ -6,21 +6,11 @@ from sqlalchemy import func, select, update
 
 from governance import repository, review
 from governance.banks import import_exemplars
-from governance.embedders.hashing import HashingEmbedder
 from governance.models import AuditEntry, Decision, Embedding, Exemplar, OutboxMessage
 from governance.policies import apply_policy
-from governance.services import Context, accept_events, process_upload
+from tests.integration.helpers import SPAM, knn_path_served, seed, upload
 
-BANK = {
-    "cooking": ["Simmer the onions in butter until golden, then add garlic and thyme.",
-                "Knead the dough for ten minutes and let it rise in a warm kitchen.",
-                "Roast the vegetables with olive oil, salt and rosemary at 200 degrees."],
-    "finance": ["The central bank raised interest rates by a quarter point to fight inflation.",
-                "Quarterly earnings beat analyst forecasts as revenue grew eight percent.",
-                "Bond yields fell after the treasury announced a smaller auction."],
-}
-SPAM = "WIN a FREE cruise!!! Claim your prize voucher code XJ-4411 now at prizes-winner dot example"
-SPAM_AGAIN = "WIN a FREE cruise!!! Claim your prize voucher code XJ-4412 now at prizes-winner dot example"
+SPAM_AGAIN = SPAM.replace("XJ-4411", "XJ-4412")
 
 POLICY = """
 version = "review-loop-1"
@@ -32,23 +22,8 @@ near_duplicate_distance = 0.2
 """
 
 
-@pytest.fixture
-def ctx(settings):
-    return Context(settings=settings, embedder=HashingEmbedder(768))
-
-
-def seed(db, ctx, tenant):
-    items = [{"asset_id": f"{label}-{i}", "tenant": tenant, "text": t, "label": label}
-             for label, texts in BANK.items() for i, t in enumerate(texts)]
-    assert import_exemplars(db, ctx, items).imported == len(items)
-
-
-def upload(db, ctx, tenant, asset_id, text):
-    [(_, event_id)] = accept_events(db, [(1, {"asset_id": asset_id, "tenant": tenant, "text": text})]).new
-    return process_upload(db, ctx, tenant, event_id)
-
-
-def test_override_makes_an_exemplar_and_the_next_similar_upload_gets_its_label(db, ctx, tenant):
+def test_override_makes_an_exemplar_and_the_next_similar_upload_gets_its_label(db, knn_ctx, knn, tenant):
+    ctx = knn_ctx
     seed(db, ctx, tenant)
     apply_policy(db, POLICY, tenant=tenant, who="ops")
     first = upload(db, ctx, tenant, "u1", SPAM)
@@ -67,6 +42,7 @@ def test_override_makes_an_exemplar_and_the_next_similar_upload_gets_its_label(d
     assert second["label"] == "spam" and second["action"] == "block"
     assert second["neighbors"][0]["asset_id"] == "u1"
     assert second["policy_version"] == "review-loop-1" and second["bank_version"] == done.bank_version
+    assert knn_path_served(tenant) == knn
 
 
 def test_override_is_audited_and_written_back_through_the_outbox(db, ctx, tenant):
@@ -97,7 +73,8 @@ def test_review_list_shows_pending_reviews_until_decided(db, ctx, tenant):
     assert review.pending(db, tenant) == []
 
 
-def test_allowing_a_block_label_adds_a_negative_exemplar_that_suppresses_it(db, ctx, tenant):
+def test_allowing_a_block_label_adds_a_negative_exemplar_that_suppresses_it(db, knn_ctx, knn, tenant):
+    ctx = knn_ctx
     seed(db, ctx, tenant)
     apply_policy(db, POLICY.replace("near_duplicate_distance = 0.2", ""), tenant=tenant)
     upload(db, ctx, tenant, "bad-1", SPAM)
@@ -111,6 +88,7 @@ def test_allowing_a_block_label_adds_a_negative_exemplar_that_suppresses_it(db, 
     again = upload(db, ctx, tenant, "ok-2", looks)
     assert again["action"] == "allow"
     assert any(n.get("polarity") == "negative" and n["asset_id"] == "ok-1" for n in again["neighbors"])
+    assert knn_path_served(tenant) == knn
 
 
 def test_a_new_known_bad_exemplar_opens_reviews_for_recent_look_alikes(db, ctx, tenant):

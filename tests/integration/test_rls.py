@@ -14,6 +14,7 @@ from governance import repository
 from governance.embedders.hashing import HashingEmbedder
 from governance.models import Decision, Event, OutboxMessage
 from governance.services import Context, accept_events, process_upload
+from tests.integration.helpers import knn_path_served
 
 
 def tenant_tables(db) -> list[str]:
@@ -108,12 +109,13 @@ def test_maintenance_scope_sees_every_tenant(db, two_tenants):
     assert claimed == set(two_tenants)
 
 
-def test_the_pipeline_runs_under_the_app_role(db, settings):
-    """What the worker does: seed as owner, then decide an event inside a tenant scope."""
+def test_the_pipeline_runs_under_the_app_role(db, knn_settings, knn):
+    """What the worker does: seed as owner, then decide an event inside a tenant scope, on both kNN
+    paths (the bank cache loads the bank under the tenant's scope too)."""
     from governance.banks import import_exemplars
 
     tenant = f"rls-p-{uuid.uuid4().hex[:8]}"
-    ctx = Context(settings=settings, embedder=HashingEmbedder(768))
+    ctx = Context(settings=knn_settings, embedder=HashingEmbedder(768))
     import_exemplars(db, ctx, [{"asset_id": f"ex{i}", "tenant": tenant, "text": t, "label": "weather"}
                                for i, t in enumerate(["rain and wind", "snow and ice", "sunny and warm"])])
     import_exemplars(db, ctx, [{"asset_id": "other", "tenant": tenant + "-other", "text": "rain and wind",
@@ -123,7 +125,8 @@ def test_the_pipeline_runs_under_the_app_role(db, settings):
     repository.enter_tenant(db, tenant)
     decision = process_upload(db, ctx, tenant, event_id)
     assert decision["label"] == "weather"
-    assert {n["asset_id"] for n in decision["neighbors"]} <= {"ex0", "ex1", "ex2"}
+    assert sorted(n["asset_id"] for n in decision["neighbors"]) == ["ex0", "ex1", "ex2"]  # not "other"
+    assert knn_path_served(tenant) == knn and knn_path_served(tenant + "-other") == "hnsw"
     # A small tenant is cheaper to sort than to walk the graph for; forbid sorting so the plan
     # shows whether the HNSW index is usable at all under the policy.
     db.execute(text("SET LOCAL enable_sort = off"))

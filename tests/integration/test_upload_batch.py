@@ -1,4 +1,5 @@
-"""Batched decisions (governance/upload_batch.py) on a real PostgreSQL with pgvector."""
+"""Batched decisions (governance/upload_batch.py) on a real PostgreSQL with pgvector; the tests that
+decide run on both kNN paths (the `knn` fixture)."""
 import numpy as np
 import pytest
 from sqlalchemy import func, select, text
@@ -8,7 +9,7 @@ from governance.embedders.hashing import HashingEmbedder
 from governance.models import DeadLetter, Decision, Embedding, Event, OutboxMessage
 from governance.services import Context, process_upload
 from governance.upload_batch import process_uploads
-from tests.integration.test_pipeline import publish, seed
+from tests.integration.helpers import knn_path_served, publish, seed
 
 TEXTS = ["Fry the garlic in butter and add fresh thyme.", "Bond yields fell after the auction.",
          "Let the dough rise in a warm kitchen.", "Quarterly revenue beat the forecasts."]
@@ -38,11 +39,17 @@ def ctx(settings):
     return Context(settings=settings, embedder=CountingEmbedder())
 
 
+@pytest.fixture
+def knn_ctx(knn_settings):
+    return Context(settings=knn_settings, embedder=CountingEmbedder())
+
+
 def events(tenant, texts=TEXTS):
     return [{"asset_id": f"u{i}", "tenant": tenant, "text": t} for i, t in enumerate(texts)]
 
 
-def test_a_batch_decides_exactly_what_one_event_at_a_time_decides(db, ctx, tenant):
+def test_a_batch_decides_exactly_what_one_event_at_a_time_decides(db, knn_ctx, knn, tenant):
+    ctx = knn_ctx
     singles, batched = tenant + "-single", tenant + "-batch"
     for t in (singles, batched):
         seed(db, ctx, t)
@@ -57,9 +64,11 @@ def test_a_batch_decides_exactly_what_one_event_at_a_time_decides(db, ctx, tenan
     outbox = db.scalars(select(OutboxMessage.message_id).where(OutboxMessage.tenant == batched)).all()
     assert sorted(outbox) == sorted(f"decision:{batched}:{d['event_id']}" for d in result.decisions)
     assert set(db.scalars(select(Event.status).where(Event.tenant == batched))) == {"decided"}
+    assert (knn_path_served(singles), knn_path_served(batched)) == (knn, knn)
 
 
-def test_bad_inputs_in_a_batch_are_rejected_or_dead_lettered_and_the_others_decided(db, ctx, tenant):
+def test_bad_inputs_in_a_batch_are_rejected_or_dead_lettered_and_the_others_decided(db, knn_ctx, knn, tenant):
+    ctx = knn_ctx
     seed(db, ctx, tenant)
     batch = events(tenant) + [{"asset_id": "empty", "tenant": tenant},
                               {"asset_id": "nan", "tenant": tenant, "text": "garbage from the provider"}]
@@ -77,6 +86,7 @@ def test_bad_inputs_in_a_batch_are_rejected_or_dead_lettered_and_the_others_deci
     nan_asset_vectors = db.scalar(select(func.count()).select_from(Embedding).where(
         Embedding.tenant == tenant, Embedding.in_bank.is_(False)))
     assert nan_asset_vectors == len(TEXTS)  # no vector stored for the dead letter
+    assert knn_path_served(tenant) == knn
 
 
 def test_running_a_batch_twice_yields_one_decision_per_event(db, ctx, tenant):
@@ -91,13 +101,15 @@ def test_running_a_batch_twice_yields_one_decision_per_event(db, ctx, tenant):
     assert sorted(n for _, n in counts) == [1] * len(ids)
 
 
-def test_identical_contents_in_a_batch_are_embedded_once(db, ctx, tenant):
+def test_identical_contents_in_a_batch_are_embedded_once(db, knn_ctx, knn, tenant):
+    ctx = knn_ctx
     seed(db, ctx, tenant)
     ctx.embedder.calls = ctx.embedder.items = 0
     same = [{"asset_id": f"twin{i}", "tenant": tenant, "text": "Exactly the same words"} for i in range(3)]
     result = process_uploads(db, ctx, tenant, [e for _, e in publish(db, *same, *events(tenant))])
     assert len(result.decisions) == 3 + len(TEXTS)
     assert (ctx.embedder.calls, ctx.embedder.items) == (1, 1 + len(TEXTS))
+    assert knn_path_served(tenant) == knn
 
 
 def test_the_batch_delivery_count_leaves_redelivered_events_to_their_own_tasks(db, ctx, tenant):
