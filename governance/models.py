@@ -407,3 +407,55 @@ class EmbeddingBatchJob(Base):
         CheckConstraint("state IN ('open','stored','failed')", name="known_state"),
         Index("ix_embedding_batch_jobs_open", "tenant", "model", "dims", postgresql_where="state = 'open'"),
     )
+
+
+# --- the front door: API keys and per-tenant webhook subscriptions (migration 0006) --------------
+
+class ApiKey(Base):
+    """A tenant's API key. Only a SHA-256 of the secret is kept (the secret is 32 random bytes, so
+    a slow hash would add nothing); `id` is the public handle that `keys list` and `revoke` use."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(String(256))
+    scopes: Mapped[list] = mapped_column(JSONB)  # ["ingest", "read", "review", "admin"]
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = _now()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index(None, "tenant", "created_at"),)
+
+
+class WebhookSubscription(Base):
+    """Where a tenant wants its messages delivered. The signing secret must be kept to sign with
+    (Standard Webhooks is symmetric); it is shown once, at creation, and never listed."""
+
+    __tablename__ = "webhook_subscriptions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list] = mapped_column(JSONB)  # ["decision", "override", "alert", "cluster"]
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index(None, "tenant", "created_at"),)
+
+
+class WebhookDelivery(Base):
+    """One outbox message owed to one subscription: each has its own retries, so one tenant's dead
+    receiver never holds back another's."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
+    outbox_pk: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime] = _now()
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "outbox_pk"),
+        Index("ix_webhook_deliveries_pending", "available_at", postgresql_where="delivered_at IS NULL"),
+    )
