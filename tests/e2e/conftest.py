@@ -39,12 +39,14 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 class Worker:
     def __init__(self, env: dict, log_path: Path, concurrency: int = 2, extra: tuple = ()):
+        self._start(env, log_path, ["worker", "--concurrency", str(concurrency), *extra], ready="ready")
+
+    def _start(self, env: dict, log_path: Path, argv: list[str], ready: str) -> None:
         self.log_path = log_path
         self.process = subprocess.Popen(
-            [CLI, "worker", "--concurrency", str(concurrency), *extra], env=env, start_new_session=True,
-            stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
+            [CLI, *argv], env=env, start_new_session=True, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
         )
-        self.wait_for_log("ready", 60)
+        self.wait_for_log(ready, 60)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -69,6 +71,13 @@ class Worker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
+
+
+class Beat(Worker):
+    """`governance beat`: the scheduler on its own, for workers started with --no-beat."""
+
+    def __init__(self, env: dict, log_path: Path):
+        self._start(env, log_path, ["beat"], ready="beat: Starting")
 
 
 @pytest.fixture(autouse=True)
