@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 CLI = str(Path(sys.executable).parent / "governance")
+# Celery's own lines for a task's life in a worker log: received, then succeeded, retry or raised.
+TASK_LINE = re.compile(r"Task (governance\.[\w.]+)\[([0-9a-f-]+)\] (received|succeeded|retry|raised)")
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +42,14 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 class Worker:
     def __init__(self, env: dict, log_path: Path, concurrency: int = 2, extra: tuple = ()):
+        self._start(env, log_path, ["worker", "--concurrency", str(concurrency), *extra], ready="ready")
+
+    def _start(self, env: dict, log_path: Path, argv: list[str], ready: str) -> None:
         self.log_path = log_path
         self.process = subprocess.Popen(
-            [CLI, "worker", "--concurrency", str(concurrency), *extra], env=env, start_new_session=True,
-            stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
+            [CLI, *argv], env=env, start_new_session=True, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
         )
-        self.wait_for_log("ready", 60)
+        self.wait_for_log(ready, 60)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -58,6 +63,24 @@ class Worker:
                 raise AssertionError(f"worker never logged {needle!r}:\n{self.log()[-3000:]}")
             time.sleep(0.2)
 
+    def unfinished(self, prefix: str = "governance.process_upload") -> set[str]:
+        """Ids of upload tasks this worker received and has not finished (a task killed with its
+        child is received again when redelivered, and its last word is that redelivery's)."""
+        last = {}
+        for name, task_id, what in TASK_LINE.findall(self.log()):
+            if name.startswith(prefix):
+                last[task_id] = what
+        return {task_id for task_id, what in last.items() if what == "received"}
+
+    def wait_until_finished(self, timeout_s: float = 60) -> None:
+        """Wait until every upload task this worker took has ended, so that a late duplicate's
+        writes are seen by the assertions that follow instead of landing after them."""
+        deadline = time.monotonic() + timeout_s
+        while running := self.unfinished():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"tasks still running after {timeout_s:g} s: {sorted(running)}")
+            time.sleep(0.2)
+
     def alive(self) -> bool:
         return self.process.poll() is None
 
@@ -69,6 +92,13 @@ class Worker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
+
+
+class Beat(Worker):
+    """`governance beat`: the scheduler on its own, for workers started with --no-beat."""
+
+    def __init__(self, env: dict, log_path: Path):
+        self._start(env, log_path, ["beat"], ready="beat: Starting")
 
 
 @pytest.fixture(autouse=True)

@@ -42,7 +42,7 @@ def test_overlapping_batches_and_junk_entries_give_one_decision_per_event(
     while "malformed batch entry dropped" not in w.log() or event_rows(database_url, tenant)[ids[3]].attempts < 4:
         assert time.monotonic() < deadline, "not every duplicate delivery ran"
         time.sleep(0.3)
-    time.sleep(1)  # let the last duplicate finish
+    w.wait_until_finished()  # the last duplicate too
     assert_invariant(database_url, tenant, ids)
     assert w.alive()
 

@@ -290,7 +290,7 @@ class TestWorkerChildKilled:
         while event_rows(database_url, tenant)[crashing["event_id"]].attempts < 2:  # wait for the redelivery
             assert time.monotonic() < deadline, "the unacknowledged message was never redelivered"
             time.sleep(0.3)
-        time.sleep(1.0)  # let the redelivery finish
+        w.wait_until_finished()  # the redelivery too
         assert_invariant(database_url, tenant, ids)
         with db_session(database_url) as s:
             decision = s.scalars(select(Decision).where(Decision.tenant == tenant,
@@ -484,7 +484,8 @@ class TestGeminiFaults:
             time.sleep(0.3)
         ids += publish(env, tmp_path / "twins.jsonl", twins)
         wait_for_outcomes(database_url, tenant, ids, workers=workers)
-        time.sleep(1)
+        for w in workers:
+            w.wait_until_finished()  # the duplicate deliveries too
         assert_invariant(database_url, tenant, ids, embed_calls=fake.successful_calls())
         assert event_rows(database_url, tenant)[single["event_id"]].attempts == 4
         assert fake.calls_for(single["text"]) == Counter({200: 2})  # classification + clustering, once each
@@ -544,7 +545,8 @@ class TestGeminiFaults:
         fake.corrupt_next(kind, match=event["text"])
         ids = publish(env, tmp_path / "e.jsonl", [event])
         wait_for_outcomes(database_url, tenant, ids, workers=workers)
-        time.sleep(1)
+        for w in workers:
+            w.wait_until_finished()  # a retry, had there been one, would show below
         assert_invariant(database_url, tenant, ids, expect_dead=set(ids))
         with db_session(database_url) as s:
             letter = s.scalars(select(DeadLetter).where(DeadLetter.tenant == tenant)).one()

@@ -114,6 +114,7 @@ class FakeGemini:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._active = 0
+        self._gather: tuple[int, threading.Barrier] | None = None  # (calls still to hold, their barrier)
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
 
@@ -155,6 +156,23 @@ class FakeGemini:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    def gather_next(self, count: int, timeout_s: float = 30.0) -> None:
+        """Hold the next `count` embed calls until all of them are in the server at once, so a
+        test of parallelism does not depend on how fast the client's threads get going."""
+        with self._lock:
+            self._gather = (count, threading.Barrier(count, timeout=timeout_s))
+
+    def _wait_for_gathering(self) -> None:
+        with self._lock:
+            if self._gather is None:
+                return
+            left, barrier = self._gather
+            self._gather = (left - 1, barrier) if left > 1 else None
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:  # fewer arrived in time: the test's assertions say so
+            pass
 
     def hang_next(self, seconds: float, count: int = 1) -> None:
         self.script(*(Fault(delay_s=seconds) for _ in range(count)))
@@ -204,6 +222,7 @@ class FakeGemini:
         if method != "POST" or not match:
             return 404, error_body(404, f"Path {path} not found.")
         fault = self._next_fault(raw) or Fault()
+        self._wait_for_gathering()
         if fault.delay_s or self.latency_s:
             self._stopping.wait(fault.delay_s or self.latency_s)
         if fault.status != 200:

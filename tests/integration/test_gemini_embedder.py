@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import logging
 import socket
-import time
 import traceback
 import wave
 
@@ -153,7 +152,8 @@ def test_large_media_split_calls_by_request_size(fake, sleeps):
 
 
 def test_parallel_calls_are_bounded_by_max_in_flight(fake, sleeps):
-    fake.latency_s = 0.3
+    fake.gather_next(3)  # the first three are held until all three are in: three at once, however slow
+    fake.latency_s = 0.3  # every call stays a while, so a fourth one in flight would be seen
     embedder(fake, sleeps, max_batch=1, max_in_flight=3).embed([text(str(i)) for i in range(8)], Task.CLUSTERING)
     assert len(fake.embed_calls) == 8 and fake.max_concurrency == 3
 
@@ -247,12 +247,10 @@ def test_client_errors_are_permanent_and_not_retried(fake, sleeps, status):
 
 
 def test_a_hang_hits_the_client_timeout_as_a_transient_error(fake, sleeps):
-    fake.hang_next(seconds=20)
-    started = time.monotonic()
+    fake.hang_next(seconds=120)  # longer than the test may run: only the client's timeout ends the call
     with pytest.raises(EmbeddingError) as raised:
         embedder(fake, sleeps, timeout_s=0.5, max_retries=0).embed([text("x")], Task.CLUSTERING)
     assert raised.value.transient and "gemini_timeout" in str(raised.value)
-    assert time.monotonic() - started < 5
 
 
 def test_a_hang_then_recovery_succeeds_on_retry(fake, sleeps):

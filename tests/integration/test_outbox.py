@@ -83,10 +83,15 @@ def test_receiver_down_then_up_gets_every_message_once(db, tenant, receiver):
 def test_a_failed_delivery_waits_for_its_backoff(db, tenant, receiver):
     repository.enqueue_outbox(db, tenant=tenant, kind="decision", message_id=f"decision:{tenant}:x", payload={})
     receiver.up = False
+    before = datetime.now(timezone.utc)
     assert outbox.relay(db, [webhook_sink(receiver.url)]).failed == 1
+    after = datetime.now(timezone.utc)
     receiver.up = True
     [message] = db.scalars(select(OutboxMessage).where(OutboxMessage.tenant == tenant)).all()
-    assert message.available_at >= datetime.now(timezone.utc) + timedelta(seconds=outbox.BACKOFF_BASE_S * 0.9)
+    # First retry: equal jitter over a step of 2 x base, so between one and two base steps after
+    # the attempt, whenever within [before, after] the attempt ran, however slow the machine.
+    step = outbox.BACKOFF_BASE_S * 2
+    assert before + timedelta(seconds=step / 2) <= message.available_at <= after + timedelta(seconds=step)
     assert outbox.relay(db, [webhook_sink(receiver.url)]).delivered == 0  # not due yet
     make_due(db, tenant)
     assert outbox.relay(db, [webhook_sink(receiver.url)]).delivered == 1

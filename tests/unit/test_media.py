@@ -124,14 +124,10 @@ def test_undecodable_audio_and_video_are_rejected_with_a_reason(settings, data, 
     assert rejected(data, settings).startswith(reason + ":")
 
 
-def test_truncated_video_is_rejected_or_measured_but_never_crashes(settings):
+def test_truncated_video_is_rejected_as_corrupt(settings):
     data = ms.mp4_bytes(2)
-    try:
-        asset = loaded(data[: len(data) // 3], settings)
-    except RejectedInput as exc:
-        assert str(exc).startswith("corrupt_video:")
-    else:
-        assert asset.extent is not None and asset.extent <= 2.0
+    assert data.rfind(b"moov") > len(data) // 3  # the index comes after the frames, so the cut loses it
+    assert rejected(data[: len(data) // 3], settings).startswith("corrupt_video:")
 
 
 def test_audio_longer_than_the_media_limit_is_refused_while_decoding(monkeypatch):
@@ -176,21 +172,19 @@ def test_time_bound_stops_a_runaway_parse_and_leaves_no_timer_behind():
     script = """
 import signal, time
 from governance import media
-started = time.monotonic()
 try:
     with media.time_bound(0.2, "corrupt_pdf"):
-        while time.monotonic() - started < 5:
+        while True:  # only the bound can end this; if it does not, the run below times out
             try:
                 time.sleep(0.01)
             except Exception:  # a parser's broad handler must not swallow the deadline
                 pass
-    print("not stopped")
 except media.MediaError as exc:
-    print(exc, round(time.monotonic() - started, 1))
+    print(exc)
 print(signal.getitimer(signal.ITIMER_REAL))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
-    assert result.stdout.splitlines() == ["corrupt_pdf: took longer than 0.2 s 0.2", "(0.0, 0.0)"], result.stderr
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines() == ["corrupt_pdf: took longer than 0.2 s", "(0.0, 0.0)"], result.stderr
 
 
 @pytest.mark.parametrize("container, codec, rate", [("webm", "libopus", 48000), ("mp4", "aac", 22050)])

@@ -106,12 +106,23 @@ def breaker(**config):
     return LocalBreaker("m:owner", BreakerConfig(**config), clock=clock), clock
 
 
+def verdict(b: LocalBreaker) -> str:
+    """What `before_call` said: `through`, or the reason of the error it raised."""
+    try:
+        b.before_call()
+    except EmbeddingError as exc:
+        assert exc.transient
+        return str(exc).split(":", 1)[0]
+    return "through"
+
+
 def test_the_breaker_opens_after_consecutive_failures_and_fails_fast():
     b, clock = breaker(failures=3, cooldown_s=10)
     for _ in range(2):
         b.before_call()
         b.record_failure()
     b.record_success()  # a success in between: not consecutive
+    assert verdict(b) == "through"
     for _ in range(3):
         b.before_call()
         b.record_failure()
@@ -120,31 +131,32 @@ def test_the_breaker_opens_after_consecutive_failures_and_fails_fast():
     assert raised.value.transient
 
 
-def test_half_open_lets_one_probe_through_and_its_outcome_decides():
+def test_half_open_lets_one_probe_through_and_its_outcome_decides(caplog):
     b, clock = breaker(failures=1, cooldown_s=10, probe_timeout_s=5)
     b.record_failure()
+    assert verdict(b) == "circuit_open"
     clock.now += 10
-    b.before_call()  # the probe
-    with pytest.raises(EmbeddingError, match="circuit_open"):
-        b.before_call()  # everyone else waits for it
+    with caplog.at_level("WARNING", logger="governance.breaker"):
+        assert [verdict(b), verdict(b)] == ["through", "circuit_open"]  # the probe; everyone else waits for it
+    assert [r.getMessage() for r in caplog.records].count("circuit half-open for m:owner: one probe call goes through") == 1
     b.record_failure()  # the probe failed: another full cooldown
     clock.now += 9
-    with pytest.raises(EmbeddingError, match="circuit_open"):
-        b.before_call()
+    assert verdict(b) == "circuit_open"
     clock.now += 1
-    b.before_call()
+    assert verdict(b) == "through"
     b.record_success()
-    b.before_call()
-    b.before_call()  # closed: everyone goes through
+    assert [verdict(b), verdict(b)] == ["through", "through"]  # closed: everyone goes through
 
 
 def test_a_probe_that_never_reports_back_frees_its_lease():
     b, clock = breaker(failures=1, cooldown_s=1, probe_timeout_s=5)
     b.record_failure()
     clock.now += 1
-    b.before_call()  # a probe whose process then died
-    clock.now += 5
-    b.before_call()  # a new probe
+    assert verdict(b) == "through"  # a probe whose process then died
+    clock.now += 4.9
+    assert verdict(b) == "circuit_open"  # its lease still holds
+    clock.now += 0.1
+    assert verdict(b) == "through"  # a new probe
 
 
 def test_failures_further_apart_than_the_window_are_not_consecutive():
@@ -152,7 +164,9 @@ def test_failures_further_apart_than_the_window_are_not_consecutive():
     b.record_failure()
     clock.now += 61
     b.record_failure()
-    b.before_call()
+    assert verdict(b) == "through"
+    b.record_failure()  # within the window of the one before: two in a row
+    assert verdict(b) == "circuit_open"
 
 
 def test_a_pause_holds_every_caller_back_then_the_bucket_refills_from_empty():
