@@ -60,6 +60,10 @@ def create_app(settings: Settings | None = None) -> Celery:
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        # A new pool child builds its embedder before it reports up (signals below): loading MiniLM or
+        # importing scikit-learn took 3-5 s on a loaded 2-core machine, past billiard's 4 s default,
+        # and a child killed for it is replaced by another that is killed the same way.
+        worker_proc_alive_timeout=60,
         beat_schedule_filename=str(beat_watch.schedule_path(settings)),
         timezone="UTC",
     )
