@@ -146,4 +146,4 @@ def _materialise(tensor, name: str) -> np.ndarray:
     item = values.itemsize
     view = np.lib.stride_tricks.as_strided(values[tensor.offset:], shape=tensor.shape,
                                            strides=tuple(s * item for s in tensor.stride), writeable=False)
-    return np.array(view, dtype=values.dtype.newbyteorder("="))
+    return np.array(view, dtype=values.dtype.newbyteorder("="), order="C")
