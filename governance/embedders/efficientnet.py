@@ -35,6 +35,7 @@ _STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80
            (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
 # Larger sides are shrunk first (JPEG decodes at 1/2..1/8 scale), so the RGBA copies stay small.
 _WORKING_SIDE = 1024
+_DEPTHWISE_ROWS = 8
 
 
 class CheckpointDigestError(ValueError):
@@ -179,18 +180,24 @@ def _conv(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int) -> n
 
 
 def _depthwise(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
-    """Per-channel kxk convolution: one multiply-add over all channels per kernel tap."""
+    """Per-channel kxk convolution: a multiply-add over all channels per kernel tap, a few output
+    rows of one image at a time so that the operands stay in cache (measured 1.5-2x faster)."""
     k = kernel.shape[0]
     n, h, w, c = x.shape
     padded = _same_padded(x, k, stride)
     oh, ow = -(-h // stride), -(-w // stride)
     out = np.empty((n, oh, ow, c), dtype=np.float32)
-    out[:] = bias
-    tap = np.empty_like(out)
-    for i in range(k):
-        for j in range(k):
-            np.multiply(padded[:, i:i + stride * oh:stride, j:j + stride * ow:stride, :], kernel[i, j], out=tap)
-            out += tap
+    tap = np.empty((_DEPTHWISE_ROWS, ow, c), dtype=np.float32)
+    for b in range(n):
+        for r0 in range(0, oh, _DEPTHWISE_ROWS):
+            rows = out[b, r0:r0 + _DEPTHWISE_ROWS]
+            rows[:] = bias
+            scratch = tap[:rows.shape[0]]
+            for i in range(k):
+                source = padded[b, i + stride * r0:i + stride * (r0 + rows.shape[0] - 1) + 1:stride]
+                for j in range(k):
+                    np.multiply(source[:, j:j + stride * ow:stride], kernel[i, j], out=scratch)
+                    rows += scratch
     return out
 
 
