@@ -3,8 +3,8 @@
 Text and PDFs (their extracted text, in `Content.text`) go through the numpy MiniLM when its
 checkpoint is installed. Images, and the sampled frames of videos, go through the numpy
 EfficientNet-Lite0 (governance.embedders.efficientnet); its 1,280-d pooled features are
-projected into the same dims by a fixed-seed Gaussian matrix. Audio goes through
-governance.embedders.media_features, likewise. Without the EfficientNet package, images and
+projected into the same dims onto the subspace its ImageNet classifier reads. Audio goes through
+governance.embedders.media_features, by a fixed-seed Gaussian matrix. Without the EfficientNet package, images and
 video frames fall back, with a warning, to the colour/layout/texture features of
 governance.embedders.hashing, under the old image version in the model id.
 All parts are unit vectors in one space of `dims`, but they are not aligned with each other:
@@ -22,9 +22,8 @@ from governance.embedders.base import Content, EmbeddingError, Limits, Task, l2_
 from governance.embedders.hashing import image_features
 from governance.embedders.media_features import MediaProjector, surface_frame_features
 
-# Changing a seed changes every image vector: bump the version that goes with it.
+# Changing the features or their projection changes every image vector: bump the version with it.
 IMAGE_VERSION = "effnet-lite0-v1"
-IMAGE_SEED = 20261217
 SURFACE_IMAGE_VERSION = "img-v1"
 SURFACE_IMAGE_SEED = 20260501
 log = logging.getLogger(__name__)
@@ -88,13 +87,14 @@ class OfflineEmbedder:
         return l2_normalise(out)
 
     def embed_images(self, images: Sequence[bytes]) -> np.ndarray:
-        if self._images is None:
-            features, seed = np.stack([_surface_features(data) for data in images]), SURFACE_IMAGE_SEED
-        else:
-            features, seed = self._images.image_features(images), IMAGE_SEED
+        if self._images is not None:
+            if self._image_projection is None:
+                self._image_projection = self._images.projection(self.dims)
+            return l2_normalise(self._images.image_features(images) @ self._image_projection)
+        features = np.stack([_surface_features(data) for data in images])
         if self._image_projection is None:
             # Seeded once per process; same seed, same matrix, so vectors are stable across runs.
-            rng = np.random.default_rng(seed)
+            rng = np.random.default_rng(SURFACE_IMAGE_SEED)
             self._image_projection = rng.standard_normal((features.shape[1], self.dims)).astype(np.float32)
         return l2_normalise(features @ self._image_projection)
 

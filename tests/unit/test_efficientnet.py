@@ -214,3 +214,23 @@ def test_torch_is_never_imported():
             "print(sorted(m for m in ('torch', 'torchvision', 'efficientnet_lite_pytorch') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_projection_is_an_orthonormal_sign_fixed_basis_of_the_classifier(model):
+    basis = model.projection(384)
+    assert basis.shape == (1280, 384) and basis.dtype == np.float32
+    np.testing.assert_allclose(basis.T @ basis, np.eye(384), atol=1e-5)
+    assert (basis[np.abs(basis).argmax(axis=0), np.arange(384)] > 0).all()
+    with pytest.raises(ValueError, match="^EfficientNet-Lite0 features project to 1..1000 dims, not 1024$"):
+        model.projection(1024)
+
+
+def test_offline_image_vectors_are_the_projected_features(model, ours):
+    from governance.embedders.offline import OfflineEmbedder
+
+    offline = OfflineEmbedder(threads=1)
+    assert offline.model_id == "offline:minilm-l6-v2+effnet-lite0-v1@384"
+    blobs = [(FIXTURES / item["file"]).read_bytes() for item in REFERENCE]
+    vectors = offline.embed([Content("image", "image/png", data=b) for b in blobs], Task.CLUSTERING)
+    expected = ours @ model.projection(384)
+    np.testing.assert_allclose(vectors, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
