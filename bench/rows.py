@@ -122,8 +122,15 @@ def _memory(r: dict) -> list[dict]:
     ]
 
 
+def _images(r: dict) -> list[dict]:
+    return [row("EfficientNet-Lite0 images/s", f"{r['effnet_images_per_s']:.1f} img/s",
+                f"{r['surface_images_per_s']:.1f} img/s surface features", r["effnet_images_per_s"] / r["surface_images_per_s"],
+                "-", None, f"640x480 PNGs, batches of {r['batch']}, 1 BLAS thread; a batch peaks "
+                f"{r['batch_peak_mb']} MB over the {r['weights_rss_mb']} MB loaded process")]
+
+
 BUILDERS = {"pipeline": _pipeline, "gemini": _gemini, "knn": _knn, "writes": _writes,
-            "clustering": _clustering, "memory": _memory}
+            "clustering": _clustering, "memory": _memory, "images": _images}
 
 
 def for_section(name: str, result: dict) -> list[dict]:

