@@ -64,6 +64,16 @@ def _throughput(embedder, sentences: list[str], batch: int, min_seconds: float) 
             return done / elapsed
 
 
+def _paired_best(embedders: dict, sentences: list[str], batch: int, min_seconds: float, rounds: int) -> dict:
+    """Best sentences/second of each embedder over `rounds` alternating rounds: on a shared box a
+    burst of other work slows whichever round it lands in, and alternating spreads it over both."""
+    best = {name: 0.0 for name in embedders}
+    for _ in range(rounds):
+        for name, embedder in embedders.items():
+            best[name] = max(best[name], _throughput(embedder, sentences, batch, min_seconds))
+    return best
+
+
 def run(quick: bool = False, threads: int | None = 1) -> dict:
     from governance.config import DEFAULT_TEXT_BACKEND
     from governance.embedders.minilm import SentenceTransformerEmbedder
@@ -78,13 +88,14 @@ def run(quick: bool = False, threads: int | None = 1) -> dict:
         # MiniLM is slow: one pass over a few batches is enough; more sentences for the full run.
         n = max(batch, 48 if quick else 256)
         sentences = make_sentences(n)
-        minilm_rate = _throughput(minilm, sentences, batch, min_seconds)
-        onnx_rate = _throughput(onnx, sentences, batch, min_seconds)
+        rates = _paired_best({"numpy": minilm, "onnx": onnx}, sentences, batch, min_seconds, 2 if quick else 3)
+        minilm_rate, onnx_rate = rates["numpy"], rates["onnx"]
         hashing_rate = _throughput(hashing, sentences, batch, min_seconds)
         rows.append({"batch": batch, "minilm_per_s": minilm_rate, "onnx_per_s": onnx_rate,
                      "hashing_per_s": hashing_rate, "onnx_over_minilm": onnx_rate / minilm_rate,
                      "hashing_over_minilm": hashing_rate / minilm_rate})
-    worker_batch = next(r for r in rows if r["batch"] == 32)  # what one worker call carries
+    # Over every batch size, so one noisy cell cannot decide it.
+    onnx_gain = float(np.exp(np.mean([np.log(r["onnx_over_minilm"]) for r in rows])))
     tokens = [len(ids) + 2 for ids in minilm._token_ids(make_sentences(256))]
     return {
         "quick": quick,
@@ -94,7 +105,8 @@ def run(quick: bool = False, threads: int | None = 1) -> dict:
         "minilm_model_id": minilm.model_id,
         "onnx_model_id": onnx.model_id,
         "default_text_backend": DEFAULT_TEXT_BACKEND,
-        "faster_text_backend": "onnx" if worker_batch["onnx_per_s"] > worker_batch["minilm_per_s"] else "numpy",
+        "onnx_over_minilm_geomean": onnx_gain,
+        "faster_text_backend": "onnx" if onnx_gain > 1.0 else "numpy",
         "hashing_model_id": hashing.model_id,
         "mean_tokens_per_sentence": float(np.mean(tokens)),
         "rows": rows,
@@ -106,7 +118,8 @@ def print_table(results: dict) -> None:
           f"{results['threads'] or 'default'}, vs {results['hashing_model_id']}@384; "
           f"{results['mean_tokens_per_sentence']:.1f} tokens/sentence; {results['cpus']} CPUs, "
           f"load {results['load_average_1m']:.2f}; default text backend {results['default_text_backend']}, "
-          f"faster at batch 32: {results['faster_text_backend']}")
+          f"faster: {results['faster_text_backend']} (onnx/numpy {results['onnx_over_minilm_geomean']:.2f}x, "
+          f"geometric mean over batch sizes)")
     print(f"{'batch':>6} {'numpy sent/s':>13} {'onnx sent/s':>12} {'onnx/numpy':>11} {'hashing sent/s':>15}")
     for row in results["rows"]:
         print(f"{row['batch']:>6} {row['minilm_per_s']:>13.1f} {row['onnx_per_s']:>12.1f} "
