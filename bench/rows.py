@@ -125,7 +125,8 @@ def _memory(r: dict) -> list[dict]:
 def _embedders(r: dict) -> list[dict]:
     w = next(x for x in r["rows"] if x["batch"] == 32)
     default, faster = r["default_text_backend"], r["faster_text_backend"]
-    cells = ", ".join(f"batch {x['batch']}: numpy {x['minilm_per_s']:.1f} / onnx {x['onnx_per_s']:.1f}" for x in r["rows"])
+    cells = ", ".join(f"batch {x['batch']}: numpy {x['minilm_per_s']:.1f} / onnx {x['onnx_per_s']:.1f}"
+                      for x in r["rows"])
     return [
         row("offline text, int8 ONNX", f"{w['onnx_per_s']:.1f} texts/s", f"{w['minilm_per_s']:.1f} texts/s numpy",
             r["onnx_over_minilm_geomean"], "default is faster", default == faster,

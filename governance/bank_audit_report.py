@@ -124,6 +124,7 @@ def render_html(report: dict, thumbs: dict[int, str]) -> str:
             + (f"<br><q>{e(m['excerpt'])}</q>" if m["excerpt"] else "") + "</div>" for m in f["members"])
         fixes = "".join(f"<div><code>{e(cmd)}</code></div>" for cmd in f["fix"])
         parts.append(f"<tr><td>{e(f['kind'])}</td><td>{f['score']}</td><td>{e(f['label'] or '')}</td>"
-                     f"<td>{members}</td><td>{e(json.dumps(f['detail'], ensure_ascii=False))}</td><td>{fixes}</td></tr>")
+                     f"<td>{members}</td><td>{e(json.dumps(f['detail'], ensure_ascii=False))}</td>"
+                     f"<td>{fixes}</td></tr>")
     parts.append("</table>")
     return "\n".join(parts)

@@ -38,8 +38,9 @@ class OnnxSentenceEmbedder(WindowedBertText):
                          batch_size=batch_size)
         raw = (Path(onnx_path) if onnx_path is not None else default_onnx_path()).read_bytes()
         digest = hashlib.sha256(raw).hexdigest()
+        config = self.config
         self.model_id = KNOWN_ONNX.get(digest) or (
-            f"onnx-{self.config.get('model_type', 'bert')}-l{self.config['num_hidden_layers']}-h{self.dims}-{digest[:12]}")
+            f"onnx-{config.get('model_type', 'bert')}-l{config['num_hidden_layers']}-h{self.dims}-{digest[:12]}")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or 0
         options.inter_op_num_threads = 1
