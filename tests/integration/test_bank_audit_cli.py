@@ -1,6 +1,8 @@
 """`governance banks audit` through the CLI, under row-level security, on a bank with flipped labels."""
 from __future__ import annotations
 
+import base64
+import io
 import json
 import shlex
 import uuid
@@ -32,6 +34,14 @@ def class_texts(seed: int = 2) -> list[tuple[str, str]]:
     return out
 
 
+def png_b64() -> str:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), (200, 40, 90)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
 @pytest.fixture
 def flipped_bank(database_url, settings, tmp_path):
     tenant, other = f"audit-{uuid.uuid4().hex[:8]}", f"audit-o-{uuid.uuid4().hex[:8]}"
@@ -46,6 +56,8 @@ def flipped_bank(database_url, settings, tmp_path):
             text = f"{SCRIPT} {text}"  # the excerpt must reach the HTML escaped
         lines.append({"asset_id": f"ex-{i:03d}", "tenant": tenant, "text": text, "label": label})
     lines.append({"asset_id": "ex-000", "tenant": other, "text": items[0][0], "label": "label5"})
+    for asset_id, label in (("img-a", "cats"), ("img-b", "dogs")):  # the same picture under two labels
+        lines.append({"asset_id": asset_id, "tenant": other, "data_b64": png_b64(), "label": label})
     path = tmp_path / "bank.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     yield tenant, other, path, {f"ex-{i:03d}" for i in flips}
@@ -96,7 +108,17 @@ def test_audit_finds_flipped_labels_under_rls_and_its_fix_command_works(
     assert member["asset_id"] not in {m["asset_id"] for f in after["findings"] for m in f["members"]}
     assert after["exemplars"] == {"text": CLASSES * PER_CLASS - 1}
 
-    alone = audit(capsys, tmp_path, other)  # the other tenant's bank is its own: one thin label
-    assert alone["exemplars"] == {"text": 1}
-    assert [(f["kind"], f["label"], [m["asset_id"] for m in f["members"]]) for f in alone["findings"]] \
-        == [("thin_label", "label5", ["ex-000"])]
+    alone = audit(capsys, tmp_path, other)  # the other tenant's bank is its own
+    assert alone["exemplars"] == {"image": 2, "text": 1}
+    assert [(f["modality"], f["kind"], f["label"], [m["asset_id"] for m in f["members"]])
+            for f in alone["findings"]] == [
+        ("image", "mislabelled", "cats", ["img-a"]), ("image", "mislabelled", "dogs", ["img-b"]),
+        ("image", "contradiction", None, ["img-a", "img-b"]),
+        ("image", "thin_label", "cats", ["img-a"]), ("image", "thin_label", "dogs", ["img-b"]),
+        ("text", "thin_label", "label5", ["ex-000"])]
+    contradiction = alone["findings"][2]
+    assert contradiction["detail"] == {"labels": ["cats", "dogs"], "exact": True}
+    assert contradiction["fix"] == [f"governance exemplars disable img-a --label cats --tenant {other}",
+                                    f"governance exemplars disable img-b --label dogs --tenant {other}"]
+    page = (tmp_path / "audit" / "audit.html").read_text()
+    assert page.count("<img alt='' src='data:image/png;base64,") == 6  # each image is a member 3 times
