@@ -104,6 +104,7 @@ def run(quick: bool = False, threads: int | None = 1) -> dict:
         "load_average_1m": os.getloadavg()[0],  # other work on the box skews every number here
         "minilm_model_id": minilm.model_id,
         "onnx_model_id": onnx.model_id,
+        "onnx_intra_op_threads": onnx.intra_op_threads,  # what the session really got (0: one per core)
         "default_text_backend": DEFAULT_TEXT_BACKEND,
         "onnx_over_minilm_geomean": onnx_gain,
         "faster_text_backend": "onnx" if onnx_gain > 1.0 else "numpy",
