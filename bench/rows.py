@@ -129,8 +129,23 @@ def _images(r: dict) -> list[dict]:
                 f"{r['batch_peak_mb']} MB over the {r['weights_rss_mb']} MB loaded process")]
 
 
+def _embedders(r: dict) -> list[dict]:
+    w = next(x for x in r["rows"] if x["batch"] == 32)
+    default, faster = r["default_text_backend"], r["faster_text_backend"]
+    cells = ", ".join(f"batch {x['batch']}: numpy {x['minilm_per_s']:.1f} / onnx {x['onnx_per_s']:.1f}"
+                      for x in r["rows"])
+    return [
+        row("offline text, int8 ONNX", f"{w['onnx_per_s']:.1f} texts/s", f"{w['minilm_per_s']:.1f} texts/s numpy",
+            r["onnx_over_minilm_geomean"], "default is faster", default == faster,
+            f"texts/s on {r['threads'] or 'all'} thread(s), best of alternating rounds ({cells}); ratio = "
+            f"geometric mean over batch sizes; default: {default}, faster here: {faster}"),
+        row("offline text, hashing", f"{w['hashing_per_s']:.0f} texts/s", f"{w['minilm_per_s']:.1f} texts/s numpy",
+            w["hashing_over_minilm"], "-", None, "the non-semantic fallback, for scale (batch 32)"),
+    ]
+
+
 BUILDERS = {"pipeline": _pipeline, "gemini": _gemini, "knn": _knn, "writes": _writes,
-            "clustering": _clustering, "memory": _memory, "images": _images}
+            "clustering": _clustering, "embedders": _embedders, "images": _images, "memory": _memory}
 
 
 def for_section(name: str, result: dict) -> list[dict]:

@@ -63,6 +63,19 @@ def _nameservers(name: str) -> tuple[tuple[str, int], ...]:
     return tuple(servers)
 
 
+# The offline embedder's text encoders. The default is the one `make bench` measured faster on one
+# core (its "offline text, int8 ONNX" row prints both rates and this choice: onnx 1.52x numpy).
+TEXT_BACKENDS = ("numpy", "onnx")
+DEFAULT_TEXT_BACKEND = "onnx"
+
+
+def _text_backend(name: str) -> str:
+    value = _env(name, DEFAULT_TEXT_BACKEND)
+    if value not in TEXT_BACKENDS:
+        raise ValueError(f"{name} must be one of {', '.join(TEXT_BACKENDS)}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None
@@ -71,6 +84,7 @@ class Settings:
     embedder: str
     embedding_dims: int
     embedder_threads: int | None
+    text_backend: str
     sentence_model_path: Path | None
     file_roots: tuple[Path, ...]
     max_bytes: int
@@ -128,6 +142,7 @@ class Settings:
             # One BLAS thread per process: worker processes already use every core, and
             # oversubscribed BLAS threads spin-wait (measured up to 3x slower on 2 cores).
             embedder_threads=int(_env("GOVERNANCE_EMBEDDER_THREADS", "1")) or None,
+            text_backend=_text_backend("GOVERNANCE_TEXT_BACKEND"),
             sentence_model_path=Path(p) if (p := _env("GOVERNANCE_SENTENCE_MODEL_PATH")) else None,
             file_roots=_paths("GOVERNANCE_FILE_ROOTS"),
             max_bytes=_int("GOVERNANCE_MAX_BYTES", 20 * 1024 * 1024),

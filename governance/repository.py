@@ -448,6 +448,20 @@ def iter_exemplars(session: Session, tenant: str) -> Iterator[tuple[Exemplar, As
         yield exemplar, asset
 
 
+def audit_exemplar_vectors(session: Session, tenant: str, model: str,
+                           dims: int) -> list[tuple[Exemplar, Asset, str, np.ndarray]]:
+    """(exemplar, asset, task, vector) of every enabled positive exemplar with a vector of one model,
+    with the asset rows the bank audit reports (bank_exemplar_vectors below is the kNN cache's)."""
+    column, _ = _vector_sql(dims)
+    query = (select(Exemplar, Asset, Embedding.task, getattr(Embedding, column))
+             .join(Asset, (Asset.id == Exemplar.asset_pk) & (Asset.tenant == tenant))
+             .join(Embedding, (Embedding.asset_pk == Asset.id) & (Embedding.tenant == tenant)
+                   & (Embedding.model == model) & (Embedding.dims == dims))
+             .where(Exemplar.tenant == tenant, Exemplar.enabled, Exemplar.polarity == "positive")
+             .order_by(Exemplar.id, Embedding.task))
+    return [(exemplar, asset, task, as_array(vector)) for exemplar, asset, task, vector in session.execute(query)]
+
+
 def asset_vectors(session: Session, tenant: str, asset_pk: int, model: str, dims: int) -> list[tuple[str, np.ndarray]]:
     """(task, vector) of every stored vector of one asset for one model."""
     column, _ = _vector_sql(dims)

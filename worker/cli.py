@@ -635,9 +635,11 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_parser("stop", help="stop the embedded PostgreSQL and Redis").set_defaults(func=cmd_embedded_stop)
 
     _add_moderation_commands(sub, ex)
-    from worker.cli_models import add_models_commands  # here: that module imports this one's helpers
+    from worker.cli_banks import add_banks_commands  # here: these modules import this one's helpers
+    from worker.cli_models import add_models_commands
 
     add_models_commands(sub)
+    add_banks_commands(sub)
     return parser
 
 

@@ -11,9 +11,9 @@ KNOWN_SPECS = "auto, offline, hashing, gemini, or a Gemini model name such as ge
 def build_embedder(settings: Settings, name: str | None = None, dims: int | None = None) -> Embedder:
     """The backend `name` (default GOVERNANCE_EMBEDDER) at `dims` (default GOVERNANCE_EMBEDDING_DIMS).
 
-    `auto`: Gemini when a key is set; else `offline` (MiniLM text + image features) when the
-    sentence checkpoint is installed; else `hashing`. `gemini` uses GOVERNANCE_GEMINI_MODEL; a
-    name starting with `gemini-` is that Gemini model. `offline` has its checkpoint's dims.
+    `auto`: Gemini when a key is set; else `offline` (MiniLM text through GOVERNANCE_TEXT_BACKEND,
+    image features) when the sentence checkpoint is installed; else `hashing`. `gemini` uses
+    GOVERNANCE_GEMINI_MODEL; a name starting with `gemini-` is that Gemini model. `offline` has its checkpoint's dims.
     """
     name = name or settings.embedder
     dims = dims or settings.embedding_dims
@@ -30,8 +30,8 @@ def build_embedder(settings: Settings, name: str | None = None, dims: int | None
     if name in ("offline", "minilm"):
         from governance.embedders.offline import OfflineEmbedder
 
-        return OfflineEmbedder(settings.sentence_model_path, threads=settings.embedder_threads,
-                               max_windows=settings.max_windows)
+        return OfflineEmbedder(settings.sentence_model_path, text_backend=settings.text_backend,
+                               threads=settings.embedder_threads, max_windows=settings.max_windows)
     if name == "hashing":
         from governance.embedders.hashing import HashingEmbedder
 

