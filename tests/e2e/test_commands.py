@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from governance.db import engine_for
 from governance.embedded import running_redis_url, stop_embedded
 from governance.models import ClusterReport, OutboxMessage
+from governance.reports import tenant_folder
 from tests.e2e.conftest import Beat, cli, decisions, wait_for_decisions, write_jsonl
 
 pytestmark = pytest.mark.e2e
@@ -86,13 +87,14 @@ def test_demo_decides_every_sample_upload_prints_them_and_writes_a_report(e2e_en
         {a: "reject" for a, e in expected.items() if e == "reject"}
     history = [json.loads(line) for line in cli(env, "clusters", "history", "--tenant", "demo").stdout.splitlines()]
     assert [h["clusters"] for h in history] == [len(report["clusters"])]
-    assert not (Path(e2e_env["GOVERNANCE_DATA_DIR"]) / "reports" / "demo").exists()  # not the session's folder
+    assert not (Path(e2e_env["GOVERNANCE_DATA_DIR"]) / "reports" / tenant_folder("demo")).exists()  # not the session's folder
 
 
 def test_embedded_stop_stops_the_servers_of_its_own_data_folder_only(e2e_env, own_data_dir):
     env = own_env(e2e_env, own_data_dir)
     cli(env, "db", "upgrade")  # starts (or finds) this folder's PostgreSQL
-    assert cli(env, "health").returncode == 0  # and its Redis
+    health = cli(env, "health", check=False).stdout  # starts its Redis; no beat runs here, so it is not healthy
+    assert "database  ok" in health and "broker    ok" in health
     redis_pid = int((own_data_dir / "redis" / "redis.pid").read_text())
     postgres_pid = int((own_data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
     assert alive(redis_pid) and alive(postgres_pid) and running_redis_url(own_data_dir)
@@ -102,7 +104,7 @@ def test_embedded_stop_stops_the_servers_of_its_own_data_folder_only(e2e_env, ow
     wait_until(lambda: not alive(redis_pid) and not alive(postgres_pid), "both servers exiting", 30)
     assert running_redis_url(own_data_dir) is None
     # The session's servers, in another data folder, still answer.
-    assert "database  ok" in cli(e2e_env, "health").stdout
+    assert "database  ok" in cli(e2e_env, "health", check=False).stdout
 
 
 PARCELS = [f"Your parcel {n} is held at customs, pay the delivery fee at this link now" for n in range(12)]
@@ -142,7 +144,7 @@ def test_the_beat_schedule_stores_cluster_reports(e2e_env, worker, database_url,
     parcels = {f"a{i}" for i in range(len(PARCELS))}
     assert any(len(set(c["members"]) & parcels) >= 10 and set(c["members"]) <= parcels for c in reports[0]["clusters"])
     # Written where the task writes it: the data folder's reports/<tenant>/.
-    assert list((Path(env["GOVERNANCE_DATA_DIR"]) / "reports" / tenant).glob("*/report.json"))
+    assert list((Path(env["GOVERNANCE_DATA_DIR"]) / "reports" / tenant_folder(tenant)).glob("*/report.json"))
 
 
 def test_alerts_run_sends_one_alert_for_the_flagged_decisions_of_a_closed_window(
