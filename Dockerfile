@@ -12,7 +12,7 @@ RUN groupadd --system --gid 10001 governance \
  && useradd --system --uid 10001 --gid governance --create-home --home-dir /home/governance governance
 
 # The CLI finds alembic.ini and migrations/ next to the `governance` package
-# (governance/migrate.py: PROJECT_ROOT = the package's parent), so the project is installed
+# (governance/storage/migrate.py: PROJECT_ROOT = two levels above it), so the project is installed
 # editable from /app and that layout holds inside the image.
 WORKDIR /app
 COPY . /app

@@ -1,4 +1,4 @@
-"""Benchmark governance.clustering.analyse on synthetic 768-d spam waves with ground truth.
+"""Benchmark governance.clustering.analysis.analyse on synthetic 768-d spam waves with ground truth.
 
 Each measurement runs in a fresh subprocess, so its peak RSS is its own. The peak is reset right
 before the call (/proc/self/clear_refs, else ru_maxrss over the whole process), so "peak RSS"
@@ -89,7 +89,7 @@ def _child(kind: str, n: int) -> dict:
     from sklearn.cluster import HDBSCAN
 
     sys.path.insert(0, str(ROOT))
-    from governance.clustering import analyse, min_samples_for
+    from governance.clustering.analysis import analyse, min_samples_for
 
     vectors, truth = make_waves(n)
     ids = [f"a{i}" for i in range(n)]

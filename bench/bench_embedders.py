@@ -3,7 +3,7 @@ the HashingEmbedder, measured in one run on one core (one BLAS / intra-op thread
 
     .venv/bin/python bench/bench_embedders.py [--quick] [--threads N]
 
-The faster MiniLM backend was made the offline default in code (governance.config
+The faster MiniLM backend was made the offline default in code (governance.platform.config
 DEFAULT_TEXT_BACKEND); each run prints both rates and the default, so a reader sees the choice holds.
 
 "Batch size" is how many sentences go into one `embed()` call (the MiniLM still runs its forward
@@ -22,8 +22,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from governance.embedders.base import Content, Task  # noqa: E402
-from governance.embedders.hashing import HashingEmbedder  # noqa: E402
+from governance.embedding.backends.hashing import HashingEmbedder  # noqa: E402
+from governance.embedding.protocol import Task  # noqa: E402
+from governance.ingest.content import Content
 
 BATCH_SIZES = (1, 32, 256)
 WORDS = (
@@ -75,9 +76,9 @@ def _paired_best(embedders: dict, sentences: list[str], batch: int, min_seconds:
 
 
 def run(quick: bool = False, threads: int | None = 1) -> dict:
-    from governance.config import DEFAULT_TEXT_BACKEND
-    from governance.embedders.minilm import SentenceTransformerEmbedder
-    from governance.embedders.minilm_onnx import OnnxSentenceEmbedder
+    from governance.platform.config import DEFAULT_TEXT_BACKEND
+    from governance.embedding.backends.minilm import SentenceTransformerEmbedder
+    from governance.embedding.backends.minilm_onnx import OnnxSentenceEmbedder
 
     minilm = SentenceTransformerEmbedder(threads=threads)
     onnx = OnnxSentenceEmbedder(threads=threads)

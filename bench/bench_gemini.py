@@ -8,7 +8,7 @@ compares what the embedder gets through with the most the quota allows in the sa
 * bulk: one `embed()` of N items (what exemplar import and backfills do), the embedder's
   batching and `max_in_flight`, paced by a client-side token bucket on the `before_call` hook;
 * bulk, shared Redis bucket: N items split over several OS processes, each its own embedder,
-  all paced by the production quota (governance/quota.py) in one embedded Redis;
+  all paced by the production quota (governance/embedding/backends/gemini/quota.py) in one embedded Redis;
 * worker-shaped (informational): 2 processes' worth of callers embedding one item at a time.
 
     .venv/bin/python -m bench.bench_gemini [--quick]                 # the quota section
@@ -27,8 +27,9 @@ if not __package__:  # run as a script: make `bench` and `governance` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import load_average
-from governance.embedders.base import Content, EmbeddingError, Task
-from governance.embedders.gemini import GeminiEmbedder
+from governance.embedding.backends.gemini.client import GeminiEmbedder
+from governance.embedding.protocol import EmbeddingError, Task
+from governance.ingest.content import Content
 from tests.fakes.fake_gemini import FakeGemini, error_body
 
 LATENCY_S = 0.15
@@ -118,10 +119,10 @@ def _shared_bucket_process(base_url: str, api_key: str, redis_url: str, n: int, 
     """One OS process of `bulk_shared`: its own embedder, paced by the quota shared in Redis."""
     import logging
 
-    from governance.quota import Limit, SharedQuota, quota_owner
-    from governance.redis_client import redis_from_url
+    from governance.embedding.backends.gemini.quota import Limit, SharedQuota, quota_owner
+    from governance.platform.redis_client import redis_from_url
 
-    logging.getLogger("governance.embedders.gemini").setLevel(logging.ERROR)
+    logging.getLogger("governance.embedding.backends.gemini.client").setLevel(logging.ERROR)
     # Bulk work may queue for a while behind the other processes' calls: a generous wait bound.
     quota = SharedQuota(redis_from_url(redis_url), quota_owner("gemini-embedding-2", api_key),
                         [Limit("requests", QUOTA_PER_MIN, burst_s=1.0)], max_wait_s=300)
@@ -142,7 +143,7 @@ def bulk_shared(n: int, processes: int = 3) -> dict:
     import tempfile
     import uuid
 
-    from governance.embedded import ensure_redis, stop_embedded
+    from governance.platform.embedded_servers import ensure_redis, stop_embedded
 
     per_s = QUOTA_PER_MIN / 60.0
     data_dir = Path(tempfile.mkdtemp(prefix="gov-bench-quota-"))
@@ -210,7 +211,7 @@ def worker_shaped(seconds: float, processes: int = 2) -> dict:
 def run(quick: bool = False) -> dict:
     import logging
 
-    logging.getLogger("governance.embedders.gemini").setLevel(logging.ERROR)  # retries are counted below
+    logging.getLogger("governance.embedding.backends.gemini.client").setLevel(logging.ERROR)  # retries are counted below
     n = 600 if quick else 1_500
     return {"latency_s": LATENCY_S, "quota_per_min": QUOTA_PER_MIN, "burst": BURST, "load_average": load_average(),
             "bulk_paced": bulk(n),

@@ -4,7 +4,7 @@
 
 Both run on the same seeded synthetic drawings (640 x 480 PNGs: shapes on a background), with
 one BLAS thread, as a worker child runs them: decode + preprocess + forward pass for the
-network, decode + histograms for the surface features (governance.embedders.hashing). The peak
+network, decode + histograms for the surface features (governance.embedding.backends.hashing). The peak
 memory of a batch is measured in a child process, from after the weights are loaded.
 """
 from __future__ import annotations
@@ -21,13 +21,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from governance.embedders.hashing import image_features  # noqa: E402
+from governance.embedding.backends.image_features import image_features  # noqa: E402
 
 BATCH = 8
 _PEAK_CHILD = """
 import json, sys
 from bench.bench_images import make_images
-from governance.embedders.efficientnet import EfficientNetLite0
+from governance.embedding.backends.efficientnet import EfficientNetLite0
 
 def status_mb(key):
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key)) // 1024
@@ -81,7 +81,7 @@ def _batch_peak() -> dict:
 
 
 def run(quick: bool = False) -> dict:
-    from governance.embedders.efficientnet import EfficientNetLite0
+    from governance.embedding.backends.efficientnet import EfficientNetLite0
 
     model = EfficientNetLite0(threads=1, batch_size=BATCH)
     images = make_images(16 if quick else 48)

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from governance.config import Settings
+from governance.platform.config import Settings
 
 from bench.common import (Timer, embedded_servers, gaussian_mixture, load_average, loglog_exponent, percentiles,
                           psycopg_uri, restart_postgres)

@@ -36,13 +36,13 @@ def rss_mb() -> float:
 
 
 def run(quick: bool = False) -> dict:
-    from governance.banks import import_exemplars
-    from governance import repository
-    from governance.config import Settings
-    from governance.db import session_factory, transaction
-    from governance.embedders import build_embedder
-    from governance.services import Context, accept_events
-    from governance.upload_batch import process_uploads
+    from governance.moderation.exemplar_banks import import_exemplars
+    from governance.storage import repository
+    from governance.platform.config import Settings
+    from governance.storage.db import session_factory, transaction
+    from governance.embedding.factory import build_embedder
+    from governance.moderation.pipeline import Context, accept_events
+    from governance.moderation.batch_pipeline import process_uploads
 
     target = TARGET_QUICK if quick else TARGET_FULL
     budget = BUDGET_QUICK_S if quick else BUDGET_FULL_S

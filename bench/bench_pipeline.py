@@ -52,11 +52,13 @@ def floor(bank_texts: list[str], bank_labels: list[str], texts: list[str], truth
           batch: int = 1) -> dict:
     """`batch` events at a time: embedded in one call and searched with one matrix product, as the
     worker's governance.process_uploads does with one embedding call and one kNN round trip."""
-    from governance import anomaly
-    from governance.classify import Neighbor, knn_vote
-    from governance.embedders import Content, Task
-    from governance.embedders.hashing import HashingEmbedder
-    from governance.policy import Policy, decide
+    from governance.moderation import anomaly
+    from governance.storage.rows import Neighbor
+    from governance.moderation.vote import knn_vote
+    from governance.ingest.content import Content
+    from governance.embedding.protocol import Task
+    from governance.embedding.backends.hashing import HashingEmbedder
+    from governance.moderation.policy_rules import Policy, decide
 
     embedder, policy = HashingEmbedder(768), Policy()
     as_content = [Content("text", "text/plain", text=t) for t in texts]
@@ -172,14 +174,14 @@ def burst(env: dict, engine, worker: Worker, work: Path, name: str, texts: list[
 
 
 def run(quick: bool = False) -> dict:
-    from governance.db import engine_for
+    from governance.storage.db import engine_for
 
     n = QUICK_N if quick else FULL_N
     growth_sizes = QUICK_GROWTH if quick else FULL_GROWTH
     bank_texts, bank_labels = make_texts(BANK_SIZE, seed=11)
     texts, truth = make_texts(n, seed=12)
     # The floor's rate is per event, so the first FLOOR_EVENTS of the same texts are plenty.
-    from governance.config import Settings
+    from governance.platform.config import Settings
 
     batch = Settings.from_env().upload_batch_size
 

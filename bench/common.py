@@ -34,8 +34,8 @@ def embedded_servers(prefix: str, redis: bool = False, migrate: bool = True) -> 
     Yields {"data_dir", "database_url", "broker_url", "env"}; `env` is what a child process
     (CLI, worker) needs to find exactly these servers and use the offline hashing embedder.
     """
-    from governance.embedded import ensure_postgres, ensure_redis, stop_embedded
-    from governance.migrate import upgrade
+    from governance.platform.embedded_servers import ensure_postgres, ensure_redis, stop_embedded
+    from governance.storage.migrate import upgrade
 
     data_dir = Path(tempfile.mkdtemp(prefix=f"gov-bench-{prefix}-"))
     saved = {name: os.environ.get(name) for name in (*FOREIGN_ENV, "GOVERNANCE_DATA_DIR", "GOVERNANCE_EMBEDDER")}
@@ -60,7 +60,7 @@ def embedded_servers(prefix: str, redis: bool = False, migrate: bool = True) -> 
         os.environ.update(GOVERNANCE_DATA_DIR=str(data_dir), GOVERNANCE_EMBEDDER="hashing", DATABASE_URL=url)
         yield {"data_dir": data_dir, "database_url": url, "broker_url": broker, "env": env}
     finally:
-        from governance.db import _engines
+        from governance.storage.db import _engines
 
         for engine in list(_engines.values()):  # close pooled connections before the server goes
             engine.dispose()

@@ -47,13 +47,13 @@ def main() -> None:
     import psycopg
     from sqlalchemy import event, text
 
-    from governance.banks import import_exemplars
-    from governance.config import Settings
-    from governance.db import engine_for, session_factory, transaction
-    from governance.embedders import build_embedder
-    from governance import repository
-    from governance.services import Context, accept_events, count_delivery, process_upload
-    from governance.upload_batch import process_uploads
+    from governance.moderation.exemplar_banks import import_exemplars
+    from governance.platform.config import Settings
+    from governance.storage.db import engine_for, session_factory, transaction
+    from governance.embedding.factory import build_embedder
+    from governance.storage import repository
+    from governance.moderation.pipeline import Context, accept_events, count_delivery, process_upload
+    from governance.moderation.batch_pipeline import process_uploads
 
     n = args.events
     with embedded_servers("profile") as servers:

@@ -2,11 +2,11 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from governance.migrate import include_object
-from governance.models import Base
+from governance.storage.migrate import include_object
+from governance.storage.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def run_migrations_online() -> None:

@@ -9,7 +9,7 @@ relative to the corpus; they become file:// URIs, with GOVERNANCE_FILE_ROOTS set
 The labelled stream items (truth is a bank label; `--all-items` adds the others as items that
 should get no label) are split in half by a seeded shuffle. Every label is treated as `block` for
 the purpose of the check. Thresholds are calibrated on half A exactly as `governance calibrate`
-does (same kNN, same vote, same rule in governance/calibration.py), and half B is then decided
+does (same kNN, same vote, same rule in governance/moderation/calibration.py), and half B is then decided
 with the calibrated policy through `policy.decide`; the script reports block precision (share of
 blocks whose vote label is the true label), recall (correct blocks over items that have a bank
 label) and coverage (share decided without review) on B, then the same over more seeded splits,
@@ -88,17 +88,18 @@ def main() -> int:
         scratch = tempfile.mkdtemp(prefix="governance-calcheck-")
         os.environ["GOVERNANCE_DATA_DIR"] = scratch
 
-    from governance import calibration, repository
-    from governance.backtest import calibrated_policy, evaluate_items
+    from governance.moderation import calibration
+    from governance.storage import repository
+    from governance.moderation.backtest import calibrated_policy, evaluate_items
     from itertools import batched
 
-    from governance.banks import import_exemplars
-    from governance.config import Settings
-    from governance.db import resolve_database_url, session_factory
-    from governance.embedders import build_embedder
-    from governance.migrate import upgrade
-    from governance.policy import LabelPolicy, Policy, decide
-    from governance.services import Context
+    from governance.moderation.exemplar_banks import import_exemplars
+    from governance.platform.config import Settings
+    from governance.storage.db import resolve_database_url, session_factory
+    from governance.embedding.factory import build_embedder
+    from governance.storage.migrate import upgrade
+    from governance.moderation.policy_rules import LabelPolicy, Policy, decide
+    from governance.moderation.pipeline import Context
 
     settings = Settings.from_env()
     url = resolve_database_url(settings)
@@ -185,7 +186,7 @@ def main() -> int:
         return 0 if b["precision"] is not None and b["precision"] >= args.target_precision else 1
     finally:
         if scratch:
-            from governance.embedded import stop_embedded
+            from governance.platform.embedded_servers import stop_embedded
 
             stop_embedded(Path(scratch))
 

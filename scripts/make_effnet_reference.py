@@ -1,6 +1,6 @@
 """Write tests/fixtures/effnet/: generated images and PyTorch's EfficientNet-Lite0 features for them.
 
-The numpy network in governance/embedders/efficientnet.py is checked against these features,
+The numpy network in governance/embedding/backends/efficientnet.py is checked against these features,
 so they come from the reference implementation: torch with the PyTorch EfficientNet-Lite
 module definition of the `efficientnet-lite-pytorch` package (lukemelas' EfficientNet-PyTorch
 adapted to Lite: TF "SAME" padding, ReLU6, no squeeze-excite), loading the same checkpoint that

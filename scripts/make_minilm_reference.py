@@ -1,6 +1,6 @@
 """Write tests/fixtures/minilm_reference.json: sentence-transformers' own vectors for fixed sentences.
 
-The numpy MiniLM in governance/embedders/minilm.py is checked against these vectors, so they must
+The numpy MiniLM in governance/embedding/backends/minilm.py is checked against these vectors, so they must
 come from the reference implementation (torch + sentence-transformers), which the project itself
 never imports. They were produced once, in a throw-away side environment, like this:
 

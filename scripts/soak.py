@@ -101,7 +101,7 @@ def outcomes_by_event(database_url: str, tenant: str) -> Counter:
     exceed PostgreSQL's bind-parameter limit)."""
     from sqlalchemy import select
 
-    from governance.models import DeadLetter, Decision
+    from governance.storage.tables import DeadLetter, Decision
 
     with db_session(database_url) as s:
         found = Counter(s.scalars(select(Decision.event_id).where(Decision.tenant == tenant)))
@@ -112,7 +112,7 @@ def outcomes_by_event(database_url: str, tenant: str) -> Counter:
 def outcome_total(database_url: str, tenant: str) -> int | None:
     from sqlalchemy import func, select
 
-    from governance.models import DeadLetter, Decision
+    from governance.storage.tables import DeadLetter, Decision
 
     try:
         with db_session(database_url) as s:
@@ -125,7 +125,7 @@ def outcome_total(database_url: str, tenant: str) -> int | None:
 def accepted_count(database_url: str, tenant: str, event_ids: list[str]) -> int:
     from sqlalchemy import func, select
 
-    from governance.models import Event
+    from governance.storage.tables import Event
 
     with db_session(database_url) as s:
         return s.scalar(select(func.count()).select_from(Event)
@@ -300,7 +300,7 @@ def rss_table(samples: list[tuple[float, int, list[int]]], rows: int) -> str:
 
 
 def run(args) -> int:
-    from governance.embedded import ensure_postgres, stop_embedded
+    from governance.platform.embedded_servers import ensure_postgres, stop_embedded
 
     folder = Path(tempfile.mkdtemp(prefix="governance-soak-"))
     pg_dir = folder / ("servers" if args.external else "data")  # external: PostgreSQL's folder only

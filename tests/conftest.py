@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from governance.config import Settings
-from governance.embedded import ensure_postgres, ensure_redis, stop_embedded
+from governance.platform.config import Settings
+from governance.platform.embedded_servers import ensure_postgres, ensure_redis, stop_embedded
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +34,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def database_url(data_dir) -> str:
-    from governance.migrate import upgrade
+    from governance.storage.migrate import upgrade
 
     url = ensure_postgres(data_dir)
     upgrade(url)
@@ -49,7 +49,7 @@ def broker_url(data_dir) -> str:
 @pytest.fixture
 def db(database_url) -> Session:
     """A session inside a transaction that is rolled back after the test."""
-    from governance.db import engine_for
+    from governance.storage.db import engine_for
 
     connection = engine_for(database_url).connect()
     outer = connection.begin()

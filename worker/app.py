@@ -4,8 +4,8 @@ from __future__ import annotations
 from celery import Celery, signals
 from kombu import Queue
 
-from governance.config import Settings
-from governance.db import dispose_engines
+from governance.platform.config import Settings
+from governance.storage.db import dispose_engines
 from worker import beat_watch, kombu_quirks
 
 kombu_quirks.install()
@@ -13,7 +13,7 @@ kombu_quirks.install()
 UPLOADS_QUEUE = "governance.uploads"
 MAINTENANCE_QUEUE = "governance.maintenance"
 DEFAULT_DECISION_QUEUE = "governance.decisions"
-# Retry countdowns and task time limits stay far below this (governance/retry_budget.py), so a
+# Retry countdowns and task time limits stay far below this (governance/embedding/backends/gemini/retry_budget.py), so a
 # message waiting for its retry or still being worked on is never redelivered early.
 VISIBILITY_TIMEOUT_S = 3600
 
@@ -21,7 +21,7 @@ VISIBILITY_TIMEOUT_S = 3600
 def resolve_broker_url(settings: Settings) -> str:
     if settings.broker_url:
         return settings.broker_url
-    from governance.embedded import ensure_redis
+    from governance.platform.embedded_servers import ensure_redis
 
     return ensure_redis(settings.data_dir)
 
@@ -121,7 +121,7 @@ def _structured_logging(loglevel=None, **_):
     import logging
     import os
 
-    from governance import logging_setup
+    from governance.platform import logging_setup
 
     fmt = os.environ.get("GOVERNANCE_LOG_FORMAT", "json")
     logging_setup.configure(loglevel or logging.INFO, fmt=fmt, secrets=_secrets(Settings.from_env()))
@@ -138,7 +138,7 @@ def _task_ids(task, args) -> dict:
 
 @signals.task_prerun.connect
 def _bind_log_context(task_id=None, task=None, args=None, **_):
-    from governance import logging_setup
+    from governance.platform import logging_setup
 
     logging_setup.clear()
     logging_setup.bind(task_id=task_id, task_name=getattr(task, "name", None), **_task_ids(task, args or ()))
@@ -146,7 +146,7 @@ def _bind_log_context(task_id=None, task=None, args=None, **_):
 
 @signals.task_postrun.connect
 def _clear_log_context(**_):
-    from governance import logging_setup
+    from governance.platform import logging_setup
 
     logging_setup.clear()
 
@@ -163,7 +163,7 @@ def _check_retry_budget(**_):
 
 def retry_budget_problems(settings: Settings) -> list[str]:
     """The worst case of the configured Gemini retries against this worker's actual limits."""
-    from governance.retry_budget import problems
+    from governance.embedding.backends.gemini.retry_budget import problems
     from worker.tasks import RETRY_CAP_S, process_upload
 
     return problems(settings, process_upload.soft_time_limit, process_upload.time_limit, RETRY_CAP_S,
@@ -188,8 +188,9 @@ def _start_metrics(**_):
         return
     from redis.exceptions import RedisError
 
-    from governance import broker_state, metrics, repository
-    from governance.db import transaction
+    from governance.platform import broker_state, metrics
+    from governance.storage import repository
+    from governance.storage.db import transaction
     from worker.runtime import broker_redis, sessions
 
     settings = Settings.from_env()
@@ -218,7 +219,7 @@ def _start_metrics(**_):
 def _remove_metrics_files(**_):
     import os
 
-    from governance import metrics
+    from governance.platform import metrics
 
     if os.environ.get("GOVERNANCE_METRICS_PORT") and metrics.enabled():
         metrics.shutdown(_metrics_dir(Settings.from_env()))
@@ -228,14 +229,14 @@ def _remove_metrics_files(**_):
 def _metrics_child_exited(pid=None, **_):
     import os
 
-    from governance import metrics
+    from governance.platform import metrics
 
     metrics.child_exited(pid or os.getpid())
 
 
 @signals.task_failure.connect
 def _count_task_failure(sender=None, exception=None, **_):
-    from governance import metrics
+    from governance.platform import metrics
 
     metrics.task_error(getattr(sender, "name", "unknown"), type(exception).__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from celery import signals
 
-from governance.config import Settings
+from governance.platform.config import Settings
 
 log = logging.getLogger(__name__)
 _stopping = threading.Event()

@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from governance.config import Settings
-from governance.db import resolve_database_url, session_factory, transaction
+from governance.platform.config import Settings
+from governance.storage.db import resolve_database_url, session_factory, transaction
 
 log = logging.getLogger("governance.cli")
 
@@ -36,7 +36,7 @@ def _enter(session, tenant: str | None) -> None:
     """Row-level security scope (migration 0002), as the worker's tasks enter it: the transaction
     runs as the `governance_app` role and sees one tenant, or every tenant when None (commands that
     are cross-tenant by design say so where they call this). Only `db upgrade` runs as the owner."""
-    from governance import repository
+    from governance.storage import repository
 
     if tenant is None:
         repository.enter_all_tenants(session)
@@ -45,8 +45,8 @@ def _enter(session, tenant: str | None) -> None:
 
 
 def _context(settings: Settings):
-    from governance.embedders import build_embedder
-    from governance.services import Context
+    from governance.embedding.factory import build_embedder
+    from governance.moderation.pipeline import Context
 
     return Context(settings=settings, embedder=build_embedder(settings))
 
@@ -54,7 +54,7 @@ def _context(settings: Settings):
 def _read_jsonl(path: str):
     """(line number, JSON value or the InvalidEvent saying why not) for every non-blank line;
     read as bytes, so one line of invalid UTF-8 costs only itself."""
-    from governance.events import decode_lines
+    from governance.ingest.events import decode_lines
 
     handle = sys.stdin.buffer if path == "-" else open(path, "rb")
     with handle:
@@ -62,8 +62,8 @@ def _read_jsonl(path: str):
 
 
 def _tenant(value: str) -> str:
-    """argparse type for every --tenant: the one grammar of governance.events."""
-    from governance.events import InvalidEvent, valid_tenant
+    """argparse type for every --tenant: the one grammar of governance.ingest.events."""
+    from governance.ingest.events import InvalidEvent, valid_tenant
 
     try:
         return valid_tenant(value)
@@ -83,7 +83,7 @@ def _progress(done: int, total: int, label: str) -> None:
 # --- commands ------------------------------------------------------------------------------
 
 def cmd_db_upgrade(args) -> int:
-    from governance.migrate import upgrade
+    from governance.storage.migrate import upgrade
 
     settings = prepare_environment()
     upgrade(resolve_database_url(settings))
@@ -92,7 +92,7 @@ def cmd_db_upgrade(args) -> int:
 
 
 def cmd_db_check(args) -> int:
-    from governance.migrate import check
+    from governance.storage.migrate import check
 
     settings = prepare_environment()
     problems = check(resolve_database_url(settings))
@@ -107,8 +107,8 @@ def import_exemplar_file(settings: Settings, path: str, who: str | None, batch_s
     """Embed and store a JSONL file of exemplars, batch by batch; returns (imported, problems)."""
     from itertools import batched
 
-    from governance.banks import import_exemplars
-    from governance.events import InvalidEvent, identify
+    from governance.moderation.exemplar_banks import import_exemplars
+    from governance.ingest.events import InvalidEvent, identify
 
     ctx, factory = _context(settings), _sessions(settings)
     parsed, problems = [], []
@@ -143,7 +143,7 @@ def cmd_exemplars_import(args) -> int:
 
 def publish_file(settings: Settings, path: str):
     """Accept every nameable event into the inbox, then enqueue the new ones after commit."""
-    from governance.services import accept_events
+    from governance.moderation.pipeline import accept_events
     from worker.tasks import enqueue_batches
 
     items = list(_read_jsonl(path))
@@ -169,7 +169,7 @@ def cmd_publish(args) -> int:
 
 def cmd_worker(args) -> int:
     settings = prepare_environment(need_broker=True)
-    from governance.migrate import upgrade
+    from governance.storage.migrate import upgrade
     from worker import beat_watch
     from worker.app import MAINTENANCE_QUEUE, UPLOADS_QUEUE, app
 
@@ -200,7 +200,7 @@ def cmd_beat(args) -> int:
 
 
 def cmd_decisions_export(args) -> int:
-    from governance.services import export_decisions
+    from governance.moderation.pipeline import export_decisions
 
     settings = prepare_environment()
     with transaction(_sessions(settings)) as session:
@@ -211,7 +211,7 @@ def cmd_decisions_export(args) -> int:
 
 
 def cmd_clusters_report(args) -> int:
-    from governance.reports import build_and_store
+    from governance.clustering.stored_reports import build_and_store
 
     settings = prepare_environment()
     with transaction(_sessions(settings)) as session:
@@ -222,7 +222,7 @@ def cmd_clusters_report(args) -> int:
 
 
 def cmd_clusters_history(args) -> int:
-    from governance.reports import history
+    from governance.clustering.stored_reports import history
 
     settings = prepare_environment()
     with transaction(_sessions(settings)) as session:
@@ -242,7 +242,8 @@ def cmd_health(args) -> int:
     """Check database, broker, the beat's heartbeat and embedder; exit non-zero if any fails."""
     from sqlalchemy import text
 
-    from governance.embedders import Content, Task
+    from governance.ingest.content import Content
+    from governance.embedding.protocol import Task
 
     settings = Settings.from_env()
     checks = {}
@@ -262,8 +263,8 @@ def cmd_health(args) -> int:
     except Exception as exc:  # noqa: BLE001
         checks["broker"] = f"FAIL: {exc.__class__.__name__}: {str(exc)[:200]}"
     try:
-        from governance.broker_state import reconciler_liveness
-        from governance.redis_client import redis_from_url
+        from governance.platform.broker_state import reconciler_liveness
+        from governance.platform.redis_client import redis_from_url
         from worker.app import resolve_broker_url
 
         live = reconciler_liveness(redis_from_url(resolve_broker_url(settings)), settings.beat_stale_s)
@@ -282,7 +283,7 @@ def cmd_health(args) -> int:
 
 
 def cmd_embedded_stop(args) -> int:
-    from governance.embedded import stop_embedded
+    from governance.platform.embedded_servers import stop_embedded
 
     stop_embedded(Settings.from_env().data_dir)
     print("embedded servers stopped")
@@ -312,7 +313,7 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 def cmd_exemplars_toggle(args) -> int:
-    from governance.banks import BankError, set_enabled
+    from governance.moderation.exemplar_banks import BankError, set_enabled
 
     settings = prepare_environment()
     enabled = args.ex_command == "enable"
@@ -336,7 +337,7 @@ def cmd_exemplars_toggle(args) -> int:
 
 
 def cmd_exemplars_export(args) -> int:
-    from governance.banks import export_exemplars
+    from governance.moderation.exemplar_banks import export_exemplars
 
     settings = prepare_environment()
     with transaction(_sessions(settings)) as session:
@@ -347,8 +348,8 @@ def cmd_exemplars_export(args) -> int:
 
 
 def cmd_policy_apply(args) -> int:
-    from governance.events import InvalidEvent, valid_tenant
-    from governance.policies import PolicyError, apply_policy, parse_policy
+    from governance.ingest.events import InvalidEvent, valid_tenant
+    from governance.moderation.policy_store import PolicyError, apply_policy, parse_policy
 
     settings = prepare_environment()
     try:
@@ -367,8 +368,8 @@ def cmd_policy_apply(args) -> int:
 
 
 def cmd_policy_show(args) -> int:
-    from governance.policies import policy_to_toml, stored_policy
-    from governance.policy import Policy
+    from governance.moderation.policy_store import policy_to_toml, stored_policy
+    from governance.moderation.policy_rules import Policy
 
     settings = prepare_environment()
     with transaction(_sessions(settings)) as session:
@@ -387,7 +388,7 @@ def cmd_policy_show(args) -> int:
 
 
 def cmd_policy_list(args) -> int:
-    from governance import repository
+    from governance.storage import repository
 
     settings = prepare_environment()
     with transaction(_sessions(settings)) as session:
@@ -399,9 +400,9 @@ def cmd_policy_list(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from governance import calibration
-    from governance.backtest import calibrate
-    from governance.policies import policy_to_toml
+    from governance.moderation import calibration
+    from governance.moderation.backtest import calibrate
+    from governance.moderation.policy_store import policy_to_toml
 
     settings = prepare_environment()
     items = list(_read_jsonl(args.file))
@@ -443,8 +444,8 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_backtest(args) -> int:
-    from governance.backtest import backtest, format_backtest
-    from governance.policies import PolicyError, parse_policy
+    from governance.moderation.backtest import backtest, format_backtest
+    from governance.moderation.policy_store import PolicyError, parse_policy
 
     settings = prepare_environment()
     try:
@@ -471,7 +472,7 @@ def cmd_backtest(args) -> int:
 
 
 def cmd_review_list(args) -> int:
-    from governance.review import pending
+    from governance.moderation.review import pending
 
     settings = prepare_environment()
     with transaction(_sessions(settings)) as session:
@@ -482,7 +483,7 @@ def cmd_review_list(args) -> int:
 
 
 def cmd_review_decide(args) -> int:
-    from governance.review import ReviewError, decide
+    from governance.moderation.review import ReviewError, decide
 
     settings = prepare_environment()
     try:
@@ -499,7 +500,7 @@ def cmd_review_decide(args) -> int:
 
 
 def cmd_alerts_run(args) -> int:
-    from governance.alerts import AlertConfig, run_alerts
+    from governance.delivery.alerts import AlertConfig, run_alerts
 
     settings = prepare_environment()
     with transaction(_sessions(settings)) as session:
@@ -546,7 +547,7 @@ def _add_moderation_commands(sub, ex) -> None:
     cal.add_argument("--min-support", type=int, default=1)
     cal.add_argument("--prior-weight", type=float, default=10.0,
                      help="shrink each label's precision toward the all-label precision by this many items "
-                          "(0: the plain rule; see governance/calibration.py)")
+                          "(0: the plain rule; see governance/moderation/calibration.py)")
     cal.add_argument("--write-policy", default=None, metavar="OUT.toml")
     cal.add_argument("--version", default=None, help="version of the written policy (default: derived)")
     cal.add_argument("--json", action="store_true")

@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from governance.db import transaction
+from governance.storage.db import transaction
 from worker.cli import _context, _enter, _sessions, _tenant, prepare_environment
 
 
 def cmd_banks_audit(args) -> int:
-    from governance.bank_audit_report import audit_bank, thumbnails, write_report
+    from governance.moderation.bank_audit_report import audit_bank, thumbnails, write_report
 
     settings = prepare_environment()
     ctx = _context(settings)

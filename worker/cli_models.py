@@ -5,12 +5,12 @@ import json
 import sys
 from datetime import date
 
-from governance.db import transaction
+from governance.storage.db import transaction
 from worker.cli import _enter, _fail, _progress, _sessions, _tenant, prepare_environment
 
 
 def cmd_usage(args) -> int:
-    from governance.usage import format_report, usage_report
+    from governance.embedding.usage import format_report, usage_report
 
     settings = prepare_environment()
     try:
@@ -28,8 +28,8 @@ def cmd_usage(args) -> int:
 
 
 def cmd_reembed(args) -> int:
-    from governance.embedders import build_embedder
-    from governance.reembed import reembed
+    from governance.embedding.factory import build_embedder
+    from governance.embedding.reembed import reembed
 
     settings = prepare_environment()
     if args.model == "auto":

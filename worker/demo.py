@@ -44,10 +44,10 @@ def _table(rows: list[dict], expected: dict[str, str]) -> str:
 
 
 def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
-    from governance.db import transaction
-    from governance.migrate import upgrade
-    from governance.reports import build_and_store
-    from governance.services import export_decisions
+    from governance.storage.db import transaction
+    from governance.storage.migrate import upgrade
+    from governance.clustering.stored_reports import build_and_store
+    from governance.moderation.pipeline import export_decisions
     from worker.cli import _context, _enter, _sessions, import_exemplar_file, prepare_environment, publish_file
 
     # The bundled sample is tiny (a few dozen uploads per modality): smaller clusters count there.

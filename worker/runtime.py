@@ -6,11 +6,12 @@ from functools import lru_cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance import metrics
-from governance.config import Settings
-from governance.db import resolve_database_url, session_factory
-from governance.embedders import EmbeddingError, build_embedder
-from governance.services import Context
+from governance.embedding.factory import build_embedder
+from governance.embedding.protocol import EmbeddingError
+from governance.moderation.pipeline import Context
+from governance.platform import metrics
+from governance.platform.config import Settings
+from governance.storage.db import resolve_database_url, session_factory
 
 
 @lru_cache(maxsize=1)
@@ -51,7 +52,7 @@ def broker_redis():
     """A redis-py client on the broker's Redis, for the reconciler's marker and heartbeat."""
     from celery import current_app
 
-    from governance.redis_client import redis_from_url
+    from governance.platform.redis_client import redis_from_url
 
     return redis_from_url(current_app.conf.broker_url)  # as resolved by worker.app, embedded or not
 

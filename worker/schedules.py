@@ -1,7 +1,7 @@
 """Beat entries. Each job is idempotent, so an extra beat (one per `governance worker`) is harmless."""
 from __future__ import annotations
 
-from governance.config import Settings
+from governance.platform.config import Settings
 
 
 def beat_schedule(settings: Settings) -> dict:

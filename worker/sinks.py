@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from kombu import Exchange, Queue
 
-from governance import webhooks
-from governance.config import Settings
-from governance.models import OutboxMessage
-from governance.outbox import Sink
+from governance.delivery import webhooks
+from governance.delivery.outbox_relay import Sink
+from governance.platform.config import Settings
+from governance.storage.tables import OutboxMessage
 
 
 def configured_sinks(settings: Settings) -> list[Sink]:

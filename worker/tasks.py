@@ -15,9 +15,12 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from governance import broker_state, metrics, outbox, repository, services, upload_batch
-from governance.db import transaction
-from governance.embedders import EmbeddingError
+from governance.delivery import outbox_relay
+from governance.embedding.protocol import EmbeddingError
+from governance.moderation import pipeline, batch_pipeline
+from governance.platform import broker_state, metrics
+from governance.storage import repository
+from governance.storage.db import transaction
 from worker.runtime import broker_redis, context, sessions, settings
 from worker.sinks import configured_sinks
 
@@ -45,7 +48,7 @@ def process_upload(self, tenant: str, event_id: str) -> None:
     try:
         with transaction(sessions()) as session:
             repository.enter_tenant(session, tenant)
-            proceed = services.count_delivery(session, context(), tenant, event_id)
+            proceed = pipeline.count_delivery(session, context(), tenant, event_id)
             status = None if proceed else repository.event_status(session, tenant, event_id)
     except DBAPIError as exc:
         if not _database_unavailable(exc):
@@ -66,7 +69,7 @@ def process_upload(self, tenant: str, event_id: str) -> None:
     try:
         with transaction(sessions()) as session:
             repository.enter_tenant(session, tenant)
-            decision = services.process_upload(session, context(), tenant, event_id)
+            decision = pipeline.process_upload(session, context(), tenant, event_id)
             status = repository.event_status(session, tenant, event_id) if decision is None else "decided"
     except SoftTimeLimitExceeded as exc:
         # The attempt stays counted: an input that always runs out of time ends as a dead letter.
@@ -82,7 +85,7 @@ def process_upload(self, tenant: str, event_id: str) -> None:
         metrics.task_retry("embedder" if isinstance(exc, EmbeddingError) else "database")
         _give_back_attempts(tenant, [event_id])
         raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries))
-    services.fault_injection_point("after_commit", tenant, event_id)
+    pipeline.fault_injection_point("after_commit", tenant, event_id)
     if decision is not None:
         metrics.event_outcome("decided")
         metrics.decision(decision["action"], time.monotonic() - started)
@@ -153,7 +156,7 @@ def _decide_batch(tenant: str, event_ids: list[str]) -> None:
     try:
         with transaction(sessions()) as session:
             repository.enter_tenant(session, tenant)
-            result = upload_batch.process_uploads(session, context(), tenant, fresh)
+            result = batch_pipeline.process_uploads(session, context(), tenant, fresh)
     except SoftTimeLimitExceeded as exc:
         # The attempts stay counted, so the redelivered batch hands every event to its own task.
         metrics.task_retry("soft_time_limit")
@@ -173,7 +176,7 @@ def _decide_batch(tenant: str, event_ids: list[str]) -> None:
         _hand_to_single_tasks(tenant, fresh)
         return
     for decision in result.decisions:
-        services.fault_injection_point("after_commit", tenant, decision["event_id"])
+        pipeline.fault_injection_point("after_commit", tenant, decision["event_id"])
     elapsed = time.monotonic() - started
     for decision in result.decisions:
         metrics.event_outcome("decided")
@@ -229,7 +232,7 @@ def relay_outbox() -> dict:
         return {"delivered": 0, "failed": 0}
     with transaction(sessions()) as session:
         repository.enter_all_tenants(session)  # the relay is cross-tenant by design
-        result = outbox.relay(session, sinks)
+        result = outbox_relay.relay(session, sinks)
     metrics.outbox_relayed(result.delivered, result.failed)
     return {"delivered": result.delivered, "failed": result.failed}
 
@@ -241,7 +244,7 @@ def reconcile_events() -> int:
     try:
         with transaction(sessions()) as session:
             repository.enter_all_tenants(session)  # the reconciler is cross-tenant by design
-            keys = services.stale_events(session, context(), broker_lost_state=lost)
+            keys = pipeline.stale_events(session, context(), broker_lost_state=lost)
         enqueue_batches(settings(), keys)  # only after commit
     except Exception:
         if lost:  # the messages are still gone: let the next pass see the loss again
@@ -257,11 +260,11 @@ def reconcile_events() -> int:
 
 @shared_task(name="governance.cluster_reports", acks_late=True, soft_time_limit=900, time_limit=960)
 def cluster_reports() -> int:
-    from governance import reports
+    from governance.clustering import stored_reports
 
     with transaction(sessions()) as session:
         repository.enter_all_tenants(session)  # only lists the tenants to fan out to
-        tenants = reports.active_tenants(session, context())
+        tenants = stored_reports.active_tenants(session, context())
     for tenant in tenants:
         cluster_report.delay(tenant)
     return len(tenants)
@@ -269,18 +272,18 @@ def cluster_reports() -> int:
 
 @shared_task(name="governance.cluster_report", acks_late=True, soft_time_limit=900, time_limit=960)
 def cluster_report(tenant: str) -> str:
-    from governance import reports
+    from governance.clustering import stored_reports
 
     with transaction(sessions()) as session:
         repository.enter_tenant(session, tenant)
-        paths = reports.build_and_store(session, context(), tenant)
+        paths = stored_reports.build_and_store(session, context(), tenant)
     return str(paths["json"])
 
 
 @shared_task(name="governance.anomaly_alerts", acks_late=True)
 def anomaly_alerts() -> int:
-    """Grouped, rate-limited anomaly alerts into the outbox (governance/alerts.py), then relay."""
-    from governance import alerts
+    """Grouped, rate-limited anomaly alerts into the outbox (governance/delivery/alerts.py), then relay."""
+    from governance.delivery import alerts
 
     with transaction(sessions()) as session:
         repository.enter_all_tenants(session)  # alerts are computed for every tenant

@@ -4,9 +4,9 @@ Revision ID: 0005
 Revises: 0004
 
 - `embedding_usage`: one row per (tenant, UTC day, model, dims, mode), upserted in the same
-  transaction as the vectors it paid for (governance/usage.py).
+  transaction as the vectors it paid for (governance/embedding/usage.py).
 - `tenant_models`: the (backend spec, dims) a tenant embeds with; at most one active row per
-  tenant, switched by `governance reembed` (governance/reembed.py). No row: the process default.
+  tenant, switched by `governance reembed` (governance/embedding/reembed.py). No row: the process default.
 - `embedding_batch_jobs`: Batch API jobs that `reembed --batch-api` submitted and has not yet
   collected, so an interrupted run polls them again instead of paying twice.
 - `exemplars.content`: the imported item's content (`text`, `uri` or `data_b64`, `mime_type`),

@@ -109,7 +109,7 @@ def _no_pending_outbox_left_behind(database_url):
     yield
     from sqlalchemy import text
 
-    from governance.db import engine_for
+    from governance.storage.db import engine_for
 
     with engine_for(database_url).begin() as connection:
         connection.execute(text("DELETE FROM outbox WHERE delivered_at IS NULL"))

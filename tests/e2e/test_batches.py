@@ -7,7 +7,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from governance.models import DeadLetter
+from governance.storage.tables import DeadLetter
 from tests.e2e.test_faults import (assert_invariant, db_session, event_rows, publish, sigkills, start_worker,
                                    text_events, wait_for_outcomes)
 

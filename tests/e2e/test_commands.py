@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from governance.db import engine_for
-from governance.embedded import running_redis_url, stop_embedded
-from governance.models import ClusterReport, OutboxMessage
-from governance.reports import tenant_folder
+from governance.clustering.stored_reports import tenant_folder
+from governance.platform.embedded_servers import running_redis_url, stop_embedded
+from governance.storage.db import engine_for
+from governance.storage.tables import ClusterReport, OutboxMessage
 from tests.e2e.conftest import Beat, cli, decisions, wait_for_decisions, write_jsonl
 
 pytestmark = pytest.mark.e2e

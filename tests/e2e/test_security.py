@@ -14,7 +14,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from governance import logging_setup
+from governance.platform import logging_setup
 from tests.e2e.conftest import cli, write_jsonl
 from tests.e2e.test_faults import (
     CountingGemini, Receiver, assert_invariant, db_session, gemini_env, send_task, start_worker, text_events,

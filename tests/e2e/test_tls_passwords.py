@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
-from governance import repository
+from governance.storage import repository
 from tests.e2e.conftest import Worker, cli, wait_for_decisions
 from tests.e2e.test_faults import assert_invariant, publish, text_events
 from tests.e2e.tls_servers import TlsPostgres, TlsRedis, make_certificates
@@ -134,8 +134,8 @@ def scoped_session(database_url: str):
 
     from sqlalchemy.orm import Session
 
-    from governance.config import Settings
-    from governance.db import engine_for, resolve_database_url
+    from governance.platform.config import Settings
+    from governance.storage.db import engine_for, resolve_database_url
 
     url = resolve_database_url(dataclasses.replace(Settings.from_env(), database_url=database_url))
     with Session(engine_for(url)) as session:
@@ -144,7 +144,7 @@ def scoped_session(database_url: str):
 
 
 def test_the_log_masking_knows_both_spellings_of_a_url_password(monkeypatch):
-    from governance.config import Settings
+    from governance.platform.config import Settings
     from worker.app import _secrets
 
     database_url, broker_url = urls(5432, 6379, "/ca.crt")

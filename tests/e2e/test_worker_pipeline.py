@@ -6,7 +6,7 @@ import uuid
 import pytest
 from PIL import Image
 
-from governance.events import default_event_id
+from governance.ingest.events import default_event_id
 from tests.e2e.conftest import cli, decisions, wait_for_decisions, write_jsonl
 
 pytestmark = pytest.mark.e2e

@@ -243,7 +243,7 @@ class TlsRedis:
     """A password-protected redis-server on a unix socket, reachable only through the TLS proxy."""
 
     def __init__(self, folder: Path, certs: dict[str, Path], password: str):
-        from governance.embedded import _redis_binary
+        from governance.platform.embedded_servers import _redis_binary
 
         self.folder, self.certs, self.password = folder, certs, password
         self.binary, self.socket = _redis_binary(), folder / "redis.sock"

@@ -6,9 +6,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from governance.config import Settings
-from governance.embedders.hashing import HashingEmbedder
-from governance.services import Context
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.moderation.pipeline import Context
+from governance.platform.config import Settings
 
 
 @pytest.fixture

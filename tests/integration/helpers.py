@@ -1,9 +1,9 @@
 """The bank, the seeding and the uploads the integration tests share (their fixtures: conftest.py)."""
 from __future__ import annotations
 
-from governance import bank_cache
-from governance.banks import import_exemplars
-from governance.services import accept_events, process_upload
+from governance.moderation import knn_cache
+from governance.moderation.exemplar_banks import import_exemplars
+from governance.moderation.pipeline import accept_events, process_upload
 
 BANK = {
     "cooking": ["Simmer the onions in butter until golden, then add garlic and thyme.",
@@ -39,6 +39,6 @@ def upload(db, ctx, tenant, asset_id, text) -> dict | None:
 def knn_path_served(tenant: str) -> str:
     """"cache" when this process's bank cache holds one of the tenant's banks (it is filled only by
     a kNN that the cache answered), else "hnsw": read from the cache's state, nothing patched."""
-    held = [key for cache in bank_cache._caches.values() for key, (_, bank) in cache._banks.items()
+    held = [key for cache in knn_cache._caches.values() for key, (_, bank) in cache._banks.items()
             if key[0] == tenant and bank is not None]
     return "cache" if held else "hnsw"

@@ -2,11 +2,11 @@
 import pytest
 from sqlalchemy import select
 
-from governance import repository
-from governance.embedders.hashing import HashingEmbedder
-from governance.events import default_event_id
-from governance.models import Event
-from governance.services import Context, accept_events, process_upload
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.ingest.events import default_event_id
+from governance.moderation.pipeline import Context, accept_events, process_upload
+from governance.storage import repository
+from governance.storage.tables import Event
 
 
 def stored_texts(db, tenant):

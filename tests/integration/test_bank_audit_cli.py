@@ -10,9 +10,9 @@ import uuid
 import numpy as np
 import pytest
 
-from governance import repository
-from governance.db import session_factory, transaction
-from governance.embedders.hashing import HashingEmbedder
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.storage import repository
+from governance.storage.db import session_factory, transaction
 from tests.integration.test_cli_rls import delete_tenants, probe_url  # noqa: F401 - the RLS probe role
 from tests.unit.test_bank_audit import cleanlab_baseline, recall_precision
 from worker import cli

@@ -16,11 +16,12 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import insert, select, text
 
-from governance import repository
-from governance.db import engine_for, session_factory, transaction
-from governance.embedders.hashing import HashingEmbedder
-from governance.models import Asset, AuditEntry, Decision, Embedding, Event, Exemplar, TenantModel
-from governance.services import Context
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.moderation.pipeline import Context
+from governance.storage import repository
+from governance.storage.db import engine_for, session_factory, transaction
+from governance.storage.embedding_tables import TenantModel
+from governance.storage.tables import Asset, AuditEntry, Decision, Embedding, Event, Exemplar
 from tests.integration.helpers import BANK, SPAM, seed, upload
 from worker import cli
 

@@ -5,10 +5,10 @@ import json
 import pytest
 from sqlalchemy import select
 
-from governance import reports
-from governance.embedders.hashing import HashingEmbedder
-from governance.models import ClusterReport, Decision
-from governance.services import Context, accept_events, process_upload
+from governance.clustering import stored_reports
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.moderation.pipeline import Context, accept_events, process_upload
+from governance.storage.tables import ClusterReport, Decision
 from tests.media_samples import image_bytes
 
 
@@ -38,7 +38,7 @@ def test_an_asset_id_uploaded_twice_with_other_content_is_one_point_with_its_lat
     ])
     assert len(db.scalars(select(Decision).where(Decision.tenant == tenant)).all()) == 3
 
-    paths = reports.build_and_store(db, ctx, tenant, out_dir=tmp_path)
+    paths = stored_reports.build_and_store(db, ctx, tenant, out_dir=tmp_path)
 
     report = stored_report(db, tenant)
     assert report["noise"] == ["post-1", "post-2"] and report["items"] == 2
@@ -50,7 +50,7 @@ def test_the_same_image_under_two_asset_ids_stores_a_report_without_nan(db, ctx,
     png = base64.b64encode(image_bytes("PNG", size=(32, 32))).decode()
     decide_all(db, ctx, tenant, [{"asset_id": f"copy-{i}", "tenant": tenant, "data_b64": png} for i in (1, 2)])
 
-    paths = reports.build_and_store(db, ctx, tenant, out_dir=tmp_path)
+    paths = stored_reports.build_and_store(db, ctx, tenant, out_dir=tmp_path)
 
     report = stored_report(db, tenant)
     assert report["noise"] == ["copy-1", "copy-2"]

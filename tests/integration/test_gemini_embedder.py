@@ -10,8 +10,9 @@ import wave
 import numpy as np
 import pytest
 
-from governance.embedders.base import Content, EmbeddingError, Task, task_prefixed
-from governance.embedders.gemini import GeminiEmbedder
+from governance.embedding.backends.gemini.client import GeminiEmbedder
+from governance.embedding.protocol import EmbeddingError, Task, task_prefixed
+from governance.ingest.content import Content
 from tests.fakes.fake_gemini import FakeGemini, Fault, decode_b64, expected_vector
 from tests.media_samples import mp4_bytes
 

@@ -6,15 +6,17 @@ import base64
 import numpy as np
 import pytest
 
-from governance import repository, windowing
-from governance.assets import load
-from governance.embedders.base import Task, task_prefixed
-from governance.embedders.gemini import GeminiEmbedder
-from governance.embedding_store import embed_with_cache
-from governance.events import UploadEvent
-from governance.services import Context, accept_events, process_upload
+from governance.embedding import window_planning
+from governance.embedding.backends.gemini.client import GeminiEmbedder
+from governance.embedding.protocol import Task, task_prefixed
+from governance.embedding.vector_cache import embed_with_cache
+from governance.ingest.assets import load
+from governance.ingest.events import UploadEvent
+from governance.moderation.pipeline import Context, accept_events, process_upload
+from governance.storage import repository
 from tests import media_samples as ms
 from tests.fakes.fake_gemini import FakeGemini, expected_vector
+from sqlalchemy import text
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -80,7 +82,7 @@ def test_each_modality_is_one_request_and_one_vector_with_an_accepted_mime_on_th
         else:
             assert detail["mime_type"] == MODALITIES[name][1], name  # converted where Gemini needs it
         np.testing.assert_allclose(result.vector, unit(expected_vector(parts, 768)), rtol=1e-5, atol=1e-6)
-    assert not db.execute(repository.text("SELECT 1 FROM embedding_windows WHERE tenant = :t"), {"t": tenant}).all()
+    assert not db.execute(text("SELECT 1 FROM embedding_windows WHERE tenant = :t"), {"t": tenant}).all()
 
 
 class Sent:
@@ -101,7 +103,7 @@ def check_windows(db, tenant, embedder, loaded, result, call, unit_name, sizes, 
     assert [w["weight"] for w in stored] == pytest.approx(sizes, abs=0.25)
     wire = np.stack([unit(expected_vector(parts, 768)) for parts in call.parts])
     np.testing.assert_allclose(np.stack([w["vector"] for w in stored]), wire, rtol=1e-5, atol=1e-6)
-    pooled = windowing.pool(wire, [w["weight"] for w in stored])
+    pooled = window_planning.pool(wire, [w["weight"] for w in stored])
     np.testing.assert_allclose(result.vector, pooled, rtol=1e-5, atol=1e-6)
     assert min(float(result.vector @ w) for w in wire) < 0.99  # the pool is not just one window
 
@@ -141,7 +143,7 @@ def test_text_over_the_token_limit_is_windowed_and_every_window_is_prefixed(db, 
     texts = [d[0]["text"] for d in call.part_details]
     assert len(texts) >= 2 and all(t.startswith("task: clustering | query: ") for t in texts)
     assert "".join(t.removeprefix("task: clustering | query: ") for t in texts) == text
-    assert all(windowing.estimate_tokens(t) <= 8192 for t in texts)
+    assert all(window_planning.estimate_tokens(t) <= 8192 for t in texts)
     stored = repository.embedding_windows(db, tenant, loaded.sha256, embedder.model_id, 768, result.task)
     assert [w["unit"] for w in stored] == ["chars"] * len(texts)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from governance import repository
-from governance.embedders.gemini import GeminiEmbedder
-from governance.embedders.hashing import HashingEmbedder
-from governance.models import Embedding
-from governance.services import Context, for_tenant
+from governance.embedding.backends.gemini.client import GeminiEmbedder
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.moderation.pipeline import Context, for_tenant
+from governance.storage import repository
+from governance.storage.tables import Embedding
 from tests.fakes.fake_gemini import FakeGemini
 from tests.integration.helpers import knn_path_served, seed, upload
 

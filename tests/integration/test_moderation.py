@@ -8,13 +8,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from governance import alerts, calibration, policies, repository
-from governance.backtest import backtest, calibrate
-from governance.banks import BankError, export_exemplars, import_exemplars, set_enabled
-from governance.embedders.hashing import HashingEmbedder
-from governance.models import Asset, Decision, Embedding, Exemplar, OutboxMessage
-from governance.policies import PolicyError, apply_policy
-from governance.services import Context
+from governance.delivery import alerts
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.moderation import calibration, policy_store
+from governance.moderation.backtest import backtest, calibrate
+from governance.moderation.exemplar_banks import BankError, export_exemplars, import_exemplars, set_enabled
+from governance.moderation.pipeline import Context
+from governance.moderation.policy_store import PolicyError, apply_policy
+from governance.storage import repository
+from governance.storage.tables import Asset, Decision, Embedding, Exemplar, OutboxMessage
 from tests.integration import helpers
 from tests.integration.helpers import knn_path_served, upload
 
@@ -48,7 +50,7 @@ def test_decisions_name_the_tenants_current_policy_and_follow_each_new_version(d
     assert not again.created
     assert upload(db, ctx, tenant, "u3", "Fry garlic in butter")["policy_version"] == "v1"
     assert [r.version for r in repository.policy_versions(db, tenant)] == ["v1", "v2"]
-    assert policies.stored_policy(db, tenant)[0] == "v1"
+    assert policy_store.stored_policy(db, tenant)[0] == "v1"
     assert [e.kind for e in repository.audit_entries(db, tenant)] == ["policy_apply"] * 3
     assert knn_path_served(tenant) == knn
 
@@ -197,8 +199,8 @@ def test_calibration_reaches_the_target_on_its_data_and_stores_nothing(db, ctx, 
             assert sum(s.truth == label for s in chosen) / len(chosen) >= 0.9
     assert result.report.total == len(VALIDATION)
     # The written policy is a new, valid version with those thresholds.
-    text = policies.policy_to_toml(result.policy, comments={"spam": "calibrated"})
-    parsed = policies.parse_policy(text).policy
+    text = policy_store.policy_to_toml(result.policy, comments={"spam": "calibrated"})
+    parsed = policy_store.parse_policy(text).policy
     assert parsed == result.policy and parsed.version.startswith("calibrated-")
     for label, th in result.thresholds.items():
         assert parsed.labels[label].auto_threshold == th.auto
@@ -212,7 +214,7 @@ def test_backtest_shows_how_decisions_would_change_and_writes_nothing(db, ctx, t
     stored = dict(db.execute(select(Decision.asset_id, Decision.action).where(Decision.tenant == tenant)).all())
     counts = [db.scalar(select(func.count()).select_from(m).where(m.tenant == tenant))
               for m in (Decision, OutboxMessage, Exemplar)]
-    candidate = policies.parse_policy('version = "strict"\n[labels.cooking]\naction = "block"\n'
+    candidate = policy_store.parse_policy('version = "strict"\n[labels.cooking]\naction = "block"\n'
                                       'auto_threshold = 0.3\nreview_threshold = 0.2\n').policy
     result = backtest(db, ctx, tenant, candidate, examples=2)
     assert result.replayed == len(VALIDATION) and result.candidate == "strict" and result.current == "builtin-1"
@@ -224,7 +226,7 @@ def test_backtest_shows_how_decisions_would_change_and_writes_nothing(db, ctx, t
     assert all(len(rows) <= 2 for rows in result.examples.values())
     assert [db.scalar(select(func.count()).select_from(m).where(m.tenant == tenant))
             for m in (Decision, OutboxMessage, Exemplar)] == counts
-    same = backtest(db, ctx, tenant, policies.parse_policy('version = "same"\n').policy)
+    same = backtest(db, ctx, tenant, policy_store.parse_policy('version = "same"\n').policy)
     assert all(a == b for (a, b) in same.current_to_candidate)
 
 
@@ -272,8 +274,9 @@ def test_anomaly_alerts_are_grouped_per_window_and_rate_limited(db, tenant):
 def test_decisions_and_overrides_reach_the_decision_queue_once(db, ctx, tenant, broker_url, monkeypatch):
     from kombu import Connection
 
-    from governance import outbox, review
-    from governance.config import Settings
+    from governance.delivery import outbox_relay
+    from governance.moderation import review
+    from governance.platform.config import Settings
 
     queue_name = f"governance.decisions.test-{tenant}"
     monkeypatch.setenv("CELERY_BROKER_URL", broker_url)
@@ -288,7 +291,7 @@ def test_decisions_and_overrides_reach_the_decision_queue_once(db, ctx, tenant, 
     sinks = configured_sinks(Settings.from_env())
     mine = [m for m in repository.claim_outbox(db, 10_000) if m.tenant == tenant]
     assert len(mine) == 2
-    while outbox.relay(db, sinks, limit=10_000).delivered:
+    while outbox_relay.relay(db, sinks, limit=10_000).delivered:
         pass
     with Connection(broker_url) as connection:
         queue = connection.SimpleQueue(queue_name)
@@ -322,8 +325,8 @@ def own_database_url(database_url):
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from governance.db import _engines
-    from governance.migrate import upgrade
+    from governance.storage.db import _engines
+    from governance.storage.migrate import upgrade
 
     name = f"cli_{uuid.uuid4().hex[:10]}"
     admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
@@ -344,7 +347,7 @@ def own_database_url(database_url):
 
 def test_the_command_line_drives_policies_review_bank_calibration_and_backtest(
         own_database_url, settings, tenant, tmp_path, monkeypatch, capsys):
-    from governance.db import session_factory, transaction
+    from governance.storage.db import session_factory, transaction
     from worker.cli import main
 
     database_url = own_database_url
@@ -397,7 +400,7 @@ def test_the_command_line_drives_policies_review_bank_calibration_and_backtest(
     report = run("calibrate", jsonl("val.jsonl", validation_items(tenant)), "--tenant", tenant,
                  "--target-precision", "0.9", "--write-policy", str(out_policy))
     assert "confusion matrix" in report.out and "coverage" in report.out
-    calibrated = policies.parse_policy(out_policy.read_text()).policy
+    calibrated = policy_store.parse_policy(out_policy.read_text()).policy
     assert calibrated.version.startswith("cli-1+cal-") and calibrated.labels["spam"].near_duplicate_distance == 0.1
     assert "applied" in run("policy", "apply", str(out_policy), "--tenant", tenant).out
 

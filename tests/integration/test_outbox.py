@@ -7,8 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import select, update
 
-from governance import outbox, repository, webhooks
-from governance.models import OutboxMessage
+from governance.delivery import outbox_relay, webhooks
+from governance.storage import repository
+from governance.storage.tables import OutboxMessage
 
 SECRET = "whsec-test"
 
@@ -66,16 +67,16 @@ def test_receiver_down_then_up_gets_every_message_once(db, tenant, receiver):
     receiver.up = False
     for _ in range(3):  # the receiver stays down across several relay runs
         make_due(db, tenant)
-        result = outbox.relay(db, [webhook_sink(receiver.url)])
+        result = outbox_relay.relay(db, [webhook_sink(receiver.url)])
         assert result.delivered == 0
     pending = db.scalars(select(OutboxMessage).where(OutboxMessage.tenant == tenant)).all()
     assert all(m.attempts == 3 and m.delivered_at is None and "503" in m.last_error for m in pending)
 
     receiver.up = True
     make_due(db, tenant)
-    assert outbox.relay(db, [webhook_sink(receiver.url)]).delivered == 5
+    assert outbox_relay.relay(db, [webhook_sink(receiver.url)]).delivered == 5
     make_due(db, tenant)
-    assert outbox.relay(db, [webhook_sink(receiver.url)]).delivered == 0  # never sent twice
+    assert outbox_relay.relay(db, [webhook_sink(receiver.url)]).delivered == 0  # never sent twice
     ids = [message_id for message_id, _ in receiver.received]
     assert sorted(ids) == sorted(f"decision:{tenant}:e{i}" for i in range(5))
 
@@ -84,27 +85,27 @@ def test_a_failed_delivery_waits_for_its_backoff(db, tenant, receiver):
     repository.enqueue_outbox(db, tenant=tenant, kind="decision", message_id=f"decision:{tenant}:x", payload={})
     receiver.up = False
     before = datetime.now(timezone.utc)
-    assert outbox.relay(db, [webhook_sink(receiver.url)]).failed == 1
+    assert outbox_relay.relay(db, [webhook_sink(receiver.url)]).failed == 1
     after = datetime.now(timezone.utc)
     receiver.up = True
     [message] = db.scalars(select(OutboxMessage).where(OutboxMessage.tenant == tenant)).all()
     # First retry: equal jitter over a step of 2 x base, so between one and two base steps after
     # the attempt, whenever within [before, after] the attempt ran, however slow the machine.
-    step = outbox.BACKOFF_BASE_S * 2
+    step = outbox_relay.BACKOFF_BASE_S * 2
     assert before + timedelta(seconds=step / 2) <= message.available_at <= after + timedelta(seconds=step)
-    assert outbox.relay(db, [webhook_sink(receiver.url)]).delivered == 0  # not due yet
+    assert outbox_relay.relay(db, [webhook_sink(receiver.url)]).delivered == 0  # not due yet
     make_due(db, tenant)
-    assert outbox.relay(db, [webhook_sink(receiver.url)]).delivered == 1
+    assert outbox_relay.relay(db, [webhook_sink(receiver.url)]).delivered == 1
 
 
 def test_wrong_secret_is_refused_by_the_receiver(db, tenant, receiver):
     repository.enqueue_outbox(db, tenant=tenant, kind="decision", message_id=f"decision:{tenant}:y", payload={})
-    result = outbox.relay(db, [webhook_sink(receiver.url, secret="forged")])
+    result = outbox_relay.relay(db, [webhook_sink(receiver.url, secret="forged")])
     assert result.failed == 1 and receiver.rejected == 1 and receiver.received == []
 
 
 def test_concurrent_relays_never_claim_the_same_message(database_url, tenant):
-    from governance.db import session_factory, transaction
+    from governance.storage.db import session_factory, transaction
 
     factory = session_factory(database_url)
     with transaction(factory) as session:
@@ -121,7 +122,7 @@ def test_concurrent_relays_never_claim_the_same_message(database_url, tenant):
         barrier.wait()
         while True:
             with transaction(factory) as session:
-                if outbox.relay(session, [sink], limit=5).delivered == 0:
+                if outbox_relay.relay(session, [sink], limit=5).delivered == 0:
                     return
 
     threads = [threading.Thread(target=run) for _ in range(3)]
@@ -133,8 +134,8 @@ def test_concurrent_relays_never_claim_the_same_message(database_url, tenant):
 # --- the delivery log (outbox_deliveries) -------------------------------------------------------------
 
 def test_decisions_survive_minutes_of_receiver_downtime_and_arrive_once_each(db, tenant, receiver, settings):
-    from governance.embedders.hashing import HashingEmbedder
-    from governance.services import Context, accept_events, process_upload
+    from governance.embedding.backends.hashing import HashingEmbedder
+    from governance.moderation.pipeline import Context, accept_events, process_upload
 
     ctx = Context(settings=settings, embedder=HashingEmbedder(768))
     texts = ["Knead the dough", "Bond yields fell", "A photo of a cat", "Quarterly earnings"]
@@ -146,12 +147,12 @@ def test_decisions_survive_minutes_of_receiver_downtime_and_arrive_once_each(db,
     receiver.up = False
     for _ in range(6):  # each run stands for a backoff step elapsing while the receiver is down
         make_due(db, tenant)
-        outbox.relay(db, [webhook_sink(receiver.url)], limit=10_000)
+        outbox_relay.relay(db, [webhook_sink(receiver.url)], limit=10_000)
     receiver.up = True
     make_due(db, tenant)
-    outbox.relay(db, [webhook_sink(receiver.url)], limit=10_000)
+    outbox_relay.relay(db, [webhook_sink(receiver.url)], limit=10_000)
     make_due(db, tenant)
-    outbox.relay(db, [webhook_sink(receiver.url)], limit=10_000)  # nothing is sent twice
+    outbox_relay.relay(db, [webhook_sink(receiver.url)], limit=10_000)  # nothing is sent twice
 
     mine = sorted(message_id for message_id, _ in receiver.received if message_id.startswith(f"decision:{tenant}:"))
     assert mine == expected
@@ -182,7 +183,7 @@ def test_a_sink_that_took_a_message_does_not_get_it_again_when_another_sink_fail
 
     for _ in range(3):
         make_due(db, tenant)
-        outbox.relay(db, [queue, webhook], limit=10_000)
+        outbox_relay.relay(db, [queue, webhook], limit=10_000)
     assert got == {"queue": [f"decision:{tenant}:z"], "webhook": [f"decision:{tenant}:z"]}
     log = [(d.sink, d.status) for d in repository.deliveries(db, tenant, f"decision:{tenant}:z")]
     assert log == [("queue", "delivered"), ("webhook", "failed"), ("webhook", "failed"), ("webhook", "delivered")]

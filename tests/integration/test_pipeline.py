@@ -5,10 +5,11 @@ import threading
 
 from sqlalchemy import func, select, text
 
-from governance import repository, services
-from governance.embedders.hashing import HashingEmbedder
-from governance.models import Decision, Embedding, Event, OutboxMessage
-from governance.services import Context, process_upload
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.moderation import pipeline
+from governance.moderation.pipeline import Context, process_upload
+from governance.storage import repository
+from governance.storage.tables import Decision, Embedding, Event, OutboxMessage
 from tests.integration.helpers import knn_path_served, publish, seed
 
 
@@ -89,8 +90,8 @@ def test_above_2000_dims_vectors_are_stored_as_halfvec(db, knn_settings, knn, te
 def test_poison_event_is_dead_lettered_after_max_attempts(db, ctx, tenant):
     [(_, event_id)] = publish(db, {"asset_id": "u1", "tenant": tenant, "text": "x"})
     for _ in range(ctx.settings.max_attempts):
-        assert services.count_delivery(db, ctx, tenant, event_id)
-    assert not services.count_delivery(db, ctx, tenant, event_id)
+        assert pipeline.count_delivery(db, ctx, tenant, event_id)
+    assert not pipeline.count_delivery(db, ctx, tenant, event_id)
     [letter] = repository.dead_letters(db, tenant)
     assert letter.reason.startswith("max_attempts") and letter.attempts == ctx.settings.max_attempts
     assert process_upload(db, ctx, tenant, event_id) is None  # dead events are never decided
@@ -107,7 +108,7 @@ class CountingEmbedder(HashingEmbedder):
 
 
 def test_concurrent_duplicates_make_one_decision_and_one_embedding_call(database_url, knn_settings, knn, tenant):
-    from governance.db import session_factory, transaction
+    from governance.storage.db import session_factory, transaction
 
     factory = session_factory(database_url)
     ctx = Context(settings=knn_settings, embedder=CountingEmbedder())

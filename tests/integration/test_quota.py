@@ -9,12 +9,13 @@ import uuid
 
 import pytest
 
-from governance.breaker import BreakerConfig, SharedBreaker
-from governance.config import Settings
-from governance.embedders.base import Content, EmbeddingError, Task
-from governance.embedders.gemini import GeminiEmbedder
-from governance.quota import LocalQuota, Limit, SharedQuota, gemini_guards, quota_owner
-from governance.redis_client import redis_from_url
+from governance.embedding.backends.gemini.breaker import BreakerConfig, SharedBreaker
+from governance.embedding.backends.gemini.client import GeminiEmbedder
+from governance.embedding.backends.gemini.quota import LocalQuota, Limit, SharedQuota, gemini_guards, quota_owner
+from governance.embedding.protocol import EmbeddingError, Task
+from governance.ingest.content import Content
+from governance.platform.config import Settings
+from governance.platform.redis_client import redis_from_url
 from tests.fakes.fake_gemini import FakeGemini
 
 pytestmark = pytest.mark.timeout(120)

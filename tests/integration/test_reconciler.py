@@ -1,5 +1,5 @@
 """The reconciler's two rules against real PostgreSQL and Redis: the age rule, and everything at
-once after the broker lost its state (governance/broker_state.py), with the beat's heartbeat."""
+once after the broker lost its state (governance/platform/broker_state.py), with the beat's heartbeat."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -7,10 +7,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import update
 
-from governance import broker_state, repository, services
-from governance.models import Event
-from governance.redis_client import redis_from_url
-from governance.services import Context
+from governance.moderation import pipeline
+from governance.moderation.pipeline import Context
+from governance.platform import broker_state
+from governance.platform.redis_client import redis_from_url
+from governance.storage import repository
+from governance.storage.tables import Event
 
 
 @pytest.fixture
@@ -34,10 +36,10 @@ def test_broker_state_loss_re_enqueues_every_pending_event_at_once_and_the_age_r
     long_ago = datetime.now(timezone.utc) - timedelta(seconds=settings.reconcile_after_s + 60)
     db.execute(update(Event).where(Event.tenant == tenant, Event.event_id == "e3").values(accepted_at=long_ago))
 
-    assert _mine(services.stale_events(db, ctx), tenant) == ["e3"]  # only the old one
-    assert _mine(services.stale_events(db, ctx), tenant) == []  # touched: not again so soon
-    assert _mine(services.stale_events(db, ctx, broker_lost_state=True), tenant) == ["e3", "e0", "e1"]
-    assert _mine(services.stale_events(db, ctx), tenant) == []
+    assert _mine(pipeline.stale_events(db, ctx), tenant) == ["e3"]  # only the old one
+    assert _mine(pipeline.stale_events(db, ctx), tenant) == []  # touched: not again so soon
+    assert _mine(pipeline.stale_events(db, ctx, broker_lost_state=True), tenant) == ["e3", "e0", "e1"]
+    assert _mine(pipeline.stale_events(db, ctx), tenant) == []
 
 
 def test_the_marker_is_claimed_once_per_state_loss(client):

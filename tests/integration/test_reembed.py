@@ -8,12 +8,13 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from governance import repository
-from governance.banks import import_exemplars
-from governance.embedders.hashing import HashingEmbedder
-from governance.models import Embedding, EmbeddingUsage
-from governance.reembed import reembed
-from governance.services import Context, accept_events, for_tenant, process_upload
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.embedding.reembed import reembed
+from governance.moderation.exemplar_banks import import_exemplars
+from governance.moderation.pipeline import Context, accept_events, for_tenant, process_upload
+from governance.storage import repository
+from governance.storage.embedding_tables import EmbeddingUsage
+from governance.storage.tables import Embedding
 
 pytestmark = pytest.mark.timeout(60)
 LONG_TEXT = "A long exemplar about bread and ovens. " * 80  # over the 2,000-character stored excerpt

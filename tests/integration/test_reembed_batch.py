@@ -9,16 +9,16 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from governance import repository
-from governance.banks import import_exemplars
-from governance.embedder_registry import forget_embedders
-from governance.embedders.base import Task, task_prefixed
-from governance.embedders.gemini import GeminiEmbedder
-from governance.embedders.hashing import HashingEmbedder
-from governance.models import EmbeddingBatchJob, EmbeddingUsage
-from governance.reembed import reembed
-from governance.services import Context, for_tenant
-from governance.usage import usage_report
+from governance.embedding.backends.gemini.client import GeminiEmbedder
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.embedding.protocol import Task, task_prefixed
+from governance.embedding.reembed import reembed
+from governance.embedding.tenant_models import forget_embedders
+from governance.embedding.usage import usage_report
+from governance.moderation.exemplar_banks import import_exemplars
+from governance.moderation.pipeline import Context, for_tenant
+from governance.storage import repository
+from governance.storage.embedding_tables import EmbeddingBatchJob, EmbeddingUsage
 from tests.fakes.fake_gemini import FakeGemini, expected_vector
 
 pytestmark = pytest.mark.timeout(60)

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from governance.embedders.hashing import HashingEmbedder
-from governance.reports import build_and_store, tenant_folder
-from governance.services import Context
+from governance.clustering.stored_reports import build_and_store, tenant_folder
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.moderation.pipeline import Context
 
 HOSTILE = ["../../escape", "../../../../../escape", "a/b", "a-b", "/abs/olute", "..", ".", "-",
            "we:ird *?<>|\\ ünï\t$HOME ~ %2e%2e"]

@@ -4,10 +4,11 @@ import json
 import pytest
 from sqlalchemy import func, select, update
 
-from governance import repository, review
-from governance.banks import import_exemplars
-from governance.models import AuditEntry, Decision, Embedding, Exemplar, OutboxMessage
-from governance.policies import apply_policy
+from governance.moderation import review
+from governance.moderation.exemplar_banks import import_exemplars
+from governance.moderation.policy_store import apply_policy
+from governance.storage import repository
+from governance.storage.tables import AuditEntry, Decision, Embedding, Exemplar, OutboxMessage
 from tests.integration.helpers import SPAM, knn_path_served, seed, upload
 
 SPAM_AGAIN = SPAM.replace("XJ-4411", "XJ-4412")

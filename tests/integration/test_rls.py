@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from governance import repository
-from governance.embedders.hashing import HashingEmbedder
-from governance.models import Decision, Event, OutboxMessage
-from governance.services import Context, accept_events, process_upload
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.moderation.pipeline import Context, accept_events, process_upload
+from governance.storage import repository
+from governance.storage.tables import Decision, Event, OutboxMessage
 from tests.integration.helpers import knn_path_served
 
 
@@ -112,7 +112,7 @@ def test_maintenance_scope_sees_every_tenant(db, two_tenants):
 def test_the_pipeline_runs_under_the_app_role(db, knn_settings, knn):
     """What the worker does: seed as owner, then decide an event inside a tenant scope, on both kNN
     paths (the bank cache loads the bank under the tenant's scope too)."""
-    from governance.banks import import_exemplars
+    from governance.moderation.exemplar_banks import import_exemplars
 
     tenant = f"rls-p-{uuid.uuid4().hex[:8]}"
     ctx = Context(settings=knn_settings, embedder=HashingEmbedder(768))

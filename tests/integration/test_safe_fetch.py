@@ -15,8 +15,8 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from governance.config import Settings
-from governance.safe_fetch import FetchRefused, fetch_http
+from governance.ingest.safe_fetch import FetchRefused, fetch_http
+from governance.platform.config import Settings
 from tests.e2e.tls_servers import make_certificates
 
 DRIP_INTERVAL_S = 0.2
@@ -344,9 +344,9 @@ def test_an_exact_body_is_returned_with_its_type(web):
 def test_a_malformed_uri_is_decided_reject_on_its_first_delivery(db, settings, tenant, tmp_path, uri, reason):
     from sqlalchemy import func, select
 
-    from governance.embedders.hashing import HashingEmbedder
-    from governance.models import Decision, Event
-    from governance.services import Context, accept_events, process_upload
+    from governance.embedding.backends.hashing import HashingEmbedder
+    from governance.storage.tables import Decision, Event
+    from governance.moderation.pipeline import Context, accept_events, process_upload
 
     (tmp_path / "ok.txt").write_text("fine words")
     uri = uri.replace("{root}", tmp_path.as_uri())

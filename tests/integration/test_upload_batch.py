@@ -1,14 +1,14 @@
-"""Batched decisions (governance/upload_batch.py) on a real PostgreSQL with pgvector; the tests that
+"""Batched decisions (governance/moderation/batch_pipeline.py) on a real PostgreSQL with pgvector; the tests that
 decide run on both kNN paths (the `knn` fixture)."""
 import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
-from governance import repository
-from governance.embedders.hashing import HashingEmbedder
-from governance.models import DeadLetter, Decision, Embedding, Event, OutboxMessage
-from governance.services import Context, process_upload
-from governance.upload_batch import process_uploads
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.moderation.batch_pipeline import process_uploads
+from governance.moderation.pipeline import Context, process_upload
+from governance.storage import repository
+from governance.storage.tables import DeadLetter, Decision, Embedding, Event, OutboxMessage
 from tests.integration.helpers import knn_path_served, publish, seed
 
 TEXTS = ["Fry the garlic in butter and add fresh thyme.", "Bond yields fell after the auction.",
@@ -140,18 +140,18 @@ def test_batched_knn_matches_one_query_per_vector(db, ctx, tenant):
 
 
 def test_the_cached_bank_answers_as_the_hnsw_query_and_follows_bank_versions(db, ctx, tenant):
-    from governance import bank_cache
-    from governance.banks import import_exemplars
+    from governance.moderation import knn_cache
+    from governance.moderation.exemplar_banks import import_exemplars
 
     seed(db, ctx, tenant)
     embedder = ctx.embedder
     vectors = list(embedder.embed_texts(TEXTS))
     version = repository.bank_version(db, tenant)
-    cache = bank_cache.BankCache(max_vectors=100)
+    cache = knn_cache.BankCache(max_vectors=100)
     bank = cache.get(db, tenant, embedder.model_id, embedder.dims, "any", version)
     from_sql = repository.nearest_exemplars_many(db, tenant, embedder.model_id, embedder.dims, "any", vectors, 4,
                                                  ef_search=500, iterative_scan="relaxed_order")
-    exact = bank_cache.exact_neighbors(bank, vectors, 4)
+    exact = knn_cache.exact_neighbors(bank, vectors, 4)
     assert [[n.asset_id for n in found] for found in exact] == [[n.asset_id for n in found] for found in from_sql]
     assert [[round(n.distance, 5) for n in f] for f in exact] == [[round(n.distance, 5) for n in f] for f in from_sql]
     # A bank change bumps the version: the next lookup at the new version sees the new exemplar.
@@ -159,8 +159,8 @@ def test_the_cached_bank_answers_as_the_hnsw_query_and_follows_bank_versions(db,
     newer = repository.bank_version(db, tenant)
     assert newer > version
     assert cache.get(db, tenant, embedder.model_id, embedder.dims, "any", version) is bank  # still that version
-    [found] = bank_cache.exact_neighbors(cache.get(db, tenant, embedder.model_id, embedder.dims, "any", newer),
+    [found] = knn_cache.exact_neighbors(cache.get(db, tenant, embedder.model_id, embedder.dims, "any", newer),
                                          vectors[:1], 1)
     assert [n.asset_id for n in found] == ["new"] and found[0].distance < 1e-5
     # A bank larger than the cache is not held: the caller searches it with HNSW instead.
-    assert bank_cache.BankCache(max_vectors=3).get(db, tenant, embedder.model_id, embedder.dims, "any", newer) is None
+    assert knn_cache.BankCache(max_vectors=3).get(db, tenant, embedder.model_id, embedder.dims, "any", newer) is None

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from governance import usage
-from governance.embedders.gemini import GeminiEmbedder
-from governance.embedders.hashing import HashingEmbedder
-from governance.models import EmbeddingUsage
-from governance.services import Context, accept_events, process_upload
+from governance.embedding import usage
+from governance.embedding.backends.gemini.client import GeminiEmbedder
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.moderation.pipeline import Context, accept_events, process_upload
+from governance.storage.embedding_tables import EmbeddingUsage
 from tests.fakes.fake_gemini import FakeGemini
 
 pytestmark = pytest.mark.timeout(60)
@@ -75,7 +75,7 @@ def test_gemini_tokens_come_from_usage_metadata(db, settings, tenant, fake):
 
 
 def test_identical_content_in_one_batch_is_embedded_once(db, settings, tenant):
-    from governance.banks import import_exemplars
+    from governance.moderation.exemplar_banks import import_exemplars
 
     ctx = Context(settings=settings, embedder=HashingEmbedder(768))
     items = [{"asset_id": f"dup-{i}", "tenant": tenant, "text": "one text, three assets", "label": "x"}

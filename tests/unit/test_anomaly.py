@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from governance.anomaly import bank_threshold, kth_distance, score
+from governance.moderation.anomaly import bank_threshold, kth_distance, score
 
 
 def unit(rows):

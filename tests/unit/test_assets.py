@@ -5,10 +5,10 @@ import ipaddress
 import pytest
 from PIL import Image
 
-from governance.assets import RejectedInput, load, sniff
-from governance.config import Settings
-from governance.events import UploadEvent
-from governance.safe_fetch import FetchRefused, check_address
+from governance.ingest.assets import RejectedInput, load, sniff
+from governance.ingest.events import UploadEvent
+from governance.ingest.safe_fetch import FetchRefused, check_address
+from governance.platform.config import Settings
 
 
 def png_bytes(size=(16, 16), colour=(200, 10, 10)) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from governance.bank_audit import audit, knn_disagreement, neighbours
+from governance.moderation.bank_audit import audit, knn_disagreement, neighbours
 
 FLIP_SHARE = 0.05
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from governance.bank_cache import Bank, exact_neighbors
+from governance.moderation.knn_cache import Bank, exact_neighbors
 
 
 def unit(*xs):

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from governance.calibration import (
+from governance.moderation.calibration import (
     NONE, REVIEW, Scored, Thresholds, choose_thresholds, evaluate, format_report, outcome, precision_curve,
     report_dict, smallest_threshold,
 )
@@ -114,7 +114,7 @@ def test_chosen_thresholds_reach_the_target_on_their_own_data():
 
 
 def test_pooled_precision_counts_every_label():
-    from governance.calibration import pooled_precision
+    from governance.moderation.calibration import pooled_precision
 
     at = pooled_precision(ITEMS)
     assert at(1.0) == 1.0

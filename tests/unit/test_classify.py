@@ -1,6 +1,7 @@
 import pytest
 
-from governance.classify import Neighbor, knn_vote
+from governance.moderation.vote import knn_vote
+from governance.storage.rows import Neighbor
 
 
 def n(asset, label, distance, polarity="positive"):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from governance.cluster_report import finite_json, render_html, render_markdown, write_report
-from governance.clustering import analyse
+from governance.clustering.analysis import analyse
+from governance.clustering.rendering import finite_json, render_html, render_markdown, write_report
 
 EVIL = '<script>alert("x")</script>'
 

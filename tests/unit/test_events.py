@@ -1,6 +1,8 @@
 import pytest
 
-from governance.events import InvalidEvent, UploadEvent, decode_json, decode_lines, default_event_id, identify, valid_tenant
+from governance.ingest.events import (
+    InvalidEvent, UploadEvent, decode_json, decode_lines, default_event_id, identify, valid_tenant,
+)
 
 
 def test_defaults_tenant_and_event_id():

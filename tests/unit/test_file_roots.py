@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from governance.safe_fetch import FetchRefused, read_file_uri
+from governance.ingest.safe_fetch import FetchRefused, read_file_uri
 
 SECRET = b"SECRET-outside-the-root"
 LIMIT = 1000

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from governance import media
-from governance.assets import RejectedInput, load, sniff
-from governance.config import Settings
-from governance.events import UploadEvent
+from governance.ingest import media
+from governance.ingest.assets import RejectedInput, load, sniff
+from governance.ingest.events import UploadEvent
+from governance.platform.config import Settings
 from tests import media_samples as ms
 
 
@@ -171,7 +171,7 @@ def test_time_bound_stops_a_runaway_parse_and_leaves_no_timer_behind():
 
     script = """
 import signal, time
-from governance import media
+from governance.ingest import media
 try:
     with media.time_bound(0.2, "corrupt_pdf"):
         while True:  # only the bound can end this; if it does not, the run below times out

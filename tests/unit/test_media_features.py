@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from governance.embedders.base import Content, EmbeddingError, Task
-from governance.embedders.hashing import HashingEmbedder
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.embedding.protocol import EmbeddingError, Task
+from governance.ingest.content import Content
 from tests import media_samples as ms
 
 

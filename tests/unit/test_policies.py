@@ -3,10 +3,11 @@ from pathlib import Path
 
 import pytest
 
-from governance.anomaly import AnomalyResult
-from governance.classify import Neighbor, knn_vote
-from governance.policies import PolicyError, parse_policy, policy_document, policy_to_toml
-from governance.policy import LabelPolicy, Policy, decide
+from governance.moderation.anomaly import AnomalyResult
+from governance.moderation.policy_rules import LabelPolicy, Policy, decide
+from governance.moderation.policy_store import PolicyError, parse_policy, policy_document, policy_to_toml
+from governance.moderation.vote import knn_vote
+from governance.storage.rows import Neighbor
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policy.toml"
 CALM = AnomalyResult(score=0.1, threshold=0.5, flagged=False)

@@ -1,6 +1,7 @@
-from governance.anomaly import AnomalyResult
-from governance.classify import Neighbor, Vote
-from governance.policy import LabelPolicy, Policy, decide
+from governance.moderation.anomaly import AnomalyResult
+from governance.moderation.policy_rules import LabelPolicy, Policy, decide
+from governance.moderation.vote import Vote
+from governance.storage.rows import Neighbor
 
 CALM = AnomalyResult(score=0.1, threshold=0.5, flagged=False)
 ODD = AnomalyResult(score=0.9, threshold=0.5, flagged=True)

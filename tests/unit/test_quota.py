@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from governance.breaker import BreakerConfig, LocalBreaker
-from governance.embedders.base import EmbeddingError
-from governance.quota import Limit, LocalQuota, estimate_tokens, quota_owner, reserve, settled
+from governance.embedding.backends.gemini.breaker import BreakerConfig, LocalBreaker
+from governance.embedding.backends.gemini.quota import (
+    Limit, LocalQuota, estimate_tokens, quota_owner, reserve, settled,
+)
+from governance.embedding.protocol import EmbeddingError
 
 
 class Clock:
@@ -136,7 +138,7 @@ def test_half_open_lets_one_probe_through_and_its_outcome_decides(caplog):
     b.record_failure()
     assert verdict(b) == "circuit_open"
     clock.now += 10
-    with caplog.at_level("WARNING", logger="governance.breaker"):
+    with caplog.at_level("WARNING", logger="governance.embedding.backends.gemini.breaker"):
         assert [verdict(b), verdict(b)] == ["through", "circuit_open"]  # the probe; everyone else waits for it
     assert [r.getMessage() for r in caplog.records].count("circuit half-open for m:owner: one probe call goes through") == 1
     b.record_failure()  # the probe failed: another full cooldown

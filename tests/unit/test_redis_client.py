@@ -1,5 +1,5 @@
 """Celery-style broker URLs become redis-py clients for the shared quota (no connection is made)."""
-from governance.redis_client import redis_from_url
+from governance.platform.redis_client import redis_from_url
 
 
 def kwargs(url: str) -> tuple[str, dict]:

@@ -1,4 +1,4 @@
-from governance.reports import diff
+from governance.clustering.stored_reports import diff
 
 
 def test_diff_names_new_gone_and_resized_clusters():

@@ -5,8 +5,10 @@ import dataclasses
 
 import pytest
 
-from governance.config import Settings
-from governance.retry_budget import EMBED_CALLS_PER_UPLOAD, OTHER_WORK_S, embed_worst_case_s, problems, upload_worst_case_s
+from governance.embedding.backends.gemini.retry_budget import (
+    EMBED_CALLS_PER_UPLOAD, OTHER_WORK_S, embed_worst_case_s, problems, upload_worst_case_s,
+)
+from governance.platform.config import Settings
 
 GEMINI_ENV = ("GOVERNANCE_GEMINI_TIMEOUT_S", "GOVERNANCE_GEMINI_MAX_RETRIES", "GOVERNANCE_GEMINI_BACKOFF_CAP_S",
               "GOVERNANCE_GEMINI_QUOTA_MAX_WAIT_S", "GOVERNANCE_GEMINI_RPM", "GOVERNANCE_GEMINI_TPM",

@@ -16,19 +16,19 @@ from pathlib import Path
 import av
 import pytest
 
-from governance import assets
-from governance.config import Settings
-from governance.events import UploadEvent
+from governance.ingest import assets
+from governance.ingest.events import UploadEvent
+from governance.platform.config import Settings
 
 BUDGET_MB = 512
 
 CHILD = """
 import base64, json, sys
-from governance import assets
-from governance.config import Settings
-from governance.embedders import Task
-from governance.embedders import build_embedder
-from governance.events import UploadEvent
+from governance.ingest import assets
+from governance.platform.config import Settings
+from governance.embedding.protocol import Task
+from governance.embedding.factory import build_embedder
+from governance.ingest.events import UploadEvent
 
 def status_mb(key):
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key)) // 1024

@@ -1,7 +1,8 @@
 """The price table and the usage table's text (pure)."""
-from governance.embedders import Content, Task
-from governance.embedders.hashing import HashingEmbedder
-from governance.usage import UsageLine, embed_measured, format_report, price_per_million
+from governance.embedding.backends.hashing import HashingEmbedder
+from governance.embedding.protocol import Task
+from governance.embedding.usage import UsageLine, embed_measured, format_report, price_per_million
+from governance.ingest.content import Content
 
 
 def line(model, tokens, cost, estimated=False):

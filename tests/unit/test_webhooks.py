@@ -1,6 +1,6 @@
 import pytest
 
-from governance.webhooks import MESSAGE_ID_HEADER, SIGNATURE_HEADER, post, sign, verify
+from governance.delivery.webhooks import MESSAGE_ID_HEADER, SIGNATURE_HEADER, post, sign, verify
 
 BODY = b'{"action":"block","event_id":"e1"}'
 
@@ -38,7 +38,7 @@ def test_malformed_headers_fail_closed():
 # --- the signature as a receiver sees it, checked by code that is not ours ------------------------
 
 def _received(secret: str, payload: dict) -> tuple[bytes, dict]:
-    """One real POST by governance.webhooks.post to a loopback receiver: (raw body, headers)."""
+    """One real POST by governance.delivery.webhooks.post to a loopback receiver: (raw body, headers)."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 

@@ -1,0 +1,1 @@
+"""Clusters of recent uploads: analysis, stable identities, rendering, stored reports."""

@@ -1,0 +1,1 @@
+"""Results out: the outbox relay, signed webhooks and anomaly alerts."""

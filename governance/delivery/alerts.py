@@ -1,0 +1,87 @@
+"""Anomaly alerts through the outbox: grouped per tenant and window, and rate-limited.
+
+A beat task calls `run_alerts` every minute. Time is cut into fixed windows (`window_s`, aligned
+to the epoch). Each tenant has a cursor (`alert_state`): the start of what has not been alerted
+yet. When a window has closed (plus `settle_s`, so that decisions still committing land in it),
+the anomaly-flagged decisions from the cursor to the window's end become ONE outbox message
+(kind `alert`, id `alert:{tenant}:anomaly:{start}/{end}`) with counts by action and label and
+the `top` most anomalous examples, and the cursor moves on. A span with nothing flagged moves the
+cursor without an alert.
+
+Rate limit: while the tenant's last alert is younger than `min_interval_s`, the cursor stays put,
+so the flagged decisions accumulate and go out later as one alert covering several windows: at
+most one alert per tenant per `min_interval_s`, and nothing is lost. The cursor row is locked,
+and message ids are stable, so concurrent beats cannot send an alert twice.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy.orm import Session
+
+from governance.storage import repository
+
+KIND = "anomaly"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    window_s: int = 300
+    min_interval_s: int = 900
+    settle_s: int = 30
+    top: int = 5
+    lookback_s: int = 86_400  # how far back a lagging cursor may reach
+
+    @classmethod
+    def from_env(cls) -> "AlertConfig":
+        def value(name: str, default: int) -> int:
+            raw = os.environ.get(name)
+            return int(raw) if raw not in (None, "") else default
+        return cls(window_s=value("GOVERNANCE_ALERT_WINDOW_S", cls.window_s),
+                   min_interval_s=value("GOVERNANCE_ALERT_MIN_INTERVAL_S", cls.min_interval_s),
+                   settle_s=value("GOVERNANCE_ALERT_SETTLE_S", cls.settle_s),
+                   top=value("GOVERNANCE_ALERT_TOP", cls.top))
+
+
+def window_floor(moment: datetime, window_s: int) -> datetime:
+    seconds = int((moment - EPOCH).total_seconds())
+    return EPOCH + timedelta(seconds=seconds - seconds % window_s)
+
+
+def run_alerts(session: Session, config: AlertConfig | None = None, now: datetime | None = None) -> list[dict]:
+    """Enqueue the alerts that are due for every tenant; returns their payloads."""
+    config = config or AlertConfig()
+    now = now or datetime.now(timezone.utc)
+    boundary = window_floor(now - timedelta(seconds=config.settle_s), config.window_s)
+    alerts = []
+    for tenant in repository.tenants_with_flagged_decisions(session, boundary - timedelta(seconds=config.lookback_s)):
+        alert = tenant_alert(session, tenant, config, now, boundary)
+        if alert is not None:
+            alerts.append(alert)
+    return alerts
+
+
+def tenant_alert(session: Session, tenant: str, config: AlertConfig, now: datetime, boundary: datetime) -> dict | None:
+    state = repository.lock_alert_state(session, tenant, KIND, boundary - timedelta(seconds=config.window_s))
+    start = max(state.cursor_at, boundary - timedelta(seconds=config.lookback_s))
+    if start >= boundary:
+        return None  # the current window has not closed yet
+    if state.last_alert_at is not None and now - state.last_alert_at < timedelta(seconds=config.min_interval_s):
+        return None  # rate-limited: the span keeps growing and goes out as one alert later
+    summary = repository.flagged_summary(session, tenant, start, boundary, config.top)
+    state.cursor_at = boundary
+    if summary["flagged"] == 0:
+        session.flush()
+        return None
+    state.last_alert_at = now
+    message_id = f"alert:{tenant}:{KIND}:{start.isoformat()}/{boundary.isoformat()}"
+    payload = {"alert": KIND, "tenant": tenant, "message_id": message_id,
+               "window": {"start": start.isoformat(), "end": boundary.isoformat(),
+                          "seconds": int((boundary - start).total_seconds())},
+               **summary, "generated_at": now.isoformat()}
+    repository.enqueue_outbox(session, tenant=tenant, kind="alert", message_id=message_id, payload=payload)
+    session.flush()
+    return payload

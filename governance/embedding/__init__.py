@@ -1,0 +1,1 @@
+"""Vectors from content: the Embedder protocol, backends, windows, cache, models, usage."""

@@ -1,0 +1,1 @@
+"""One module per embedding backend: hashing, MiniLM (numpy, ONNX), EfficientNet, offline, media, Gemini."""

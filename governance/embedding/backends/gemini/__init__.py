@@ -1,0 +1,1 @@
+"""The Gemini backend: client, Batch API, shared quota, breaker, retry budget."""

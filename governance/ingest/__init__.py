@@ -1,0 +1,1 @@
+"""Upload events in: the event contract, safe fetching, sniffing and loading content."""

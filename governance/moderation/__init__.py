@@ -1,0 +1,1 @@
+"""Deciding uploads: the pipelines, kNN, vote, anomaly, policy, banks, review, calibration."""

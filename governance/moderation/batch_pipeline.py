@@ -1,0 +1,155 @@
+"""Deciding many of one tenant's events in one transaction (the `governance.process_uploads` task).
+
+The decisions are those of services.process_upload, event for event; what the batch shares is
+the plumbing: one row lock, one cache lookup, one embedding call, one kNN round trip, and one
+insert each for assets, vectors, decisions and outbox messages. Per-event failures keep their
+single-event meaning: bad input is rejected, an unusable vector is dead-lettered, and an input
+the embedder refuses is found by embedding the batch's items one by one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy.orm import Session
+
+from governance.embedding.protocol import EmbeddingError, Task
+from governance.embedding.vector_cache import Embedded, InvalidEmbedding, embed_with_cache, task_key
+from governance.ingest.assets import LoadedAsset, RejectedInput, load
+from governance.ingest.events import InvalidEvent, UploadEvent
+from governance.moderation import knn_cache
+from governance.moderation.pipeline import (
+    INVALID_EMBEDDING, Context, anomaly_threshold, asset_fields, dead_letter, decision_message, decision_payload,
+    decision_row, fault_injection_point, for_tenant, knn_scan, reject_row,
+)
+from governance.storage import repository
+
+
+@dataclass
+class BatchResult:
+    decisions: list[dict] = field(default_factory=list)  # public payloads of the decisions made now
+    dead_lettered: list[str] = field(default_factory=list)  # event ids
+    skipped: list[str] = field(default_factory=list)  # already had an outcome, or not in the inbox
+
+
+@dataclass
+class _Item:
+    event_id: str
+    attempts: int
+    payload: dict
+    upload: UploadEvent
+    loaded: LoadedAsset
+    vectors: list[Embedded] = field(default_factory=list)  # the classification vector first
+    failure: Exception | None = None
+
+
+def process_uploads(session: Session, ctx: Context, tenant: str, event_ids: list[str]) -> BatchResult:
+    """Decide the tenant's accepted events among `event_ids`. Safe to run twice, like process_upload.
+
+    Transient embedding errors propagate, so the caller can retry the whole batch.
+    """
+    result = BatchResult()
+    locked = repository.lock_events(session, tenant, event_ids)
+    found = {e.event_id for e in locked}
+    result.skipped += [e for e in event_ids if e not in found] + [e.event_id for e in locked if e.status != "accepted"]
+    events = [e for e in locked if e.status == "accepted"]
+    already = repository.decided_event_ids(session, tenant, [e.event_id for e in events])
+    repository.set_events_status(session, tenant, sorted(already), "decided")
+    result.skipped += sorted(already)
+    events = [e for e in events if e.event_id not in already]
+    if not events:
+        return result
+    ctx = for_tenant(session, ctx, tenant)
+    rows, items = [], []
+    for event in events:
+        try:
+            upload = UploadEvent.parse(event.payload)
+            items.append(_Item(event.event_id, event.attempts, event.payload, upload, load(upload, ctx.settings)))
+        except (InvalidEvent, RejectedInput) as exc:
+            rows.append(reject_row(ctx, tenant, event.event_id, event.asset_id, str(exc)))
+    _embed(session, ctx, tenant, items, Task.CLASSIFICATION)
+    # Where the task changes the vector (prefixed text), cluster reports get their own.
+    _embed(session, ctx, tenant, [i for i in items if i.failure is None and i.vectors[0].task != task_key(
+        ctx.embedder, Task.CLUSTERING, i.loaded.content.modality)], Task.CLUSTERING)
+    for item in items:
+        if item.failure is None:
+            continue
+        if isinstance(item.failure, InvalidEmbedding) or str(item.failure).startswith(INVALID_EMBEDDING):
+            dead_letter(session, tenant, item.event_id, str(item.failure), item.attempts, item.payload)
+            result.dead_lettered.append(item.event_id)
+        else:
+            rows.append(reject_row(ctx, tenant, item.event_id, item.upload.asset_id, str(item.failure)))
+    items = [i for i in items if i.failure is None]
+    rows += _classify(session, ctx, tenant, items)
+    result.decisions = _record(session, tenant, rows)
+    return result
+
+
+def _embed(session: Session, ctx: Context, tenant: str, items: list[_Item], task: Task) -> None:
+    """Append each item's vector for `task`, or set its failure; identical contents are embedded once
+    (embed_with_cache counts the repeats as cached, as it would across batches)."""
+    assets = [i.loaded for i in items]
+    unique = list({a.sha256: a for a in assets}.values())
+    if not unique:
+        return
+    try:
+        by_sha = {a.sha256: e for a, e in zip(assets, embed_with_cache(session, ctx.embedder, tenant, assets, task))}
+    except (EmbeddingError, InvalidEmbedding) as exc:
+        if isinstance(exc, EmbeddingError) and exc.transient:
+            raise
+        # One input spoilt the call (the answer is not attributed to an item): find out which, item
+        # by item. Rare, and it costs a second call for the others; one item needs no second call.
+        by_sha = {unique[0].sha256: exc} if len(unique) == 1 else {}
+        for asset in unique if len(unique) > 1 else ():
+            try:
+                (by_sha[asset.sha256],) = embed_with_cache(session, ctx.embedder, tenant, [asset], task)
+            except (EmbeddingError, InvalidEmbedding) as one:
+                if isinstance(one, EmbeddingError) and one.transient:
+                    raise
+                by_sha[asset.sha256] = one
+    for item in items:
+        outcome = by_sha[item.loaded.sha256]
+        if isinstance(outcome, Exception):
+            item.failure = outcome
+        else:
+            item.vectors.append(outcome)
+
+
+def _classify(session: Session, ctx: Context, tenant: str, items: list[_Item]) -> list[dict]:
+    if not items:
+        return []
+    embedder = ctx.embedder
+    asset_pks = repository.upsert_assets(session, tenant, [dict(asset_id=i.upload.asset_id,
+                                                                **asset_fields(i.upload, i.loaded)) for i in items])
+    for item in items:
+        fault_injection_point("after_embed", tenant, item.event_id)
+    repository.store_embeddings(session, tenant, embedder.model_id, embedder.dims, [
+        dict(asset_pk=asset_pks[i.upload.asset_id], sha256=i.loaded.sha256, modality=i.loaded.content.modality,
+             task=v.task, vector=v.vector) for i in items for v in i.vectors])
+    version = repository.bank_version(session, tenant)
+    neighbors: dict[str, list] = {}
+    for task in sorted({i.vectors[0].task for i in items}):
+        group = [i for i in items if i.vectors[0].task == task]
+        found = knn_cache.nearest(session, tenant, embedder.model_id, embedder.dims, task,
+                                   [i.vectors[0].vector for i in group], ctx.policy.k, version, **knn_scan(ctx))
+        neighbors.update((i.event_id, n) for i, n in zip(group, found))
+    thresholds: dict[tuple[str, str], float] = {}
+    rows = []
+    for item in items:
+        key = (item.loaded.content.modality, item.vectors[0].task)
+        if key not in thresholds:
+            thresholds[key] = anomaly_threshold(session, ctx, tenant, *key, version)
+        rows.append(decision_row(ctx, item.upload, asset_pks[item.upload.asset_id], neighbors[item.event_id],
+                                 thresholds[key], version))
+    return rows
+
+
+def _record(session: Session, tenant: str, rows: list[dict]) -> list[dict]:
+    decided_at = datetime.now(timezone.utc)
+    for row in rows:
+        row["decided_at"] = decided_at
+    new = repository.insert_decisions(session, rows)
+    public = [decision_payload(r) for r in rows if r["event_id"] in new]
+    repository.enqueue_outbox_many(session, [decision_message(p) for p in public])
+    repository.set_events_status(session, tenant, [r["event_id"] for r in rows], "decided")
+    return public

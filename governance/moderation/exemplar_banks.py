@@ -1,0 +1,136 @@
+"""Exemplar banks: labelled assets that classification votes over."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from sqlalchemy.orm import Session
+
+from governance.embedding.protocol import EmbeddingError, Task
+from governance.embedding.vector_cache import embed_with_cache
+from governance.ingest.assets import RejectedInput, load
+from governance.ingest.events import InvalidEvent, UploadEvent
+from governance.moderation.pipeline import Context, for_tenant, store_asset
+from governance.moderation.review import retroactive_matches
+from governance.storage import repository
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (asset_id or line, reason)
+    retroactive: list[dict] = field(default_factory=list)  # review items opened by new known-bad exemplars
+
+
+def import_exemplars(session: Session, ctx: Context, raw_items: list[dict], *, source: str = "import",
+                     created_by: str | None = None, progress: Callable[[int], None] = lambda n: None) -> ImportResult:
+    """Embed and store one batch of labelled items. Bad items are reported, not fatal."""
+    result = ImportResult()
+    ready = []
+    for raw in raw_items:
+        try:
+            item = UploadEvent.parse(raw)
+            if not item.label:
+                raise InvalidEvent("missing_field: label is required for an exemplar")
+            ready.append((item, load(item, ctx.settings)))
+        except (InvalidEvent, RejectedInput) as exc:
+            result.rejected.append((str(raw.get("asset_id") if isinstance(raw, dict) else raw), str(exc)))
+    by_tenant: dict[str, list] = {}
+    for entry in ready:
+        by_tenant.setdefault(entry[0].tenant, []).append(entry)
+    for tenant, entries in by_tenant.items():
+        tenant_ctx = for_tenant(session, ctx, tenant)  # the tenant's active model and policy
+        embedder = tenant_ctx.embedder
+        try:
+            embedded = embed_with_cache(session, embedder, tenant, [loaded for _, loaded in entries],
+                                        Task.CLASSIFICATION)
+        except EmbeddingError as exc:
+            if exc.transient:
+                raise
+            result.rejected.extend((item.asset_id, str(exc)) for item, _ in entries)
+            continue
+        added = []
+        for (item, loaded), vector in zip(entries, embedded):
+            asset_pk = store_asset(session, item, loaded)
+            repository.store_embedding(session, tenant=tenant, asset_pk=asset_pk, sha256=loaded.sha256,
+                                       modality=loaded.content.modality, model=embedder.model_id,
+                                       dims=embedder.dims, task=vector.task, vector=vector.vector, in_bank=True)
+            repository.add_exemplar(session, tenant, asset_pk, item.label, polarity=item.polarity, source=source,
+                                    created_by=created_by, content=exemplar_content(item))
+            result.imported += 1
+            if item.polarity == "positive":
+                added.append((asset_pk, item.asset_id, item.label))
+        repository.bump_bank_version(session, tenant)
+        result.retroactive += retroactive_matches(session, tenant_ctx, tenant, tenant_ctx.policy, added)
+    progress(len(raw_items))
+    return result
+
+
+def exemplar_content(item: UploadEvent) -> dict:
+    """What `governance reembed` needs to read the exemplar again when no upload event holds it."""
+    fields = {"text": item.text, "uri": item.uri, "data_b64": item.data_b64, "mime_type": item.mime_type}
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+# --- editing and exporting a bank ----------------------------------------------------------------
+
+class BankError(ValueError):
+    """The bank edit cannot be applied as asked; the message says why."""
+
+
+@dataclass
+class BankEdit:
+    asset_id: str
+    labels: list[str]  # the exemplar labels whose state changed
+    bank_version: int
+    retroactive: list[dict] = field(default_factory=list)
+
+
+def set_enabled(session: Session, ctx: Context, tenant: str, asset_id: str, enabled: bool, *,
+                label: str | None = None, who: str | None = None) -> BankEdit:
+    """Enable or disable an asset's exemplars (one label, or all). Every change bumps the bank
+    version, keeps `embeddings.in_bank` true exactly while an enabled exemplar points at the asset,
+    and is written to the audit log. Re-enabling a known-bad exemplar re-checks recent allows."""
+    asset = repository.asset_by_id(session, tenant, asset_id)
+    if asset is None:
+        raise BankError(f"no asset {asset_id!r} in tenant {tenant!r}")
+    rows = repository.exemplars_of_asset(session, tenant, asset.id, label)
+    if not rows:
+        raise BankError(f"asset {asset_id!r} is not an exemplar" + (f" of {label!r}" if label else ""))
+    changed = [row for row in rows if row.enabled != enabled]
+    for row in changed:
+        row.enabled = enabled
+    session.flush()
+    repository.sync_in_bank(session, tenant, asset.id)
+    if not changed:
+        return BankEdit(asset_id, [], repository.bank_version(session, tenant))
+    version = repository.bump_bank_version(session, tenant)
+    labels = [row.label for row in changed]
+    repository.insert_audit(session, tenant=tenant, kind="exemplar_enable" if enabled else "exemplar_disable",
+                            asset_id=asset_id, who=who, before={"enabled": not enabled, "labels": labels},
+                            after={"enabled": enabled, "labels": labels, "bank_version": version})
+    retroactive = []
+    if enabled:
+        tenant_ctx = for_tenant(session, ctx, tenant)
+        retroactive = retroactive_matches(session, tenant_ctx, tenant, tenant_ctx.policy, [
+            (asset.id, asset_id, row.label) for row in changed if row.polarity == "positive"])
+    return BankEdit(asset_id, labels, version, retroactive)
+
+
+def export_exemplars(session: Session, tenant: str) -> Iterable[dict]:
+    """One JSON-ready object per exemplar: label, polarity, enabled, provenance and the content
+    reference (`uri`, or the `text` itself when it was stored whole, else `text_excerpt`)."""
+    for exemplar, asset in repository.iter_exemplars(session, tenant):
+        item = {"asset_id": asset.asset_id, "tenant": tenant, "label": exemplar.label,
+                "polarity": exemplar.polarity, "enabled": exemplar.enabled, "source": exemplar.source,
+                "created_by": exemplar.created_by, "created_at": exemplar.created_at.isoformat(),
+                "modality": asset.modality, "mime_type": asset.mime_type, "sha256": asset.sha256}
+        if asset.source_uri:
+            item["uri"] = asset.source_uri
+        elif asset.modality == "text" and asset.text_excerpt is not None and len(asset.text_excerpt) < 2000:
+            item["text"] = asset.text_excerpt
+        elif asset.text_excerpt:
+            item["text_excerpt"] = asset.text_excerpt
+        if asset.title:
+            item["title"] = asset.title
+        yield item

@@ -1,0 +1,217 @@
+"""One typed settings object, read from the environment.
+
+Secrets (the Gemini key, webhook secret) are read here and nowhere else; they never travel in
+task arguments and are masked in `Settings.__repr__`.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import platformdirs
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
+def _float(name: str, default: float) -> float:
+    return float(_env(name, str(default)))
+
+
+def _prices(name: str) -> dict[str, float]:
+    """`model=USD per 1M input tokens` pairs, comma-separated (see governance/embedding/usage.py)."""
+    prices = {}
+    for pair in (_env(name, "") or "").split(","):
+        if pair.strip():
+            model, _, price = pair.partition("=")
+            prices[model.strip()] = float(price)
+    return prices
+
+
+def _paths(name: str) -> tuple[Path, ...]:
+    raw = _env(name, "") or ""
+    return tuple(Path(p).resolve() for p in raw.split(":") if p)
+
+
+def _networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    raw = _env(name, "") or ""
+    return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in raw.split(",") if cidr.strip())
+
+
+def _nameservers(name: str) -> tuple[tuple[str, int], ...]:
+    """`address[:port]` entries, comma-separated; IPv6 addresses in brackets when a port follows."""
+    servers = []
+    for entry in (_env(name, "") or "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        host, port = entry, 53
+        if entry.startswith("["):
+            host, _, rest = entry[1:].partition("]")
+            port = int(rest[1:]) if rest.startswith(":") else 53
+        elif entry.count(":") == 1:
+            host, port = entry.split(":")[0], int(entry.split(":")[1])
+        servers.append((str(ipaddress.ip_address(host)), port))
+    return tuple(servers)
+
+
+# The offline embedder's text encoders. The default is the one `make bench` measured faster on one
+# core (its "offline text, int8 ONNX" row prints both rates and this choice: onnx 1.52x numpy).
+TEXT_BACKENDS = ("numpy", "onnx")
+DEFAULT_TEXT_BACKEND = "onnx"
+
+
+def _text_backend(name: str) -> str:
+    value = _env(name, DEFAULT_TEXT_BACKEND)
+    if value not in TEXT_BACKENDS:
+        raise ValueError(f"{name} must be one of {', '.join(TEXT_BACKENDS)}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    broker_url: str | None
+    data_dir: Path
+    embedder: str
+    embedding_dims: int
+    embedder_threads: int | None
+    text_backend: str
+    sentence_model_path: Path | None
+    file_roots: tuple[Path, ...]
+    max_bytes: int
+    max_text_chars: int
+    max_image_pixels: int
+    max_upload_memory_mb: int
+    max_media_seconds: float
+    max_windows: int
+    http_timeout_s: float
+    fetch_deadline_s: float
+    fetch_allow_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    fetch_nameservers: tuple[tuple[str, int], ...]
+    anomaly_quantile: float
+    max_attempts: int
+    upload_batch_size: int
+    knn_ef_search: int
+    knn_iterative_scan: str
+    knn_cache_vectors: int
+    reconcile_after_s: int
+    reconcile_interval_s: float
+    beat_stale_s: float
+    cluster_window_days: int
+    cluster_interval_s: int
+    cluster_min_size: int
+    cluster_sample: int
+    webhook_url: str | None
+    decision_queue: str | None
+    gemini_model: str
+    gemini_base_url: str | None
+    gemini_api_version: str | None
+    gemini_timeout_s: float
+    gemini_max_in_flight: int
+    gemini_max_retries: int
+    gemini_prefix_media: bool
+    embedding_prices: dict[str, float]  # overrides of governance/embedding/usage.py PRICES_PER_MILLION
+    gemini_backoff_cap_s: float
+    gemini_rpm: int
+    gemini_tpm: int
+    gemini_quota_burst_s: float
+    gemini_quota_max_wait_s: float
+    gemini_breaker_failures: int
+    gemini_breaker_cooldown_s: float
+    quota_redis_url: str | None = field(repr=False)  # may carry a password
+    gemini_api_key: str | None = field(repr=False)
+    webhook_secret: str | None = field(repr=False)
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            database_url=_env("DATABASE_URL"),
+            broker_url=_env("CELERY_BROKER_URL"),
+            data_dir=Path(_env("GOVERNANCE_DATA_DIR", platformdirs.user_data_dir("governance"))),
+            embedder=_env("GOVERNANCE_EMBEDDER", "auto"),
+            embedding_dims=_int("GOVERNANCE_EMBEDDING_DIMS", 768),
+            # One BLAS thread per process: worker processes already use every core, and
+            # oversubscribed BLAS threads spin-wait (measured up to 3x slower on 2 cores).
+            embedder_threads=int(_env("GOVERNANCE_EMBEDDER_THREADS", "1")) or None,
+            text_backend=_text_backend("GOVERNANCE_TEXT_BACKEND"),
+            sentence_model_path=Path(p) if (p := _env("GOVERNANCE_SENTENCE_MODEL_PATH")) else None,
+            file_roots=_paths("GOVERNANCE_FILE_ROOTS"),
+            max_bytes=_int("GOVERNANCE_MAX_BYTES", 20 * 1024 * 1024),
+            max_text_chars=_int("GOVERNANCE_MAX_TEXT_CHARS", 100_000),
+            max_image_pixels=_int("GOVERNANCE_MAX_IMAGE_PIXELS", 40_000_000),
+            # What decoding one image or video may cost a worker child; larger pictures are too_large
+            # before their pixels are decoded (governance/ingest/media.py sizes the limits from it).
+            max_upload_memory_mb=_int("GOVERNANCE_MAX_UPLOAD_MEMORY_MB", 512),
+            # Audio and video longer than this are rejected before decoding further (a small file
+            # of silence can decode to hours); windows per asset are capped separately.
+            max_media_seconds=_float("GOVERNANCE_MAX_MEDIA_SECONDS", 3600.0),
+            max_windows=_int("GOVERNANCE_MAX_WINDOWS", 16),
+            http_timeout_s=_float("GOVERNANCE_HTTP_TIMEOUT_S", 10.0),
+            # The whole of one http(s) fetch, redirects included: a per-read timeout alone lets a
+            # source that drips one byte at a time hold a worker child indefinitely.
+            fetch_deadline_s=_float("GOVERNANCE_FETCH_DEADLINE_S", 10.0),
+            # Non-public ranges the fetcher may reach anyway; for development against local servers.
+            fetch_allow_cidrs=_networks("GOVERNANCE_FETCH_ALLOW_CIDRS"),
+            # Resolvers the fetcher asks instead of the system's (e.g. a filtering one); empty: the system's.
+            fetch_nameservers=_nameservers("GOVERNANCE_FETCH_NAMESERVERS"),
+            anomaly_quantile=_float("GOVERNANCE_ANOMALY_QUANTILE", 0.95),
+            max_attempts=_int("GOVERNANCE_MAX_ATTEMPTS", 5),
+            # Events per governance.process_uploads message from `publish` and the reconciler.
+            upload_batch_size=max(1, _int("GOVERNANCE_UPLOAD_BATCH_SIZE", 100)),
+            # Set per kNN transaction. 500 is what reached recall@10 >= 0.95 on 1M exemplars at
+            # p99 <= 30 ms (README, Benchmarks); pgvector's own default of 40 reaches far less.
+            knn_ef_search=_int("GOVERNANCE_KNN_EF_SEARCH", 500),
+            knn_iterative_scan=_env("GOVERNANCE_KNN_ITERATIVE_SCAN", "relaxed_order"),
+            # Exemplar vectors a process holds for exact in-process kNN (knn_cache.py); 0: always HNSW.
+            knn_cache_vectors=_int("GOVERNANCE_KNN_CACHE_VECTORS", 5000),
+            reconcile_after_s=_int("GOVERNANCE_RECONCILE_AFTER_S", 300),
+            # Every pass also checks whether the broker lost its state (governance/platform/broker_state.py):
+            # this interval bounds how long a Redis restart leaves lost messages unnoticed.
+            reconcile_interval_s=_float("GOVERNANCE_RECONCILE_INTERVAL_S", 5.0),
+            # `governance health` calls the beat dead when the reconciler's last pass is older.
+            beat_stale_s=_float("GOVERNANCE_BEAT_STALE_S", 60.0),
+            cluster_window_days=_int("GOVERNANCE_CLUSTER_WINDOW_DAYS", 7),
+            cluster_interval_s=_int("GOVERNANCE_CLUSTER_INTERVAL_S", 3600),
+            cluster_min_size=_int("GOVERNANCE_CLUSTER_MIN_SIZE", 8),
+            cluster_sample=_int("GOVERNANCE_CLUSTER_SAMPLE", 20_000),
+            webhook_url=_env("GOVERNANCE_WEBHOOK_URL"),
+            decision_queue=_env("GOVERNANCE_DECISION_QUEUE"),
+            gemini_model=_env("GOVERNANCE_GEMINI_MODEL", "gemini-embedding-2"),
+            gemini_base_url=_env("GOOGLE_GEMINI_BASE_URL"),
+            gemini_api_version=_env("GOOGLE_GENAI_API_VERSION"),
+            # Timeouts, retries, backoff cap and quota wait together must end inside the task's soft
+            # time limit: governance/embedding/backends/gemini/retry_budget.py computes the worst case, tests/unit checks it.
+            gemini_timeout_s=_float("GOVERNANCE_GEMINI_TIMEOUT_S", 20.0),
+            gemini_max_in_flight=_int("GOVERNANCE_GEMINI_MAX_IN_FLIGHT", 4),
+            # Few in-call retries: the task itself retries with backoff, and the two multiply.
+            gemini_max_retries=_int("GOVERNANCE_GEMINI_MAX_RETRIES", 3),
+            gemini_prefix_media=_env("GOVERNANCE_GEMINI_PREFIX_MEDIA", "0") in ("1", "true", "yes"),
+            embedding_prices=_prices("GOVERNANCE_EMBEDDING_PRICES"),
+            gemini_backoff_cap_s=_float("GOVERNANCE_GEMINI_BACKOFF_CAP_S", 8.0),
+            gemini_rpm=_int("GOVERNANCE_GEMINI_RPM", 0),
+            gemini_tpm=_int("GOVERNANCE_GEMINI_TPM", 0),
+            gemini_quota_burst_s=_float("GOVERNANCE_GEMINI_QUOTA_BURST_S", 1.0),
+            gemini_quota_max_wait_s=_float("GOVERNANCE_GEMINI_QUOTA_MAX_WAIT_S", 5.0),
+            gemini_breaker_failures=_int("GOVERNANCE_GEMINI_BREAKER_FAILURES", 10),
+            gemini_breaker_cooldown_s=_float("GOVERNANCE_GEMINI_BREAKER_COOLDOWN_S", 30.0),
+            quota_redis_url=_env("GOVERNANCE_QUOTA_REDIS_URL") or _env("CELERY_BROKER_URL"),
+            gemini_api_key=_env("GEMINI_API_KEY") or _env("GOOGLE_API_KEY"),
+            webhook_secret=_env("GOVERNANCE_WEBHOOK_SECRET"),
+        )
+
+    def describe(self) -> dict[str, str]:
+        """Settings safe to print: secrets are reported as set or not, never shown."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = ("<set>" if value else "<unset>") if not f.repr else str(value)
+        return out

@@ -1,0 +1,1 @@
+"""PostgreSQL: engine and sessions, the tables, the migrations runner and the repository."""

@@ -1,0 +1,80 @@
+"""Decisions and dead letters."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterator
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from governance.storage.repository._sql import vector_sql, as_array
+from governance.storage.tables import Asset, DeadLetter, Decision, Embedding
+
+
+def decision_exists(session: Session, tenant: str, event_id: str) -> bool:
+    return session.scalar(select(func.count()).select_from(Decision)
+                          .where(Decision.tenant == tenant, Decision.event_id == event_id)) > 0
+
+
+def insert_decision(session: Session, row: dict) -> int | None:
+    stmt = insert(Decision).values(**row).on_conflict_do_nothing(index_elements=["tenant", "event_id"])
+    return session.scalar(stmt.returning(Decision.id))
+
+
+def insert_dead_letter(session: Session, *, tenant: str, event_id: str, reason: str, attempts: int,
+                       payload: dict | None) -> None:
+    stmt = insert(DeadLetter).values(tenant=tenant, event_id=event_id, reason=reason, attempts=attempts,
+                                     payload=payload)
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["tenant", "event_id"]))
+
+
+def iter_decisions(session: Session, tenant: str, since: datetime | None = None) -> Iterator[Decision]:
+    query = select(Decision).where(Decision.tenant == tenant)
+    if since is not None:
+        query = query.where(Decision.decided_at >= since)
+    yield from session.scalars(query.order_by(Decision.id).execution_options(yield_per=1000))
+
+
+def dead_letters(session: Session, tenant: str) -> list[DeadLetter]:
+    return list(session.scalars(select(DeadLetter).where(DeadLetter.tenant == tenant).order_by(DeadLetter.id)))
+
+
+def tenants_with_recent_decisions(session: Session, since: datetime) -> list[str]:
+    return list(session.scalars(select(Decision.tenant).where(Decision.decided_at >= since).distinct()))
+
+
+def latest_decision_for_asset(session: Session, tenant: str, asset_id: str) -> Decision | None:
+    return session.scalars(select(Decision).where(Decision.tenant == tenant, Decision.asset_id == asset_id)
+                           .order_by(Decision.decided_at.desc(), Decision.id.desc()).limit(1)
+                           .with_for_update()).first()
+
+
+def decisions_with_vectors(session: Session, tenant: str, model: str, dims: int, tasks: list[str],
+                           since: datetime | None, limit: int) -> list[tuple[Decision, str, str, np.ndarray]]:
+    """(decision, modality, task, vector) for decided uploads that have a stored vector of the model
+    under one of `tasks`, newest first."""
+    column, _ = vector_sql(dims)
+    query = (select(Decision, Asset.modality, Embedding.task, getattr(Embedding, column))
+             .join(Asset, (Asset.id == Decision.asset_pk) & (Asset.tenant == tenant))
+             .join(Embedding, (Embedding.asset_pk == Decision.asset_pk) & (Embedding.tenant == tenant))
+             .where(Decision.tenant == tenant, Decision.action != "reject", Embedding.model == model,
+                    Embedding.dims == dims, Embedding.task.in_(list(tasks))))
+    if since is not None:
+        query = query.where(Decision.decided_at >= since)
+    query = query.order_by(Decision.decided_at.desc(), Decision.id.desc(), Embedding.task).limit(limit)
+    return [(d, modality, task, as_array(vector)) for d, modality, task, vector in session.execute(query)]
+
+
+def decided_event_ids(session: Session, tenant: str, event_ids: list[str]) -> set[str]:
+    return set(session.scalars(select(Decision.event_id).where(Decision.tenant == tenant,
+                                                               Decision.event_id.in_(event_ids))))
+
+
+def insert_decisions(session: Session, rows: list[dict]) -> set[str]:
+    """insert_decision for many rows; returns the event ids that were new."""
+    if not rows:
+        return set()
+    stmt = insert(Decision.__table__).on_conflict_do_nothing(index_elements=["tenant", "event_id"])
+    return set(session.scalars(stmt.returning(Decision.__table__.c.event_id), rows))

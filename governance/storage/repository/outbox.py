@@ -1,0 +1,55 @@
+"""The outbox and its delivery log."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from governance.storage.tables import OutboxDelivery, OutboxMessage
+
+
+def enqueue_outbox(session: Session, *, tenant: str, kind: str, message_id: str, payload: dict) -> None:
+    stmt = insert(OutboxMessage).values(tenant=tenant, kind=kind, message_id=message_id, payload=payload)
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["tenant", "message_id"]))
+
+
+def claim_outbox(session: Session, limit: int) -> list[OutboxMessage]:
+    """Due, undelivered messages, locked so that concurrent relays never take the same one."""
+    return list(session.scalars(
+        select(OutboxMessage).where(OutboxMessage.delivered_at.is_(None), OutboxMessage.available_at <= func.now())
+        .order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True)
+    ))
+
+
+def insert_delivery(session: Session, *, tenant: str, message_id: str, sink: str, status: str,
+                    error: str | None = None) -> None:
+    session.add(OutboxDelivery(tenant=tenant, message_id=message_id, sink=sink, status=status, error=error,
+                               at=func.clock_timestamp()))
+
+
+def delivered_sinks(session: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str, str]]:
+    """(tenant, message_id, sink) already delivered, for the given (tenant, message_id) pairs."""
+    found: set[tuple[str, str, str]] = set()
+    by_tenant: dict[str, list[str]] = {}
+    for tenant, message_id in keys:
+        by_tenant.setdefault(tenant, []).append(message_id)
+    for tenant, ids in by_tenant.items():
+        rows = session.execute(select(OutboxDelivery.message_id, OutboxDelivery.sink).where(
+            OutboxDelivery.tenant == tenant, OutboxDelivery.message_id.in_(ids),
+            OutboxDelivery.status == "delivered"))
+        found.update((tenant, message_id, sink) for message_id, sink in rows)
+    return found
+
+
+def deliveries(session: Session, tenant: str, message_id: str | None = None) -> list[OutboxDelivery]:
+    query = select(OutboxDelivery).where(OutboxDelivery.tenant == tenant)
+    if message_id is not None:
+        query = query.where(OutboxDelivery.message_id == message_id)
+    return list(session.scalars(query.order_by(OutboxDelivery.id)))
+
+
+def enqueue_outbox_many(session: Session, rows: list[dict]) -> None:
+    """enqueue_outbox for many messages; rows carry tenant, kind, message_id, payload."""
+    if rows:
+        stmt = insert(OutboxMessage.__table__).on_conflict_do_nothing(index_elements=["tenant", "message_id"])
+        session.execute(stmt, rows)
