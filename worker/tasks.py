@@ -7,7 +7,6 @@ tenants for the jobs that are cross-tenant by design (migration 0002).
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 
@@ -19,6 +18,7 @@ from governance.delivery import outbox_relay
 from governance.embedding.protocol import EmbeddingError
 from governance.moderation import pipeline, batch_pipeline
 from governance.platform import broker_state, metrics
+from governance.platform.config import Settings
 from governance.storage import repository
 from governance.storage.db import transaction
 from worker.runtime import broker_redis, context, sessions, settings
@@ -27,7 +27,7 @@ from worker.sinks import configured_sinks
 log = logging.getLogger(__name__)
 RETRY_CAP_S = 60
 # The embedder's own timeouts and retries must end well inside this (see README, Guarantees).
-SOFT_TIME_LIMIT_S = int(os.environ.get("GOVERNANCE_TASK_SOFT_TIME_LIMIT_S") or 300)
+SOFT_TIME_LIMIT_S = Settings.from_env().task_soft_time_limit_s
 
 
 def _retry_delay(retries: int) -> float:
