@@ -33,7 +33,7 @@ def broker_ssl_options(broker_url: str) -> dict | bool:
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or Settings.from_env()
     broker_url = resolve_broker_url(settings)
-    app = Celery("governance", broker=broker_url, include=["worker.tasks"])
+    app = Celery("governance", broker=broker_url, include=["worker.tasks.uploads", "worker.tasks.maintenance"])
     app.conf.update(
         broker_use_ssl=broker_ssl_options(broker_url),
         task_serializer="json",

@@ -95,7 +95,8 @@ def retry_budget_problems(settings: Settings) -> list[str]:
     """The worst case of the configured Gemini retries against this worker's actual limits."""
     from governance.embedding.backends.gemini.retry_budget import problems
     from worker.queues import VISIBILITY_TIMEOUT_S
-    from worker.tasks import RETRY_CAP_S, process_upload
+    from worker.tasks.retry import RETRY_CAP_S
+    from worker.tasks.uploads import process_upload
 
     return problems(settings, process_upload.soft_time_limit, process_upload.time_limit, RETRY_CAP_S,
                     VISIBILITY_TIMEOUT_S)
