@@ -20,7 +20,7 @@ def configured_sinks(settings: Settings) -> list[Sink]:
         queue_name = settings.decision_queue
 
         def publish_to_queue(message: OutboxMessage) -> None:
-            from worker.app import app
+            from celery import current_app as app  # the running worker's app (worker.app would be a cycle)
 
             queue = Queue(queue_name, Exchange(queue_name, type="direct"), routing_key=queue_name)
             with app.producer_or_acquire() as producer:

@@ -127,6 +127,11 @@ class Settings:
     gemini_quota_max_wait_s: float
     gemini_breaker_failures: int
     gemini_breaker_cooldown_s: float
+    # The worker layer's own settings (worker/).
+    task_soft_time_limit_s: int
+    metrics_port: int | None  # None: no metrics endpoint
+    metrics_addr: str
+    log_format: str  # "json" or "text"
     quota_redis_url: str | None = field(repr=False)  # may carry a password
     gemini_api_key: str | None = field(repr=False)
     webhook_secret: str | None = field(repr=False)
@@ -203,6 +208,10 @@ class Settings:
             gemini_quota_max_wait_s=_float("GOVERNANCE_GEMINI_QUOTA_MAX_WAIT_S", 5.0),
             gemini_breaker_failures=_int("GOVERNANCE_GEMINI_BREAKER_FAILURES", 10),
             gemini_breaker_cooldown_s=_float("GOVERNANCE_GEMINI_BREAKER_COOLDOWN_S", 30.0),
+            task_soft_time_limit_s=int(_env("GOVERNANCE_TASK_SOFT_TIME_LIMIT_S") or 300),
+            metrics_port=int(port) if (port := _env("GOVERNANCE_METRICS_PORT")) else None,
+            metrics_addr=_env("GOVERNANCE_METRICS_ADDR", "0.0.0.0"),
+            log_format=_env("GOVERNANCE_LOG_FORMAT", "json"),
             quota_redis_url=_env("GOVERNANCE_QUOTA_REDIS_URL") or _env("CELERY_BROKER_URL"),
             gemini_api_key=_env("GEMINI_API_KEY") or _env("GOOGLE_API_KEY"),
             webhook_secret=_env("GOVERNANCE_WEBHOOK_SECRET"),

@@ -145,7 +145,7 @@ def scoped_session(database_url: str):
 
 def test_the_log_masking_knows_both_spellings_of_a_url_password(monkeypatch):
     from governance.platform.config import Settings
-    from worker.app import _secrets
+    from worker.signals import _secrets
 
     database_url, broker_url = urls(5432, 6379, "/ca.crt")
     monkeypatch.setenv("DATABASE_URL", database_url)

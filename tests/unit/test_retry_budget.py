@@ -17,14 +17,15 @@ GEMINI_ENV = ("GOVERNANCE_GEMINI_TIMEOUT_S", "GOVERNANCE_GEMINI_MAX_RETRIES", "G
 
 @pytest.fixture
 def worker_app(monkeypatch, tmp_path):
-    """worker.app with the default limits; a broker URL so importing it starts no server."""
+    """worker.signals with the default limits; a broker URL so importing the app starts no server."""
     for name in GEMINI_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setenv("GOVERNANCE_DATA_DIR", str(tmp_path))
     import worker.app
+    import worker.signals
 
-    return worker.app
+    return worker.signals
 
 
 def test_the_default_settings_fit_the_worker_limits_with_a_quota_configured(worker_app, monkeypatch):

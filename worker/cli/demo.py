@@ -15,7 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "governance" / "sample"
+from worker.cli.common import build_context, enter_scope, prepare_environment, sessions
+from worker.cli.exemplars import import_exemplar_file
+from worker.cli.publish import publish_file
+
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "governance" / "sample"
 TENANT = "demo"
 
 
@@ -48,7 +52,6 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
     from governance.storage.migrate import upgrade
     from governance.clustering.stored_reports import build_and_store
     from governance.moderation.pipeline import export_decisions
-    from worker.cli import _context, _enter, _sessions, import_exemplar_file, prepare_environment, publish_file
 
     # The bundled sample is tiny (a few dozen uploads per modality): smaller clusters count there.
     os.environ.setdefault("GOVERNANCE_CLUSTER_MIN_SIZE", "5")
@@ -73,8 +76,8 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
         wanted = {row["event_id"] for row in uploads}
         deadline = time.monotonic() + timeout_s
         while True:
-            with transaction(_sessions(settings)) as session:
-                _enter(session, TENANT)
+            with transaction(sessions(settings)) as session:
+                enter_scope(session, TENANT)
                 found = [d for d in export_decisions(session, TENANT) if d["event_id"] in wanted]
             if len(found) >= len(wanted) or time.monotonic() > deadline or worker.poll() is not None:
                 break
@@ -84,9 +87,9 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
         if len(found) < len(wanted):
             print(f"only {len(found)} of {len(wanted)} decisions arrived; worker log: {log_path}", file=sys.stderr)
             return 1
-        with transaction(_sessions(settings)) as session:
-            _enter(session, TENANT)
-            paths = build_and_store(session, _context(settings), TENANT, work / "report")
+        with transaction(sessions(settings)) as session:
+            enter_scope(session, TENANT)
+            paths = build_and_store(session, build_context(settings), TENANT, work / "report")
         report = json.loads(paths["json"].read_text())
         print(f"\n{len(report['clusters'])} clusters, {len(report['noise'])} noise points; "
               f"{len(report.get('alerts', []))} emerging-cluster alerts")
@@ -99,3 +102,14 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
                 worker.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(worker.pid, signal.SIGKILL)
+
+
+def cmd_demo(args) -> int:
+    return run_demo(concurrency=args.concurrency, timeout_s=args.timeout)
+
+
+def add_commands(sub) -> None:
+    demo = sub.add_parser("demo", help="the main job on embedded defaults and the bundled sample")
+    demo.add_argument("--concurrency", type=int, default=2)
+    demo.add_argument("--timeout", type=float, default=300)
+    demo.set_defaults(func=cmd_demo)

@@ -5,16 +5,16 @@ import json
 from pathlib import Path
 
 from governance.storage.db import transaction
-from worker.cli import _context, _enter, _sessions, _tenant, prepare_environment
+from worker.cli.common import build_context, enter_scope, prepare_environment, sessions, tenant_arg
 
 
 def cmd_banks_audit(args) -> int:
     from governance.moderation.bank_audit_report import audit_bank, thumbnails, write_report
 
     settings = prepare_environment()
-    ctx = _context(settings)
-    with transaction(_sessions(settings)) as session:
-        _enter(session, args.tenant)
+    ctx = build_context(settings)
+    with transaction(sessions(settings)) as session:
+        enter_scope(session, args.tenant)
         report = audit_bank(session, ctx, args.tenant)
         thumbs = thumbnails(session, ctx, args.tenant, report)
     paths = write_report(report, thumbs, Path(args.out))
@@ -23,13 +23,11 @@ def cmd_banks_audit(args) -> int:
     return 0
 
 
-def add_banks_commands(sub) -> None:
+def add_commands(sub) -> None:
     banks = sub.add_parser("banks", help="exemplar bank health").add_subparsers(dest="bk_command", required=True)
     au = banks.add_parser("audit", help="find likely mislabelled, contradictory and outlying exemplars and "
                                         "thin labels; writes DIR/audit.json and DIR/audit.html")
-    au.add_argument("--tenant", type=_tenant, default="default")
+    au.add_argument("--tenant", type=tenant_arg, default="default")
     au.add_argument("--out", default="bank-audit", help="folder for audit.json and audit.html (default: ./bank-audit)")
     au.set_defaults(func=cmd_banks_audit)
 
-
-__all__ = ["add_banks_commands"]

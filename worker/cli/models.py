@@ -6,7 +6,7 @@ import sys
 from datetime import date
 
 from governance.storage.db import transaction
-from worker.cli import _enter, _fail, _progress, _sessions, _tenant, prepare_environment
+from worker.cli.common import enter_scope, fail, prepare_environment, progress, sessions, tenant_arg
 
 
 def cmd_usage(args) -> int:
@@ -16,9 +16,9 @@ def cmd_usage(args) -> int:
     try:
         since = date.fromisoformat(args.since) if args.since else None
     except ValueError:
-        return _fail(f"--since must be a date like 2026-06-01, got {args.since!r}")
-    with transaction(_sessions(settings)) as session:
-        _enter(session, args.tenant)  # every tenant when --tenant is not given
+        return fail(f"--since must be a date like 2026-06-01, got {args.since!r}")
+    with transaction(sessions(settings)) as session:
+        enter_scope(session, args.tenant)  # every tenant when --tenant is not given
         lines = usage_report(session, args.tenant, since, settings.embedding_prices)
     if args.json:
         print(json.dumps([line.as_dict() for line in lines], indent=2))
@@ -33,21 +33,21 @@ def cmd_reembed(args) -> int:
 
     settings = prepare_environment()
     if args.model == "auto":
-        return _fail("--model must name a backend: hashing, offline, gemini or a Gemini model name")
+        return fail("--model must name a backend: hashing, offline, gemini or a Gemini model name")
     spec = settings.gemini_model if args.model == "gemini" else args.model
     try:
         target = build_embedder(settings, spec, args.dims)
     except (ValueError, FileNotFoundError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     if args.dims and target.dims != args.dims:
-        return _fail(f"{spec} embeds at {target.dims} dims, not {args.dims}")
+        return fail(f"{spec} embeds at {target.dims} dims, not {args.dims}")
     if args.batch_api and not spec.startswith("gemini-"):
-        return _fail(f"--batch-api needs a Gemini model, not {spec}")
-    factory = _sessions(settings)
+        return fail(f"--batch-api needs a Gemini model, not {spec}")
+    factory = sessions(settings)
     result = reembed(lambda: transaction(factory), settings, args.tenant, spec, target,
                      batch_size=args.batch_size, limit=args.limit,
-                     enter=lambda session: _enter(session, args.tenant),
-                     progress=lambda done, total: _progress(done, total, "re-embedding"),
+                     enter=lambda session: enter_scope(session, args.tenant),
+                     progress=lambda done, total: progress(done, total, "re-embedding"),
                      batch_api=args.batch_api, wait_s=args.poll_s)
     for asset_id, reason in result.unreadable:
         print(f"unreadable asset {asset_id}: {reason}", file=sys.stderr)
@@ -64,9 +64,9 @@ def cmd_reembed(args) -> int:
     return 0
 
 
-def add_models_commands(sub) -> None:
+def add_commands(sub) -> None:
     us = sub.add_parser("usage", help="embedding items, calls and tokens per tenant and model, with a cost")
-    us.add_argument("--tenant", type=_tenant, default=None, help="default: every tenant")
+    us.add_argument("--tenant", type=tenant_arg, default=None, help="default: every tenant")
     us.add_argument("--since", default=None, metavar="DATE", help="from this UTC day on (YYYY-MM-DD)")
     us.add_argument("--json", action="store_true")
     us.set_defaults(func=cmd_usage)
@@ -76,7 +76,7 @@ def add_models_commands(sub) -> None:
     rb.add_argument("--model", required=True,
                     help="backend spec: hashing, offline, gemini, gemini-embedding-2, gemini-embedding-001")
     rb.add_argument("--dims", type=int, default=None, help="default: GOVERNANCE_EMBEDDING_DIMS")
-    rb.add_argument("--tenant", type=_tenant, default="default")
+    rb.add_argument("--tenant", type=tenant_arg, default="default")
     rb.add_argument("--batch-size", type=int, default=64, help="assets per transaction")
     rb.add_argument("--limit", type=int, default=None,
                     help="stop after this many assets (no switch); a later run resumes")
@@ -86,5 +86,3 @@ def add_models_commands(sub) -> None:
     rb.add_argument("--poll-s", type=float, default=30.0, help="seconds between Batch API polls")
     rb.set_defaults(func=cmd_reembed)
 
-
-__all__ = ["add_models_commands"]

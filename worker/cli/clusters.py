@@ -1,0 +1,43 @@
+"""`governance clusters`: cluster the recent window now, and the stored reports' history."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from governance.storage.db import transaction
+from worker.cli.common import build_context, enter_scope, prepare_environment, sessions, tenant_arg
+
+
+def cmd_clusters_report(args) -> int:
+    from governance.clustering.stored_reports import build_and_store
+
+    settings = prepare_environment()
+    with transaction(sessions(settings)) as session:
+        enter_scope(session, args.tenant)
+        paths = build_and_store(session, build_context(settings), args.tenant, Path(args.out) if args.out else None)
+    print(paths["json"])
+    return 0
+
+
+def cmd_clusters_history(args) -> int:
+    from governance.clustering.stored_reports import history
+
+    settings = prepare_environment()
+    with transaction(sessions(settings)) as session:
+        enter_scope(session, args.tenant)
+        for row in history(session, args.tenant, args.limit):
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return 0
+
+
+def add_commands(sub) -> None:
+    cl = sub.add_parser("clusters", help="cluster reports").add_subparsers(dest="cl_command", required=True)
+    rep = cl.add_parser("report", help="cluster the recent window now and write report.json")
+    rep.add_argument("--tenant", type=tenant_arg, default="default")
+    rep.add_argument("--out", default=None)
+    rep.set_defaults(func=cmd_clusters_report)
+    his = cl.add_parser("history", help="stored reports, newest first, with the clusters that changed")
+    his.add_argument("--tenant", type=tenant_arg, default="default")
+    his.add_argument("--limit", type=int, default=20)
+    his.set_defaults(func=cmd_clusters_history)
