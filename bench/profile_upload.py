@@ -52,8 +52,8 @@ def main() -> None:
     from governance.storage.db import engine_for, session_factory, transaction
     from governance.embedding.factory import build_embedder
     from governance.storage import repository
-    from governance.moderation.pipeline import Context, accept_events, count_delivery, process_upload
-    from governance.moderation.batch_pipeline import process_uploads
+    from governance.moderation.pipeline import Context, accept_events, count_delivery
+    from governance.moderation.batch_pipeline import process_upload, process_uploads
 
     n = args.events
     with embedded_servers("profile") as servers:

@@ -69,7 +69,7 @@ def process_upload(self, tenant: str, event_id: str) -> None:
     try:
         with transaction(sessions()) as session:
             repository.enter_tenant(session, tenant)
-            decision = pipeline.process_upload(session, context(), tenant, event_id)
+            decision = batch_pipeline.process_upload(session, context(), tenant, event_id)
             status = repository.event_status(session, tenant, event_id) if decision is None else "decided"
     except SoftTimeLimitExceeded as exc:
         # The attempt stays counted: an input that always runs out of time ends as a dead letter.

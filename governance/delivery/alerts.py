@@ -82,6 +82,6 @@ def tenant_alert(session: Session, tenant: str, config: AlertConfig, now: dateti
                "window": {"start": start.isoformat(), "end": boundary.isoformat(),
                           "seconds": int((boundary - start).total_seconds())},
                **summary, "generated_at": now.isoformat()}
-    repository.enqueue_outbox(session, tenant=tenant, kind="alert", message_id=message_id, payload=payload)
+    repository.enqueue_outbox(session, [dict(tenant=tenant, kind="alert", message_id=message_id, payload=payload)])
     session.flush()
     return payload

@@ -6,18 +6,17 @@ import logging
 import os
 import signal
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sqlalchemy.orm import Session
 
-from governance.embedding.protocol import Embedder, EmbeddingError, Task
+from governance.embedding.protocol import Embedder
 from governance.embedding.tenant_models import tenant_embedder
-from governance.embedding.vector_cache import InvalidEmbedding, embed_with_cache, task_key
-from governance.ingest.assets import LoadedAsset, RejectedInput, load
+from governance.ingest.assets import LoadedAsset
 from governance.ingest.events import InvalidEvent, UploadEvent, identify
-from governance.moderation import anomaly, knn_cache
+from governance.moderation import anomaly
 from governance.moderation.policy_rules import Policy, decide
 from governance.moderation.policy_store import current_policy
 from governance.moderation.vote import knn_vote
@@ -26,7 +25,6 @@ from governance.storage import repository
 
 log = logging.getLogger(__name__)
 ANOMALY_SAMPLE = 5000
-INVALID_EMBEDDING = "invalid_embedding"  # the reason prefix every embedder uses for unusable vectors
 
 
 @dataclass
@@ -103,7 +101,7 @@ def count_delivery(session: Session, ctx: Context, tenant: str, event_id: str) -
     attempts = repository.count_attempt(session, tenant, event_id)
     if attempts is None or attempts <= ctx.settings.max_attempts:
         return True
-    event = repository.lock_event(session, tenant, event_id)
+    event = next(iter(repository.lock_events(session, tenant, [event_id])), None)
     if event is not None and event.status == "accepted":
         dead_letter(session, tenant, event_id, f"max_attempts: {attempts - 1} deliveries ended without an outcome",
                     attempts - 1, event.payload)
@@ -116,64 +114,10 @@ def dead_letter(session: Session, tenant: str, event_id: str, reason: str, attem
     repository.set_event_status(session, tenant, event_id, "dead")
 
 
-def process_upload(session: Session, ctx: Context, tenant: str, event_id: str) -> dict | None:
-    """Decide one accepted event. Returns the decision, or None when there is nothing left to do.
-
-    Safe to run twice: the event row is locked, and an event that already has an outcome is
-    left alone. Transient embedding errors propagate so the caller can retry.
-    """
-    event = repository.lock_event(session, tenant, event_id)
-    if event is None or event.status != "accepted":
-        return None
-    if repository.decision_exists(session, tenant, event_id):
-        repository.set_event_status(session, tenant, event_id, "decided")
-        return None
-    ctx = for_tenant(session, ctx, tenant)  # the tenant's policy and model, named on the decision
-    try:
-        upload = UploadEvent.parse(event.payload)
-        loaded = load(upload, ctx.settings)
-        decision = _classify(session, ctx, upload, loaded)
-    except (InvalidEvent, RejectedInput) as exc:
-        decision = reject_row(ctx, tenant, event_id, event.asset_id, str(exc))
-    except EmbeddingError as exc:
-        if exc.transient:
-            raise
-        if str(exc).startswith(INVALID_EMBEDDING):
-            # The provider answered garbage (NaN, Inf, wrong size): not the upload's fault, so no
-            # reject decision, and not worth retrying; an operator looks at the dead letter.
-            dead_letter(session, tenant, event_id, str(exc), event.attempts, event.payload)
-            return None
-        decision = reject_row(ctx, tenant, event_id, event.asset_id, str(exc))
-    except InvalidEmbedding as exc:
-        dead_letter(session, tenant, event_id, str(exc), event.attempts, event.payload)
-        return None
-    return _record(session, decision)
-
-
 def reject_row(ctx: Context, tenant: str, event_id: str, asset_id: str | None, reason: str) -> dict:
     return dict(tenant=tenant, event_id=event_id, asset_id=asset_id, asset_pk=None, action="reject", label=None,
                 score=0.0, labels=[], anomaly=None, neighbors=[], reason=reason,
                 embedding_model=None, policy_version=ctx.policy.version, bank_version=None)
-
-
-def _classify(session: Session, ctx: Context, upload: UploadEvent, loaded: LoadedAsset) -> dict:
-    embedder, tenant = ctx.embedder, upload.tenant
-    (embedded,) = embed_with_cache(session, embedder, tenant, [loaded], Task.CLASSIFICATION)
-    asset_pk = store_asset(session, upload, loaded)
-    stored = [embedded]
-    if task_key(embedder, Task.CLUSTERING, loaded.content.modality) != embedded.task:
-        # Where the task changes the vector (prefixed text), cluster reports get their own.
-        stored += embed_with_cache(session, embedder, tenant, [loaded], Task.CLUSTERING)
-    fault_injection_point("after_embed", tenant, upload.event_id)
-    for vector in stored:
-        repository.store_embedding(session, tenant=tenant, asset_pk=asset_pk, sha256=loaded.sha256,
-                                   modality=loaded.content.modality, model=embedder.model_id, dims=embedder.dims,
-                                   task=vector.task, vector=vector.vector)
-    version = repository.bank_version(session, tenant)
-    (neighbors,) = knn_cache.nearest(session, tenant, embedder.model_id, embedder.dims, embedded.task,
-                                      [embedded.vector], ctx.policy.k, version, **knn_scan(ctx))
-    threshold = anomaly_threshold(session, ctx, tenant, loaded.content.modality, embedded.task, version)
-    return decision_row(ctx, upload, asset_pk, neighbors, threshold, version)
 
 
 def knn_scan(ctx: Context, cached: bool = True) -> dict:
@@ -201,10 +145,6 @@ def decision_row(ctx: Context, upload: UploadEvent, asset_pk: int, neighbors: li
     )
 
 
-def store_asset(session: Session, upload: UploadEvent, loaded: LoadedAsset) -> int:
-    return repository.upsert_asset(session, upload.tenant, upload.asset_id, **asset_fields(upload, loaded))
-
-
 def asset_fields(upload: UploadEvent, loaded: LoadedAsset) -> dict:
     return dict(sha256=loaded.sha256, modality=loaded.content.modality, mime_type=loaded.content.mime_type,
                 size_bytes=loaded.size_bytes, source_uri=loaded.source_uri, title=upload.title,
@@ -222,16 +162,6 @@ def anomaly_threshold(session: Session, ctx: Context, tenant: str, modality: str
     repository.store_anomaly_threshold(session, tenant=tenant, model=model, dims=dims, modality=modality,
                                        bank_version=version, k=k, threshold=threshold, sample_size=len(vectors))
     return threshold
-
-
-def _record(session: Session, decision: dict) -> dict | None:
-    decision["decided_at"] = datetime.now(timezone.utc)
-    if repository.insert_decision(session, decision) is None:
-        return None
-    public = decision_payload(decision)
-    repository.enqueue_outbox(session, **decision_message(public))
-    repository.set_event_status(session, decision["tenant"], decision["event_id"], "decided")
-    return public
 
 
 def decision_message(public: dict) -> dict:

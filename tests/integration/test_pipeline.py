@@ -7,7 +7,8 @@ from sqlalchemy import func, select, text
 
 from governance.embedding.backends.hashing import HashingEmbedder
 from governance.moderation import pipeline
-from governance.moderation.pipeline import Context, process_upload
+from governance.moderation.pipeline import Context
+from governance.moderation.batch_pipeline import process_upload
 from governance.storage import repository
 from governance.storage.tables import Decision, Embedding, Event, OutboxMessage
 from tests.integration.helpers import knn_path_served, publish, seed

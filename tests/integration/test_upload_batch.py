@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from governance.embedding.backends.hashing import HashingEmbedder
-from governance.moderation.batch_pipeline import process_uploads
-from governance.moderation.pipeline import Context, process_upload
+from governance.moderation.pipeline import Context
+from governance.moderation.batch_pipeline import process_upload, process_uploads
 from governance.storage import repository
 from governance.storage.tables import DeadLetter, Decision, Embedding, Event, OutboxMessage
 from tests.integration.helpers import knn_path_served, publish, seed
@@ -130,10 +130,10 @@ def test_batched_knn_matches_one_query_per_vector(db, ctx, tenant):
     seed(db, ctx, tenant)
     embedder = ctx.embedder
     vectors = list(embedder.embed_texts(TEXTS))
-    many = repository.nearest_exemplars_many(db, tenant, embedder.model_id, embedder.dims, "any", vectors, 4,
-                                             ef_search=500, iterative_scan="relaxed_order")
-    one_by_one = [repository.nearest_exemplars(db, tenant, embedder.model_id, embedder.dims, "any", v, 4)
-                  for v in vectors]
+    many = repository.nearest_exemplars(db, tenant, embedder.model_id, embedder.dims, "any", vectors, 4,
+                                        ef_search=500, iterative_scan="relaxed_order")
+    one_by_one = [repository.nearest_exemplars(db, tenant, embedder.model_id, embedder.dims, "any", [v], 4,
+                                               ef_search=500, iterative_scan="relaxed_order")[0] for v in vectors]
     assert [[n.asset_id for n in found] for found in many] == [[n.asset_id for n in found] for found in one_by_one]
     assert all(len(found) == 4 for found in many)
     assert db.scalar(text("SHOW hnsw.ef_search")) == "500"
@@ -149,8 +149,8 @@ def test_the_cached_bank_answers_as_the_hnsw_query_and_follows_bank_versions(db,
     version = repository.bank_version(db, tenant)
     cache = knn_cache.BankCache(max_vectors=100)
     bank = cache.get(db, tenant, embedder.model_id, embedder.dims, "any", version)
-    from_sql = repository.nearest_exemplars_many(db, tenant, embedder.model_id, embedder.dims, "any", vectors, 4,
-                                                 ef_search=500, iterative_scan="relaxed_order")
+    from_sql = repository.nearest_exemplars(db, tenant, embedder.model_id, embedder.dims, "any", vectors, 4,
+                                            ef_search=500, iterative_scan="relaxed_order")
     exact = knn_cache.exact_neighbors(bank, vectors, 4)
     assert [[n.asset_id for n in found] for found in exact] == [[n.asset_id for n in found] for found in from_sql]
     assert [[round(n.distance, 5) for n in f] for f in exact] == [[round(n.distance, 5) for n in f] for f in from_sql]
