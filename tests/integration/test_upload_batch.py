@@ -8,7 +8,7 @@ from governance.embedding.backends.hashing import HashingEmbedder
 from governance.moderation.pipeline import Context
 from governance.moderation.batch_pipeline import process_upload, process_uploads
 from governance.storage import repository
-from governance.storage.tables import DeadLetter, Decision, Embedding, Event, OutboxMessage
+from governance.storage.tables import Asset, DeadLetter, Decision, Embedding, Event, OutboxMessage
 from tests.integration.helpers import knn_path_served, publish, seed
 
 TEXTS = ["Fry the garlic in butter and add fresh thyme.", "Bond yields fell after the auction.",
@@ -164,3 +164,18 @@ def test_the_cached_bank_answers_as_the_hnsw_query_and_follows_bank_versions(db,
     assert [n.asset_id for n in found] == ["new"] and found[0].distance < 1e-5
     # A bank larger than the cache is not held: the caller searches it with HNSW instead.
     assert knn_cache.BankCache(max_vectors=3).get(db, tenant, embedder.model_id, embedder.dims, "any", newer) is None
+
+
+def test_an_exemplar_import_rejects_only_the_item_with_an_unusable_vector(db, ctx, tenant):
+    from governance.moderation.exemplar_banks import import_exemplars
+
+    items = [{"asset_id": f"x{i}", "tenant": tenant, "text": t, "label": "any"} for i, t in enumerate(TEXTS)]
+    items.insert(2, {"asset_id": "nan", "tenant": tenant, "text": "garbage from the provider", "label": "any"})
+    ctx.embedder.calls = 0
+    result = import_exemplars(db, ctx, items)
+    assert (result.imported, result.rejected) == (len(TEXTS), [("nan", "invalid_embedding: NaN or Inf in vector")])
+    # The NaN spoilt the batch call; the items were then embedded one by one to find it.
+    assert ctx.embedder.calls == 1 + len(TEXTS) + 1
+    stored = db.scalars(select(Asset.asset_id).join(Embedding, Embedding.asset_pk == Asset.id).where(
+        Asset.tenant == tenant, Embedding.in_bank)).all()
+    assert sorted(stored) == [f"x{i}" for i in range(len(TEXTS))]
