@@ -41,7 +41,8 @@ def run(quick: bool = False) -> dict:
     from governance.platform.config import Settings
     from governance.storage.db import session_factory, transaction
     from governance.embedding.factory import build_embedder
-    from governance.moderation.pipeline import Context, accept_events
+    from governance.moderation.pipeline import Context
+    from governance.ingest.inbox import accept_events
     from governance.moderation.batch_pipeline import process_uploads
 
     target = TARGET_QUICK if quick else TARGET_FULL

@@ -143,7 +143,7 @@ def cmd_exemplars_import(args) -> int:
 
 def publish_file(settings: Settings, path: str):
     """Accept every nameable event into the inbox, then enqueue the new ones after commit."""
-    from governance.moderation.pipeline import accept_events
+    from governance.ingest.inbox import accept_events
     from worker.tasks import enqueue_batches
 
     items = list(_read_jsonl(path))
@@ -200,7 +200,7 @@ def cmd_beat(args) -> int:
 
 
 def cmd_decisions_export(args) -> int:
-    from governance.moderation.pipeline import export_decisions
+    from governance.moderation.decisions import export_decisions
 
     settings = prepare_environment()
     with transaction(_sessions(settings)) as session:
@@ -505,7 +505,7 @@ def cmd_alerts_run(args) -> int:
     settings = prepare_environment()
     with transaction(_sessions(settings)) as session:
         _enter(session, None)  # alerts are computed for every tenant
-        sent = run_alerts(session, AlertConfig.from_env())
+        sent = run_alerts(session, AlertConfig.from_settings(settings))
     for alert in sent:
         print(json.dumps(alert, ensure_ascii=False))
     return 0

@@ -17,8 +17,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from governance.delivery import outbox_relay
 from governance.embedding.protocol import EmbeddingError
-from governance.moderation import pipeline, batch_pipeline
+from governance.ingest import inbox
+from governance.moderation import batch_pipeline
 from governance.platform import broker_state, metrics
+from governance.platform.faults import fault_injection_point
 from governance.storage import repository
 from governance.storage.db import transaction
 from worker.runtime import broker_redis, context, sessions, settings
@@ -48,7 +50,7 @@ def process_upload(self, tenant: str, event_id: str) -> None:
     try:
         with transaction(sessions()) as session:
             repository.enter_tenant(session, tenant)
-            proceed = pipeline.count_delivery(session, context(), tenant, event_id)
+            proceed = inbox.count_delivery(session, settings(), tenant, event_id)
             status = None if proceed else repository.event_status(session, tenant, event_id)
     except DBAPIError as exc:
         if not _database_unavailable(exc):
@@ -85,7 +87,7 @@ def process_upload(self, tenant: str, event_id: str) -> None:
         metrics.task_retry("embedder" if isinstance(exc, EmbeddingError) else "database")
         _give_back_attempts(tenant, [event_id])
         raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries))
-    pipeline.fault_injection_point("after_commit", tenant, event_id)
+    fault_injection_point(settings(), "after_commit", tenant, event_id)
     if decision is not None:
         metrics.event_outcome("decided")
         metrics.decision(decision["action"], time.monotonic() - started)
@@ -176,7 +178,7 @@ def _decide_batch(tenant: str, event_ids: list[str]) -> None:
         _hand_to_single_tasks(tenant, fresh)
         return
     for decision in result.decisions:
-        pipeline.fault_injection_point("after_commit", tenant, decision["event_id"])
+        fault_injection_point(settings(), "after_commit", tenant, decision["event_id"])
     elapsed = time.monotonic() - started
     for decision in result.decisions:
         metrics.event_outcome("decided")
@@ -244,7 +246,7 @@ def reconcile_events() -> int:
     try:
         with transaction(sessions()) as session:
             repository.enter_all_tenants(session)  # the reconciler is cross-tenant by design
-            keys = pipeline.stale_events(session, context(), broker_lost_state=lost)
+            keys = inbox.stale_events(session, settings(), broker_lost_state=lost)
         enqueue_batches(settings(), keys)  # only after commit
     except Exception:
         if lost:  # the messages are still gone: let the next pass see the loss again
@@ -287,7 +289,7 @@ def anomaly_alerts() -> int:
 
     with transaction(sessions()) as session:
         repository.enter_all_tenants(session)  # alerts are computed for every tenant
-        sent = alerts.run_alerts(session, alerts.AlertConfig.from_env())
+        sent = alerts.run_alerts(session, alerts.AlertConfig.from_settings(settings()))
     if sent and configured_sinks(settings()):
         relay_outbox.delay()
     return len(sent)

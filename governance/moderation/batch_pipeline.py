@@ -18,11 +18,11 @@ from governance.embedding.protocol import EmbeddingError, Task, UnusableVector
 from governance.embedding.vector_cache import Embedded, embed_each, task_key
 from governance.ingest.assets import LoadedAsset, RejectedInput, load
 from governance.ingest.events import InvalidEvent, UploadEvent
+from governance.ingest.inbox import dead_letter
 from governance.moderation import knn_cache
-from governance.moderation.pipeline import (
-    Context, anomaly_threshold, asset_fields, dead_letter, decision_message, decision_payload,
-    decision_row, fault_injection_point, for_tenant, knn_scan, reject_row,
-)
+from governance.moderation.decisions import decision_message, decision_payload, decision_row, reject_row
+from governance.moderation.pipeline import Context, anomaly_threshold, asset_fields, for_tenant, knn_scan
+from governance.platform.faults import fault_injection_point
 from governance.storage import repository
 
 
@@ -113,7 +113,7 @@ def _classify(session: Session, ctx: Context, tenant: str, items: list[_Item]) -
     asset_pks = repository.upsert_assets(session, tenant, [dict(asset_id=i.upload.asset_id,
                                                                 **asset_fields(i.upload, i.loaded)) for i in items])
     for item in items:
-        fault_injection_point("after_embed", tenant, item.event_id)
+        fault_injection_point(ctx.settings, "after_embed", tenant, item.event_id)
     repository.store_embeddings(session, tenant, embedder.model_id, embedder.dims, [
         dict(asset_pk=asset_pks[i.upload.asset_id], sha256=i.loaded.sha256, modality=i.loaded.content.modality,
              task=v.task, vector=v.vector) for i in items for v in i.vectors])

@@ -127,6 +127,12 @@ class Settings:
     gemini_quota_max_wait_s: float
     gemini_breaker_failures: int
     gemini_breaker_cooldown_s: float
+    alert_window_s: int
+    alert_min_interval_s: int
+    alert_settle_s: int
+    alert_top: int
+    test_crash: str | None
+    test_crash_dir: Path | None
     quota_redis_url: str | None = field(repr=False)  # may carry a password
     gemini_api_key: str | None = field(repr=False)
     webhook_secret: str | None = field(repr=False)
@@ -203,6 +209,14 @@ class Settings:
             gemini_quota_max_wait_s=_float("GOVERNANCE_GEMINI_QUOTA_MAX_WAIT_S", 5.0),
             gemini_breaker_failures=_int("GOVERNANCE_GEMINI_BREAKER_FAILURES", 10),
             gemini_breaker_cooldown_s=_float("GOVERNANCE_GEMINI_BREAKER_COOLDOWN_S", 30.0),
+            # Anomaly alerts (governance/delivery/alerts.py): window, rate limit, settling time, examples.
+            alert_window_s=_int("GOVERNANCE_ALERT_WINDOW_S", 300),
+            alert_min_interval_s=_int("GOVERNANCE_ALERT_MIN_INTERVAL_S", 900),
+            alert_settle_s=_int("GOVERNANCE_ALERT_SETTLE_S", 30),
+            alert_top=_int("GOVERNANCE_ALERT_TOP", 5),
+            # The crash tests' fault-injection rules (governance/platform/faults.py); unset in production.
+            test_crash=_env("GOVERNANCE_TEST_CRASH"),
+            test_crash_dir=Path(p) if (p := _env("GOVERNANCE_TEST_CRASH_DIR")) else None,
             quota_redis_url=_env("GOVERNANCE_QUOTA_REDIS_URL") or _env("CELERY_BROKER_URL"),
             gemini_api_key=_env("GEMINI_API_KEY") or _env("GOOGLE_API_KEY"),
             webhook_secret=_env("GOVERNANCE_WEBHOOK_SECRET"),

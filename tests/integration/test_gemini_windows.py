@@ -12,7 +12,8 @@ from governance.embedding.protocol import Task, task_prefixed
 from governance.embedding.vector_cache import embed_with_cache
 from governance.ingest.assets import load
 from governance.ingest.events import UploadEvent
-from governance.moderation.pipeline import Context, accept_events
+from governance.moderation.pipeline import Context
+from governance.ingest.inbox import accept_events
 from governance.moderation.batch_pipeline import process_upload
 from governance.storage import repository
 from tests import media_samples as ms

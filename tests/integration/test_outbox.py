@@ -135,7 +135,8 @@ def test_concurrent_relays_never_claim_the_same_message(database_url, tenant):
 
 def test_decisions_survive_minutes_of_receiver_downtime_and_arrive_once_each(db, tenant, receiver, settings):
     from governance.embedding.backends.hashing import HashingEmbedder
-    from governance.moderation.pipeline import Context, accept_events
+    from governance.moderation.pipeline import Context
+    from governance.ingest.inbox import accept_events
     from governance.moderation.batch_pipeline import process_upload
 
     ctx = Context(settings=settings, embedder=HashingEmbedder(768))

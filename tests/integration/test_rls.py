@@ -11,7 +11,8 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from governance.embedding.backends.hashing import HashingEmbedder
-from governance.moderation.pipeline import Context, accept_events
+from governance.moderation.pipeline import Context
+from governance.ingest.inbox import accept_events
 from governance.moderation.batch_pipeline import process_upload
 from governance.storage import repository
 from governance.storage.tables import Decision, Event, OutboxMessage
