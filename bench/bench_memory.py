@@ -1,4 +1,4 @@
-"""Memory: one long-lived process decides events through upload_batch.process_uploads; RSS is sampled.
+"""Memory: one long-lived process decides events through batch_pipeline.process_uploads; RSS is sampled.
 
 The process does what a worker child does per governance.process_uploads message (count the
 batch's delivery in one transaction, decide it in another, with one Context built once), in
