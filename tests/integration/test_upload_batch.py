@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from governance.embedding.backends.hashing import HashingEmbedder
+from governance.embedding.protocol import EmbeddingError, Task
 from governance.moderation.pipeline import Context
 from governance.moderation.batch_pipeline import process_upload, process_uploads
 from governance.storage import repository
@@ -179,3 +180,35 @@ def test_an_exemplar_import_rejects_only_the_item_with_an_unusable_vector(db, ct
     stored = db.scalars(select(Asset.asset_id).join(Embedding, Embedding.asset_pk == Asset.id).where(
         Asset.tenant == tenant, Embedding.in_bank)).all()
     assert sorted(stored) == [f"x{i}" for i in range(len(TEXTS))]
+
+
+class RefusingEmbedder(CountingEmbedder):
+    """Refuses texts containing "refused" (permanently) or, while `busy`, every call (transiently)."""
+
+    busy = False
+
+    def embed(self, items, task):
+        if self.busy:
+            raise EmbeddingError("rate_limited: try later", transient=True)
+        if any("refused" in (item.text or "") for item in items):
+            raise EmbeddingError("invalid_input: refused by the provider")
+        return super().embed(items, task)
+
+
+def test_embed_each_fails_only_the_refused_item_and_lets_a_transient_error_through(db, settings, tenant):
+    from governance.embedding.vector_cache import embed_each
+    from governance.ingest.assets import load
+    from governance.ingest.events import UploadEvent
+
+    embedder = RefusingEmbedder()
+    texts = [TEXTS[0], "refused words", TEXTS[1], TEXTS[0]]
+    assets = [load(UploadEvent.parse({"asset_id": f"a{i}", "tenant": tenant, "text": t}), settings)
+              for i, t in enumerate(texts)]
+    outcomes = embed_each(db, embedder, tenant, assets, Task.CLASSIFICATION)
+    assert [str(o) if isinstance(o, EmbeddingError) else "vector" for o in outcomes] == [
+        "vector", "invalid_input: refused by the provider", "vector", "vector"]
+    assert embedder.calls == 2  # refused calls are not counted: one per other distinct content (a3 repeats a0)
+    embedder.busy = True
+    with pytest.raises(EmbeddingError) as raised:
+        embed_each(db, embedder, tenant, assets[1:2], Task.CLASSIFICATION)
+    assert raised.value.transient
