@@ -1,4 +1,4 @@
-"""Memory: one long-lived process decides events through upload_batch.process_uploads; RSS is sampled.
+"""Memory: one long-lived process decides events through batch_pipeline.process_uploads; RSS is sampled.
 
 The process does what a worker child does per governance.process_uploads message (count the
 batch's delivery in one transaction, decide it in another, with one Context built once), in
@@ -41,7 +41,8 @@ def run(quick: bool = False) -> dict:
     from governance.platform.config import Settings
     from governance.storage.db import session_factory, transaction
     from governance.embedding.factory import build_embedder
-    from governance.moderation.pipeline import Context, accept_events
+    from governance.moderation.pipeline import Context
+    from governance.ingest.inbox import accept_events
     from governance.moderation.batch_pipeline import process_uploads
 
     target = TARGET_QUICK if quick else TARGET_FULL

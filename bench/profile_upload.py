@@ -52,8 +52,9 @@ def main() -> None:
     from governance.storage.db import engine_for, session_factory, transaction
     from governance.embedding.factory import build_embedder
     from governance.storage import repository
-    from governance.moderation.pipeline import Context, accept_events, count_delivery, process_upload
-    from governance.moderation.batch_pipeline import process_uploads
+    from governance.moderation.pipeline import Context
+    from governance.ingest.inbox import accept_events, count_delivery
+    from governance.moderation.batch_pipeline import process_upload, process_uploads
 
     n = args.events
     with embedded_servers("profile") as servers:
@@ -76,7 +77,7 @@ def main() -> None:
                 part = pairs[start:start + batch]
                 if batch == 1:
                     with transaction(factory) as session:
-                        count_delivery(session, ctx, *part[0])
+                        count_delivery(session, ctx.settings, *part[0])
                     with transaction(factory) as session:
                         process_upload(session, ctx, *part[0])
                     continue

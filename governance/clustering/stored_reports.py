@@ -100,10 +100,9 @@ def build_report(session: Session, ctx: Context, tenant: str) -> dict:
 def build_and_store(session: Session, ctx: Context, tenant: str, out_dir: Path | None = None) -> dict[str, Path]:
     report = build_report(session, ctx, tenant)
     repository.store_cluster_report(session, tenant, report["model"], report)
-    for alert in report.get("alerts", []):
-        repository.enqueue_outbox(session, tenant=tenant, kind="alert",
-                                  message_id=f"alert:{tenant}:{alert.get('kind')}:{alert.get('cluster_id')}",
-                                  payload={"tenant": tenant, **alert})
+    repository.enqueue_outbox(session, [
+        dict(tenant=tenant, kind="alert", message_id=f"alert:{tenant}:{alert.get('kind')}:{alert.get('cluster_id')}",
+             payload={"tenant": tenant, **alert}) for alert in report.get("alerts", [])])
     if out_dir is None:
         stamp = report["generated_at"].replace(":", "").replace("-", "")[:15]
         out_dir = ctx.settings.data_dir / "reports" / tenant_folder(tenant) / stamp

@@ -15,12 +15,12 @@ and message ids are stable, so concurrent beats cannot send an alert twice.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.orm import Session
 
+from governance.platform.config import Settings
 from governance.storage import repository
 
 KIND = "anomaly"
@@ -36,14 +36,9 @@ class AlertConfig:
     lookback_s: int = 86_400  # how far back a lagging cursor may reach
 
     @classmethod
-    def from_env(cls) -> "AlertConfig":
-        def value(name: str, default: int) -> int:
-            raw = os.environ.get(name)
-            return int(raw) if raw not in (None, "") else default
-        return cls(window_s=value("GOVERNANCE_ALERT_WINDOW_S", cls.window_s),
-                   min_interval_s=value("GOVERNANCE_ALERT_MIN_INTERVAL_S", cls.min_interval_s),
-                   settle_s=value("GOVERNANCE_ALERT_SETTLE_S", cls.settle_s),
-                   top=value("GOVERNANCE_ALERT_TOP", cls.top))
+    def from_settings(cls, settings: Settings) -> "AlertConfig":
+        return cls(window_s=settings.alert_window_s, min_interval_s=settings.alert_min_interval_s,
+                   settle_s=settings.alert_settle_s, top=settings.alert_top)
 
 
 def window_floor(moment: datetime, window_s: int) -> datetime:
@@ -82,6 +77,6 @@ def tenant_alert(session: Session, tenant: str, config: AlertConfig, now: dateti
                "window": {"start": start.isoformat(), "end": boundary.isoformat(),
                           "seconds": int((boundary - start).total_seconds())},
                **summary, "generated_at": now.isoformat()}
-    repository.enqueue_outbox(session, tenant=tenant, kind="alert", message_id=message_id, payload=payload)
+    repository.enqueue_outbox(session, [dict(tenant=tenant, kind="alert", message_id=message_id, payload=payload)])
     session.flush()
     return payload

@@ -47,6 +47,12 @@ class EmbeddingError(Exception):
         self.transient = transient
 
 
+class UnusableVector(EmbeddingError):
+    """The embedder answered something that is not a usable vector (NaN, Inf, zeros, wrong size or
+    count): the provider's fault, not the input's, so callers dead-letter rather than reject; never
+    transient, because asking again gets the same garbage."""
+
+
 @dataclass
 class EmbedUsage:
     """What one embed() call cost, for usage accounting. Embedders that can tell (`reports_usage`)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from governance.embedding.protocol import Embedder, EmbeddingError, Task
 from governance.embedding.reembed_sources import ReembedResult, TASKS, for_task, load_sources
-from governance.embedding.vector_cache import InvalidEmbedding, embed_with_cache, task_key
+from governance.embedding.vector_cache import embed_each, task_key
 from governance.platform.config import Settings
 from governance.storage import repository
 
@@ -103,29 +103,25 @@ def embed_assets(session: Session, settings: Settings, tenant: str, target: Embe
     done = 0
     for task in TASKS:
         keyed = for_task(target, task, ready)
-        for (asset, loaded, in_bank), vector in zip(keyed, _embed(session, target, tenant, keyed, task, unreadable)):
-            if vector is None:
-                continue
-            repository.store_embedding(session, tenant=tenant, asset_pk=asset.id, sha256=loaded.sha256,
-                                       modality=loaded.content.modality, model=target.model_id, dims=target.dims,
-                                       task=vector.task, vector=vector.vector, in_bank=in_bank)
-            if task == Task.CLASSIFICATION:
-                done += 1
+        rows = [dict(asset_pk=asset.id, sha256=loaded.sha256, modality=loaded.content.modality, task=vector.task,
+                     vector=vector.vector, in_bank=in_bank)
+                for (asset, loaded, in_bank), vector in zip(keyed, _embed(session, target, tenant, keyed, task,
+                                                                           unreadable)) if vector is not None]
+        repository.store_embeddings(session, tenant, target.model_id, target.dims, rows)
+        if task == Task.CLASSIFICATION:
+            done += len(rows)
     return done, unreadable
 
 
 def _embed(session: Session, target: Embedder, tenant: str, keyed: list, task: Task, unreadable: list) -> list:
-    """The batch's vectors; when a permanent error fails the batch, item by item to find the culprit."""
-    if not keyed:
-        return []
-    try:
-        return embed_with_cache(session, target, tenant, [loaded for _, loaded, _ in keyed], task)
-    except (EmbeddingError, InvalidEmbedding) as exc:
-        if getattr(exc, "transient", False):
-            raise  # the run stops; a re-run resumes after the last committed batch
-        if len(keyed) == 1:
-            unreadable.append((keyed[0][0].asset_id, f"embedding_failed: {exc}"))
-            return [None]
-    return [vector for item in keyed for vector in _embed(session, target, tenant, [item], task, unreadable)]
+    """The batch's vectors, None for each item the target cannot embed (listed in `unreadable`)."""
+    vectors = []
+    outcomes = embed_each(session, target, tenant, [loaded for _, loaded, _ in keyed], task)
+    for (asset, _, _), outcome in zip(keyed, outcomes):
+        if isinstance(outcome, EmbeddingError):
+            unreadable.append((asset.asset_id, f"embedding_failed: {outcome}"))
+            outcome = None
+        vectors.append(outcome)
+    return vectors
 
 

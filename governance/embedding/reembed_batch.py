@@ -66,9 +66,9 @@ def _requests(session: Session, tenant: str, target: Embedder, task, ready, resu
         cached = repository.cached_vectors(session, tenant, [loaded.sha256], target.model_id, target.dims,
                                            key).get(loaded.sha256)
         if cached is not None:
-            repository.store_embedding(session, tenant=tenant, asset_pk=asset.id, sha256=loaded.sha256,
-                                       modality=asset.modality, model=target.model_id, dims=target.dims, task=key,
-                                       vector=cached, in_bank=in_bank)
+            repository.store_embeddings(session, tenant, target.model_id, target.dims, [dict(
+                asset_pk=asset.id, sha256=loaded.sha256, modality=asset.modality, task=key, vector=cached,
+                in_bank=in_bank)])
             if task.value == "classification":
                 result.embedded += 1
             continue
@@ -117,10 +117,9 @@ def _collect(sessions, enter, tenant, target, total, result, progress, wait_s, s
 
 def _store(session: Session, tenant: str, target: Embedder, items: list[dict], outcome) -> None:
     in_bank = repository.bank_asset_pks(session, tenant, [item["asset_pk"] for item in items])
-    for item in items:
-        repository.store_embedding(session, tenant=tenant, asset_pk=item["asset_pk"], sha256=item["sha256"],
-                                   modality=item["modality"], model=target.model_id, dims=target.dims,
-                                   task=item["task"], vector=check_vector(outcome.vectors[item["index"]], target.dims),
-                                   in_bank=item["asset_pk"] in in_bank)
+    repository.store_embeddings(session, tenant, target.model_id, target.dims, [dict(
+        asset_pk=item["asset_pk"], sha256=item["sha256"], modality=item["modality"], task=item["task"],
+        vector=check_vector(outcome.vectors[item["index"]], target.dims), in_bank=item["asset_pk"] in in_bank)
+        for item in items])
     sent = len(outcome.vectors)
     usage.record(session, tenant, target, items=sent, cached=len(items) - sent, usage=outcome.usage, mode="batch")

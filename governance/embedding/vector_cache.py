@@ -13,13 +13,9 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from governance.embedding import usage, window_embedding
-from governance.embedding.protocol import Embedder, EmbeddingError, Task
+from governance.embedding.protocol import Embedder, EmbeddingError, Task, UnusableVector
 from governance.ingest.assets import LoadedAsset
 from governance.storage import repository
-
-
-class InvalidEmbedding(Exception):
-    """The embedder returned something that is not a usable vector: never retried."""
 
 
 def task_key(embedder: Embedder, task: Task, modality: str) -> str:
@@ -38,18 +34,18 @@ class Embedded:
 def check_vector(vector: np.ndarray, dims: int) -> np.ndarray:
     vector = np.asarray(vector, dtype=np.float32)
     if vector.shape != (dims,):
-        raise InvalidEmbedding(f"invalid_embedding: shape {vector.shape}, expected ({dims},)")
+        raise UnusableVector(f"invalid_embedding: shape {vector.shape}, expected ({dims},)")
     if not np.all(np.isfinite(vector)):
-        raise InvalidEmbedding("invalid_embedding: NaN or Inf in vector")
+        raise UnusableVector("invalid_embedding: NaN or Inf in vector")
     norm = float(np.linalg.norm(vector))
     if norm == 0.0:
-        raise InvalidEmbedding("invalid_embedding: zero vector")
+        raise UnusableVector("invalid_embedding: zero vector")
     return vector / norm
 
 
 def embed_with_cache(session: Session, embedder: Embedder, tenant: str, assets: list[LoadedAsset],
                      task: Task) -> list[Embedded]:
-    """One vector per asset, in order; raises EmbeddingError (transient or not) or InvalidEmbedding."""
+    """One vector per asset, in order; raises EmbeddingError (transient or not; UnusableVector among them)."""
     keys = [task_key(embedder, task, a.content.modality) for a in assets]
     model, dims = embedder.model_id, embedder.dims
     repository.lock_contents(session, [repository.content_lock_key(tenant, a.sha256, model, dims, key)
@@ -87,4 +83,35 @@ def embed_with_cache(session: Session, embedder: Embedder, tenant: str, assets: 
     return results  # type: ignore[return-value]
 
 
-__all__ = ["Embedded", "EmbeddingError", "InvalidEmbedding", "embed_with_cache", "task_key", "check_vector"]
+def embed_each(session: Session, embedder: Embedder, tenant: str, assets: list[LoadedAsset],
+               task: Task) -> list[Embedded | EmbeddingError]:
+    """One outcome per asset, in order: its vector, or the permanent EmbeddingError that it alone causes.
+
+    A permanent error is not attributed to an item by the provider, so one input would spoil the
+    whole batch: the batch is then embedded item by item (identical contents once) to find which.
+    Rare, and it costs a second call for the others; one content needs no second call. Transient
+    errors propagate, so the caller can retry.
+    """
+    unique = list({a.sha256: a for a in assets}.values())
+    if not unique:
+        return []
+    try:
+        return list(embed_with_cache(session, embedder, tenant, assets, task))
+    except EmbeddingError as exc:
+        if exc.transient:
+            raise
+        if len(unique) == 1:
+            return [exc] * len(assets)
+    by_sha: dict[str, Embedded | EmbeddingError] = {}
+    for asset in unique:
+        try:
+            (by_sha[asset.sha256],) = embed_with_cache(session, embedder, tenant, [asset], task)
+        except EmbeddingError as one:
+            if one.transient:
+                raise
+            by_sha[asset.sha256] = one
+    return [by_sha[a.sha256] for a in assets]
+
+
+__all__ = ["Embedded", "EmbeddingError", "UnusableVector", "embed_each", "embed_with_cache", "task_key",
+           "check_vector"]

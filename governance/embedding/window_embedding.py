@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from governance.embedding import window_planning
-from governance.embedding.protocol import NO_LIMITS, Embedder, EmbeddingError, Limits, Task
+from governance.embedding.protocol import NO_LIMITS, Embedder, EmbeddingError, Limits, Task, UnusableVector
 from governance.ingest import media
 from governance.ingest.assets import LoadedAsset
 from governance.ingest.content import Content
@@ -102,7 +102,7 @@ def combine(plans: list[list[Window]], vectors: np.ndarray) -> list[WindowedVect
     """One pooled vector per asset from the vectors of `contents(plans)`, in the same order."""
     total = sum(len(windows) for windows in plans)
     if len(vectors) != total:
-        raise EmbeddingError(f"invalid_embedding: {len(vectors)} vectors for {total} windows")
+        raise UnusableVector(f"invalid_embedding: {len(vectors)} vectors for {total} windows")
     out, offset = [], 0
     for windows in plans:
         rows = np.asarray(vectors[offset:offset + len(windows)], dtype=np.float32)

@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from governance.embedding.protocol import EmbeddingError, Task
-from governance.embedding.vector_cache import InvalidEmbedding, embed_with_cache
+from governance.embedding.vector_cache import embed_each
 from governance.ingest.assets import LoadedAsset, RejectedInput, load
 from governance.ingest.events import InvalidEvent, UploadEvent
 from governance.moderation import anomaly, calibration
@@ -40,8 +40,9 @@ def classify_vector(session: Session, ctx: Context, tenant: str, policy: Policy,
                     modality: str, *, exclude_asset_id: str | None = None) -> Classified:
     """The production kNN, vote and anomaly score for one stored or fresh vector."""
     k = policy.k
-    neighbors = repository.nearest_exemplars(session, tenant, ctx.embedder.model_id, ctx.embedder.dims, task,
-                                             vector, k + (1 if exclude_asset_id else 0), **knn_scan(ctx, cached=False))
+    (neighbors,) = repository.nearest_exemplars(session, tenant, ctx.embedder.model_id, ctx.embedder.dims, task,
+                                                [vector], k + (1 if exclude_asset_id else 0),
+                                                **knn_scan(ctx, cached=False))
     if exclude_asset_id is not None:  # a decided upload that has since joined the bank is not its own evidence
         neighbors = [n for n in neighbors if n.asset_id != exclude_asset_id][:k]
     vote = knn_vote(neighbors, k)
@@ -99,19 +100,10 @@ def evaluate_items(session: Session, ctx: Context, tenant: str, policy: Policy, 
             rejected.append((name, str(exc)))
     for start in range(0, len(ready), batch_size):
         batch = ready[start:start + batch_size]
-        try:
-            vectors = embed_with_cache(session, ctx.embedder, tenant, [loaded for _, loaded, _ in batch],
-                                       Task.CLASSIFICATION)
-        except (EmbeddingError, InvalidEmbedding):
-            vectors = []
-            for event, loaded, _ in batch:  # find the one that fails
-                try:
-                    vectors += embed_with_cache(session, ctx.embedder, tenant, [loaded], Task.CLASSIFICATION)
-                except (EmbeddingError, InvalidEmbedding) as exc:
-                    vectors.append(None)
-                    rejected.append((event.asset_id, str(exc)))
+        vectors = embed_each(session, ctx.embedder, tenant, [loaded for _, loaded, _ in batch], Task.CLASSIFICATION)
         for (event, loaded, truth), embedded in zip(batch, vectors):
-            if embedded is None:
+            if isinstance(embedded, EmbeddingError):
+                rejected.append((event.asset_id, str(embedded)))
                 continue
             classified = classify_vector(session, ctx, tenant, policy, embedded.vector, embedded.task,
                                          loaded.content.modality)

@@ -1,10 +1,11 @@
-"""Deciding many of one tenant's events in one transaction (the `governance.process_uploads` task).
+"""The decision pipeline: deciding a list of one tenant's events in one transaction.
 
-The decisions are those of services.process_upload, event for event; what the batch shares is
-the plumbing: one row lock, one cache lookup, one embedding call, one kNN round trip, and one
-insert each for assets, vectors, decisions and outbox messages. Per-event failures keep their
-single-event meaning: bad input is rejected, an unusable vector is dead-lettered, and an input
-the embedder refuses is found by embedding the batch's items one by one.
+Both tasks decide here (`governance.process_uploads`, and `governance.process_upload` as a batch
+of one), so a batch decides exactly what one event at a time decides. What a batch shares is the
+plumbing: one row lock, one cache lookup, one embedding call, one kNN round trip, and one insert
+each for assets, vectors, decisions and outbox messages. Per-event failures keep their own
+meaning: bad input is rejected, an unusable vector is dead-lettered, and an input the embedder
+refuses is found by embedding the batch's items one by one (vector_cache.embed_each).
 """
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ from datetime import datetime, timezone
 
 from sqlalchemy.orm import Session
 
-from governance.embedding.protocol import EmbeddingError, Task
-from governance.embedding.vector_cache import Embedded, InvalidEmbedding, embed_with_cache, task_key
+from governance.embedding.protocol import EmbeddingError, Task, UnusableVector
+from governance.embedding.vector_cache import Embedded, embed_each, task_key
 from governance.ingest.assets import LoadedAsset, RejectedInput, load
 from governance.ingest.events import InvalidEvent, UploadEvent
+from governance.ingest.inbox import dead_letter
 from governance.moderation import knn_cache
-from governance.moderation.pipeline import (
-    INVALID_EMBEDDING, Context, anomaly_threshold, asset_fields, dead_letter, decision_message, decision_payload,
-    decision_row, fault_injection_point, for_tenant, knn_scan, reject_row,
-)
+from governance.moderation.decisions import decision_message, decision_payload, decision_row, reject_row
+from governance.moderation.pipeline import Context, anomaly_threshold, asset_fields, for_tenant, knn_scan
+from governance.platform.faults import fault_injection_point
 from governance.storage import repository
 
 
@@ -40,13 +41,21 @@ class _Item:
     upload: UploadEvent
     loaded: LoadedAsset
     vectors: list[Embedded] = field(default_factory=list)  # the classification vector first
-    failure: Exception | None = None
+    failure: EmbeddingError | None = None
+
+
+def process_upload(session: Session, ctx: Context, tenant: str, event_id: str) -> dict | None:
+    """Decide one accepted event, as a batch of one: its decision, or None when there is nothing
+    left to do (an outcome already, not in the inbox, or dead-lettered now)."""
+    result = process_uploads(session, ctx, tenant, [event_id])
+    return result.decisions[0] if result.decisions else None
 
 
 def process_uploads(session: Session, ctx: Context, tenant: str, event_ids: list[str]) -> BatchResult:
-    """Decide the tenant's accepted events among `event_ids`. Safe to run twice, like process_upload.
+    """Decide the tenant's accepted events among `event_ids`.
 
-    Transient embedding errors propagate, so the caller can retry the whole batch.
+    Safe to run twice: the event rows are locked, and an event that already has an outcome is left
+    alone. Transient embedding errors propagate, so the caller can retry the whole batch.
     """
     result = BatchResult()
     locked = repository.lock_events(session, tenant, event_ids)
@@ -74,7 +83,9 @@ def process_uploads(session: Session, ctx: Context, tenant: str, event_ids: list
     for item in items:
         if item.failure is None:
             continue
-        if isinstance(item.failure, InvalidEmbedding) or str(item.failure).startswith(INVALID_EMBEDDING):
+        if isinstance(item.failure, UnusableVector):
+            # The provider answered garbage: not the upload's fault, so no reject decision, and
+            # not worth retrying; an operator looks at the dead letter.
             dead_letter(session, tenant, item.event_id, str(item.failure), item.attempts, item.payload)
             result.dead_lettered.append(item.event_id)
         else:
@@ -86,30 +97,10 @@ def process_uploads(session: Session, ctx: Context, tenant: str, event_ids: list
 
 
 def _embed(session: Session, ctx: Context, tenant: str, items: list[_Item], task: Task) -> None:
-    """Append each item's vector for `task`, or set its failure; identical contents are embedded once
-    (embed_with_cache counts the repeats as cached, as it would across batches)."""
-    assets = [i.loaded for i in items]
-    unique = list({a.sha256: a for a in assets}.values())
-    if not unique:
-        return
-    try:
-        by_sha = {a.sha256: e for a, e in zip(assets, embed_with_cache(session, ctx.embedder, tenant, assets, task))}
-    except (EmbeddingError, InvalidEmbedding) as exc:
-        if isinstance(exc, EmbeddingError) and exc.transient:
-            raise
-        # One input spoilt the call (the answer is not attributed to an item): find out which, item
-        # by item. Rare, and it costs a second call for the others; one item needs no second call.
-        by_sha = {unique[0].sha256: exc} if len(unique) == 1 else {}
-        for asset in unique if len(unique) > 1 else ():
-            try:
-                (by_sha[asset.sha256],) = embed_with_cache(session, ctx.embedder, tenant, [asset], task)
-            except (EmbeddingError, InvalidEmbedding) as one:
-                if isinstance(one, EmbeddingError) and one.transient:
-                    raise
-                by_sha[asset.sha256] = one
-    for item in items:
-        outcome = by_sha[item.loaded.sha256]
-        if isinstance(outcome, Exception):
+    """Append each item's vector for `task`, or set its failure."""
+    outcomes = embed_each(session, ctx.embedder, tenant, [i.loaded for i in items], task)
+    for item, outcome in zip(items, outcomes):
+        if isinstance(outcome, EmbeddingError):
             item.failure = outcome
         else:
             item.vectors.append(outcome)
@@ -122,7 +113,7 @@ def _classify(session: Session, ctx: Context, tenant: str, items: list[_Item]) -
     asset_pks = repository.upsert_assets(session, tenant, [dict(asset_id=i.upload.asset_id,
                                                                 **asset_fields(i.upload, i.loaded)) for i in items])
     for item in items:
-        fault_injection_point("after_embed", tenant, item.event_id)
+        fault_injection_point(ctx.settings, "after_embed", tenant, item.event_id)
     repository.store_embeddings(session, tenant, embedder.model_id, embedder.dims, [
         dict(asset_pk=asset_pks[i.upload.asset_id], sha256=i.loaded.sha256, modality=i.loaded.content.modality,
              task=v.task, vector=v.vector) for i in items for v in i.vectors])
@@ -150,6 +141,6 @@ def _record(session: Session, tenant: str, rows: list[dict]) -> list[dict]:
         row["decided_at"] = decided_at
     new = repository.insert_decisions(session, rows)
     public = [decision_payload(r) for r in rows if r["event_id"] in new]
-    repository.enqueue_outbox_many(session, [decision_message(p) for p in public])
+    repository.enqueue_outbox(session, [decision_message(p) for p in public])
     repository.set_events_status(session, tenant, [r["event_id"] for r in rows], "decided")
     return public

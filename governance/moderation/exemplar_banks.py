@@ -7,10 +7,10 @@ from typing import Callable, Iterable
 from sqlalchemy.orm import Session
 
 from governance.embedding.protocol import EmbeddingError, Task
-from governance.embedding.vector_cache import embed_with_cache
+from governance.embedding.vector_cache import embed_each
 from governance.ingest.assets import RejectedInput, load
 from governance.ingest.events import InvalidEvent, UploadEvent
-from governance.moderation.pipeline import Context, for_tenant, store_asset
+from governance.moderation.pipeline import Context, asset_fields, for_tenant
 from governance.moderation.review import retroactive_matches
 from governance.storage import repository
 
@@ -41,20 +41,21 @@ def import_exemplars(session: Session, ctx: Context, raw_items: list[dict], *, s
     for tenant, entries in by_tenant.items():
         tenant_ctx = for_tenant(session, ctx, tenant)  # the tenant's active model and policy
         embedder = tenant_ctx.embedder
-        try:
-            embedded = embed_with_cache(session, embedder, tenant, [loaded for _, loaded in entries],
-                                        Task.CLASSIFICATION)
-        except EmbeddingError as exc:
-            if exc.transient:
-                raise
-            result.rejected.extend((item.asset_id, str(exc)) for item, _ in entries)
-            continue
-        added = []
+        embedded = embed_each(session, embedder, tenant, [loaded for _, loaded in entries], Task.CLASSIFICATION)
+        good = []
         for (item, loaded), vector in zip(entries, embedded):
-            asset_pk = store_asset(session, item, loaded)
-            repository.store_embedding(session, tenant=tenant, asset_pk=asset_pk, sha256=loaded.sha256,
-                                       modality=loaded.content.modality, model=embedder.model_id,
-                                       dims=embedder.dims, task=vector.task, vector=vector.vector, in_bank=True)
+            if isinstance(vector, EmbeddingError):  # only this item: the others are imported
+                result.rejected.append((item.asset_id, str(vector)))
+            else:
+                good.append((item, loaded, vector))
+        asset_pks = repository.upsert_assets(session, tenant, [
+            dict(asset_id=item.asset_id, **asset_fields(item, loaded)) for item, loaded, _ in good])
+        repository.store_embeddings(session, tenant, embedder.model_id, embedder.dims, [
+            dict(asset_pk=asset_pks[item.asset_id], sha256=loaded.sha256, modality=loaded.content.modality,
+                 task=vector.task, vector=vector.vector, in_bank=True) for item, loaded, vector in good])
+        added = []
+        for item, _, _ in good:
+            asset_pk = asset_pks[item.asset_id]
             repository.add_exemplar(session, tenant, asset_pk, item.label, polarity=item.polarity, source=source,
                                     created_by=created_by, content=exemplar_content(item))
             result.imported += 1

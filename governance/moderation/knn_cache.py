@@ -7,7 +7,7 @@ is read in the deciding transaction, so a cached bank is never older than what t
 sees. (So a transaction that changes a bank must not also decide uploads and then roll back:
 none does; edits and decisions are separate tasks and commands.) Banks above
 GOVERNANCE_KNN_CACHE_VECTORS vectors, or past the cache's total budget, are
-searched by repository.nearest_exemplars_many (HNSW) as before.
+searched by repository.nearest_exemplars (HNSW) as before.
 """
 from __future__ import annotations
 
@@ -94,5 +94,5 @@ def nearest(session: Session, tenant: str, model: str, dims: int, task: str, vec
     bank = cache.get(session, tenant, model, dims, task, version) if cache is not None else None
     if bank is not None:
         return exact_neighbors(bank, vectors, k)
-    return repository.nearest_exemplars_many(session, tenant, model, dims, task, vectors, k, ef_search=ef_search,
+    return repository.nearest_exemplars(session, tenant, model, dims, task, vectors, k, ef_search=ef_search,
                                              iterative_scan=iterative_scan)

@@ -103,14 +103,14 @@ def decide(session: Session, ctx: Context, tenant: str, asset_id: str, action: s
     if decision.asset_pk is not None:
         repository.resolve_review_items(session, tenant, decision.asset_pk, who)
     message_id = f"override:{tenant}:{decision.event_id}:{entry.id}"
-    repository.enqueue_outbox(session, tenant=tenant, kind="override", message_id=message_id, payload={
+    repository.enqueue_outbox(session, [dict(tenant=tenant, kind="override", message_id=message_id, payload={
         "event_id": decision.event_id, "asset_id": asset_id, "tenant": tenant, "action": action,
         "label": after["label"], "reason": f"override by {who or 'unknown'}" + (f": {note}" if note else ""),
         "previous": {"action": decision.action, "label": decision.label, "score": decision.score},
         "override": {"audit_id": entry.id, "who": who, "at": entry.at.isoformat()},
         "policy_version": policy.version, "bank_version": bank_version,
         "decided_at": entry.at.isoformat(),
-    })
+    })])
     return Override(audit_id=entry.id, tenant=tenant, event_id=decision.event_id, asset_id=asset_id, before=before,
                     after=after, message_id=message_id, exemplar=exemplar, bank_version=bank_version,
                     retroactive=retroactive)

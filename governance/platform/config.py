@@ -132,6 +132,12 @@ class Settings:
     metrics_port: int | None  # None: no metrics endpoint
     metrics_addr: str
     log_format: str  # "json" or "text"
+    alert_window_s: int
+    alert_min_interval_s: int
+    alert_settle_s: int
+    alert_top: int
+    test_crash: str | None
+    test_crash_dir: Path | None
     quota_redis_url: str | None = field(repr=False)  # may carry a password
     gemini_api_key: str | None = field(repr=False)
     webhook_secret: str | None = field(repr=False)
@@ -212,6 +218,14 @@ class Settings:
             metrics_port=int(port) if (port := _env("GOVERNANCE_METRICS_PORT")) else None,
             metrics_addr=_env("GOVERNANCE_METRICS_ADDR", "0.0.0.0"),
             log_format=_env("GOVERNANCE_LOG_FORMAT", "json"),
+            # Anomaly alerts (governance/delivery/alerts.py): window, rate limit, settling time, examples.
+            alert_window_s=_int("GOVERNANCE_ALERT_WINDOW_S", 300),
+            alert_min_interval_s=_int("GOVERNANCE_ALERT_MIN_INTERVAL_S", 900),
+            alert_settle_s=_int("GOVERNANCE_ALERT_SETTLE_S", 30),
+            alert_top=_int("GOVERNANCE_ALERT_TOP", 5),
+            # The crash tests' fault-injection rules (governance/platform/faults.py); unset in production.
+            test_crash=_env("GOVERNANCE_TEST_CRASH"),
+            test_crash_dir=Path(p) if (p := _env("GOVERNANCE_TEST_CRASH_DIR")) else None,
             quota_redis_url=_env("GOVERNANCE_QUOTA_REDIS_URL") or _env("CELERY_BROKER_URL"),
             gemini_api_key=_env("GEMINI_API_KEY") or _env("GOOGLE_API_KEY"),
             webhook_secret=_env("GOVERNANCE_WEBHOOK_SECRET"),

@@ -8,8 +8,8 @@ decision per (tenant, event_id); one successful embedding call per content and t
 concurrent duplicates (where the calls are counted); one outbox message, with a stable id, per
 decision; and no stored vector without its decision.
 
-Crash points come from the fault-injection hook `services.fault_injection_point`, switched on
-only by GOVERNANCE_TEST_CRASH (see its docstring).
+Crash points come from the fault-injection hook (governance/platform/faults.py), switched on only
+by GOVERNANCE_TEST_CRASH (see its docstring).
 """
 from __future__ import annotations
 

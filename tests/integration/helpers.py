@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from governance.moderation import knn_cache
 from governance.moderation.exemplar_banks import import_exemplars
-from governance.moderation.pipeline import accept_events, process_upload
+from governance.ingest.inbox import accept_events
+from governance.moderation.batch_pipeline import process_upload
 
 BANK = {
     "cooking": ["Simmer the onions in butter until golden, then add garlic and thyme.",

@@ -4,7 +4,9 @@ from sqlalchemy import select
 
 from governance.embedding.backends.hashing import HashingEmbedder
 from governance.ingest.events import default_event_id
-from governance.moderation.pipeline import Context, accept_events, process_upload
+from governance.moderation.pipeline import Context
+from governance.ingest.inbox import accept_events
+from governance.moderation.batch_pipeline import process_upload
 from governance.storage import repository
 from governance.storage.tables import Event
 

@@ -275,11 +275,11 @@ def test_alerts_run_in_the_all_tenants_scope_alerts_each_tenant_with_its_own_dec
     at = datetime(2001, 9, 9, tzinfo=timezone.utc)
     with transaction(session_factory(database_url)) as session:
         for tenant in (a, b):
-            repository.insert_decision(session, dict(
+            repository.insert_decisions(session, [dict(
                 tenant=tenant, event_id=f"flag-{tenant}", asset_id=f"flag-{tenant}", asset_pk=None, action="review",
                 label=None, score=0.0, labels=[], anomaly={"score": 0.9, "threshold": 0.5, "flagged": True},
                 neighbors=[], reason="anomaly", embedding_model="m", policy_version="p", bank_version=1,
-                decided_at=at))
+                decided_at=at)])
     alerts = {alert["tenant"]: alert for alert in run_cli(capsys, "alerts", "run") if alert["tenant"] in (a, b)}
     assert set(alerts) == {a, b}
     for tenant, alert in alerts.items():

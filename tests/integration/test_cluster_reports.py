@@ -7,7 +7,9 @@ from sqlalchemy import select
 
 from governance.clustering import stored_reports
 from governance.embedding.backends.hashing import HashingEmbedder
-from governance.moderation.pipeline import Context, accept_events, process_upload
+from governance.moderation.pipeline import Context
+from governance.ingest.inbox import accept_events
+from governance.moderation.batch_pipeline import process_upload
 from governance.storage.tables import ClusterReport, Decision
 from tests.media_samples import image_bytes
 

@@ -12,7 +12,9 @@ from governance.embedding.protocol import Task, task_prefixed
 from governance.embedding.vector_cache import embed_with_cache
 from governance.ingest.assets import load
 from governance.ingest.events import UploadEvent
-from governance.moderation.pipeline import Context, accept_events, process_upload
+from governance.moderation.pipeline import Context
+from governance.ingest.inbox import accept_events
+from governance.moderation.batch_pipeline import process_upload
 from governance.storage import repository
 from tests import media_samples as ms
 from tests.fakes.fake_gemini import FakeGemini, expected_vector
@@ -152,9 +154,10 @@ def test_a_cached_windowed_asset_costs_no_new_call_and_stores_no_new_windows(db,
     embedder = gemini(fake)
     loaded = asset(settings, ms.pdf_bytes(13))
     [first] = embed_with_cache(db, embedder, tenant, [loaded], Task.CLASSIFICATION)
-    repository.store_embedding(db, tenant=tenant, asset_pk=repository.upsert_asset(
-        db, tenant, "a", sha256=loaded.sha256, modality="pdf", mime_type="application/pdf", size_bytes=1),
-        sha256=loaded.sha256, modality="pdf", model=embedder.model_id, dims=768, task=first.task, vector=first.vector)
+    asset_pks = repository.upsert_assets(db, tenant, [dict(asset_id="a", sha256=loaded.sha256, modality="pdf",
+                                                           mime_type="application/pdf", size_bytes=1)])
+    repository.store_embeddings(db, tenant, embedder.model_id, 768, [dict(
+        asset_pk=asset_pks["a"], sha256=loaded.sha256, modality="pdf", task=first.task, vector=first.vector)])
     [again] = embed_with_cache(db, embedder, tenant, [loaded], Task.CLASSIFICATION)
     assert again.cached and len(fake.embed_calls) == 1
     np.testing.assert_allclose(again.vector, first.vector, atol=1e-6)

@@ -233,10 +233,10 @@ def test_backtest_shows_how_decisions_would_change_and_writes_nothing(db, ctx, t
 # --- anomaly alerts ---------------------------------------------------------------------------------
 
 def flagged_decision(db, tenant, n, at, score):
-    repository.insert_decision(db, dict(
+    repository.insert_decisions(db, [dict(
         tenant=tenant, event_id=f"e{n}", asset_id=f"a{n}", asset_pk=None, action="review", label="x", score=0.5,
         labels=[], anomaly={"score": score, "threshold": 0.5, "flagged": True}, neighbors=[], reason="anomaly",
-        embedding_model="m", policy_version="p", bank_version=1, decided_at=at))
+        embedding_model="m", policy_version="p", bank_version=1, decided_at=at)])
 
 
 def test_anomaly_alerts_are_grouped_per_window_and_rate_limited(db, tenant):
@@ -244,10 +244,10 @@ def test_anomaly_alerts_are_grouped_per_window_and_rate_limited(db, tenant):
     t0 = alerts.window_floor(datetime.now(timezone.utc) - timedelta(hours=3), 300)
     for n, (offset, score) in enumerate([(10, 0.7), (20, 0.9), (30, 0.8)]):
         flagged_decision(db, tenant, n, t0 + timedelta(seconds=offset), score)
-    repository.insert_decision(db, dict(  # not flagged: never counted
+    repository.insert_decisions(db, [dict(  # not flagged: never counted
         tenant=tenant, event_id="calm", asset_id="calm", asset_pk=None, action="allow", label="x", score=0.9,
         labels=[], anomaly={"score": 0.1, "threshold": 0.5, "flagged": False}, neighbors=[], reason="ok",
-        embedding_model="m", policy_version="p", bank_version=1, decided_at=t0 + timedelta(seconds=40)))
+        embedding_model="m", policy_version="p", bank_version=1, decided_at=t0 + timedelta(seconds=40))])
 
     def mine(now):
         return [a for a in alerts.run_alerts(db, config, now=now) if a["tenant"] == tenant]

@@ -62,8 +62,8 @@ def make_due(db, tenant):
 
 def test_receiver_down_then_up_gets_every_message_once(db, tenant, receiver):
     for i in range(5):
-        repository.enqueue_outbox(db, tenant=tenant, kind="decision", message_id=f"decision:{tenant}:e{i}",
-                                  payload={"event_id": f"e{i}"})
+        repository.enqueue_outbox(db, [dict(tenant=tenant, kind="decision", message_id=f"decision:{tenant}:e{i}",
+                                  payload={"event_id": f"e{i}"})])
     receiver.up = False
     for _ in range(3):  # the receiver stays down across several relay runs
         make_due(db, tenant)
@@ -82,7 +82,7 @@ def test_receiver_down_then_up_gets_every_message_once(db, tenant, receiver):
 
 
 def test_a_failed_delivery_waits_for_its_backoff(db, tenant, receiver):
-    repository.enqueue_outbox(db, tenant=tenant, kind="decision", message_id=f"decision:{tenant}:x", payload={})
+    repository.enqueue_outbox(db, [dict(tenant=tenant, kind="decision", message_id=f"decision:{tenant}:x", payload={})])
     receiver.up = False
     before = datetime.now(timezone.utc)
     assert outbox_relay.relay(db, [webhook_sink(receiver.url)]).failed == 1
@@ -99,7 +99,7 @@ def test_a_failed_delivery_waits_for_its_backoff(db, tenant, receiver):
 
 
 def test_wrong_secret_is_refused_by_the_receiver(db, tenant, receiver):
-    repository.enqueue_outbox(db, tenant=tenant, kind="decision", message_id=f"decision:{tenant}:y", payload={})
+    repository.enqueue_outbox(db, [dict(tenant=tenant, kind="decision", message_id=f"decision:{tenant}:y", payload={})])
     result = outbox_relay.relay(db, [webhook_sink(receiver.url, secret="forged")])
     assert result.failed == 1 and receiver.rejected == 1 and receiver.received == []
 
@@ -110,7 +110,7 @@ def test_concurrent_relays_never_claim_the_same_message(database_url, tenant):
     factory = session_factory(database_url)
     with transaction(factory) as session:
         for i in range(40):
-            repository.enqueue_outbox(session, tenant=tenant, kind="decision", message_id=f"m{i}", payload={})
+            repository.enqueue_outbox(session, [dict(tenant=tenant, kind="decision", message_id=f"m{i}", payload={})])
     seen, lock, barrier = [], threading.Lock(), threading.Barrier(3)
 
     def sink(message):
@@ -135,7 +135,9 @@ def test_concurrent_relays_never_claim_the_same_message(database_url, tenant):
 
 def test_decisions_survive_minutes_of_receiver_downtime_and_arrive_once_each(db, tenant, receiver, settings):
     from governance.embedding.backends.hashing import HashingEmbedder
-    from governance.moderation.pipeline import Context, accept_events, process_upload
+    from governance.moderation.pipeline import Context
+    from governance.ingest.inbox import accept_events
+    from governance.moderation.batch_pipeline import process_upload
 
     ctx = Context(settings=settings, embedder=HashingEmbedder(768))
     texts = ["Knead the dough", "Bond yields fell", "A photo of a cat", "Quarterly earnings"]
@@ -166,7 +168,7 @@ def test_decisions_survive_minutes_of_receiver_downtime_and_arrive_once_each(db,
 
 
 def test_a_sink_that_took_a_message_does_not_get_it_again_when_another_sink_fails(db, tenant):
-    repository.enqueue_outbox(db, tenant=tenant, kind="decision", message_id=f"decision:{tenant}:z", payload={})
+    repository.enqueue_outbox(db, [dict(tenant=tenant, kind="decision", message_id=f"decision:{tenant}:z", payload={})])
     got = {"queue": [], "webhook": []}
     failures = {"left": 2}
 

@@ -6,8 +6,9 @@ import threading
 from sqlalchemy import func, select, text
 
 from governance.embedding.backends.hashing import HashingEmbedder
-from governance.moderation import pipeline
-from governance.moderation.pipeline import Context, process_upload
+from governance.ingest import inbox
+from governance.moderation.pipeline import Context
+from governance.moderation.batch_pipeline import process_upload
 from governance.storage import repository
 from governance.storage.tables import Decision, Embedding, Event, OutboxMessage
 from tests.integration.helpers import knn_path_served, publish, seed
@@ -90,8 +91,8 @@ def test_above_2000_dims_vectors_are_stored_as_halfvec(db, knn_settings, knn, te
 def test_poison_event_is_dead_lettered_after_max_attempts(db, ctx, tenant):
     [(_, event_id)] = publish(db, {"asset_id": "u1", "tenant": tenant, "text": "x"})
     for _ in range(ctx.settings.max_attempts):
-        assert pipeline.count_delivery(db, ctx, tenant, event_id)
-    assert not pipeline.count_delivery(db, ctx, tenant, event_id)
+        assert inbox.count_delivery(db, ctx.settings, tenant, event_id)
+    assert not inbox.count_delivery(db, ctx.settings, tenant, event_id)
     [letter] = repository.dead_letters(db, tenant)
     assert letter.reason.startswith("max_attempts") and letter.attempts == ctx.settings.max_attempts
     assert process_upload(db, ctx, tenant, event_id) is None  # dead events are never decided

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import update
 
-from governance.moderation import pipeline
+from governance.ingest import inbox
 from governance.moderation.pipeline import Context
 from governance.platform import broker_state
 from governance.platform.redis_client import redis_from_url
@@ -36,10 +36,10 @@ def test_broker_state_loss_re_enqueues_every_pending_event_at_once_and_the_age_r
     long_ago = datetime.now(timezone.utc) - timedelta(seconds=settings.reconcile_after_s + 60)
     db.execute(update(Event).where(Event.tenant == tenant, Event.event_id == "e3").values(accepted_at=long_ago))
 
-    assert _mine(pipeline.stale_events(db, ctx), tenant) == ["e3"]  # only the old one
-    assert _mine(pipeline.stale_events(db, ctx), tenant) == []  # touched: not again so soon
-    assert _mine(pipeline.stale_events(db, ctx, broker_lost_state=True), tenant) == ["e3", "e0", "e1"]
-    assert _mine(pipeline.stale_events(db, ctx), tenant) == []
+    assert _mine(inbox.stale_events(db, ctx.settings), tenant) == ["e3"]  # only the old one
+    assert _mine(inbox.stale_events(db, ctx.settings), tenant) == []  # touched: not again so soon
+    assert _mine(inbox.stale_events(db, ctx.settings, broker_lost_state=True), tenant) == ["e3", "e0", "e1"]
+    assert _mine(inbox.stale_events(db, ctx.settings), tenant) == []
 
 
 def test_the_marker_is_claimed_once_per_state_loss(client):

@@ -11,7 +11,9 @@ from sqlalchemy import func, select
 from governance.embedding.backends.hashing import HashingEmbedder
 from governance.embedding.reembed import reembed
 from governance.moderation.exemplar_banks import import_exemplars
-from governance.moderation.pipeline import Context, accept_events, for_tenant, process_upload
+from governance.moderation.pipeline import Context, for_tenant
+from governance.ingest.inbox import accept_events
+from governance.moderation.batch_pipeline import process_upload
 from governance.storage import repository
 from governance.storage.embedding_tables import EmbeddingUsage
 from governance.storage.tables import Embedding

@@ -11,7 +11,9 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from governance.embedding.backends.hashing import HashingEmbedder
-from governance.moderation.pipeline import Context, accept_events, process_upload
+from governance.moderation.pipeline import Context
+from governance.ingest.inbox import accept_events
+from governance.moderation.batch_pipeline import process_upload
 from governance.storage import repository
 from governance.storage.tables import Decision, Event, OutboxMessage
 from tests.integration.helpers import knn_path_served
@@ -32,8 +34,8 @@ def two_tenants(db):
         db.execute(insert(Event).values(tenant=tenant, event_id="e1", asset_id="x", payload={}, status="accepted"))
         db.execute(insert(Decision).values(tenant=tenant, event_id="e1", asset_id="x", action="allow", score=1.0,
                                            labels=[], neighbors=[], reason="seed", policy_version="p"))
-        repository.enqueue_outbox(db, tenant=tenant, kind="decision", message_id=f"decision:{tenant}:e1",
-                                  payload={"tenant": tenant})
+        repository.enqueue_outbox(db, [dict(tenant=tenant, kind="decision", message_id=f"decision:{tenant}:e1",
+                                  payload={"tenant": tenant})])
     db.flush()
     return a, b
 

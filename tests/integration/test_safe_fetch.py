@@ -346,7 +346,9 @@ def test_a_malformed_uri_is_decided_reject_on_its_first_delivery(db, settings, t
 
     from governance.embedding.backends.hashing import HashingEmbedder
     from governance.storage.tables import Decision, Event
-    from governance.moderation.pipeline import Context, accept_events, process_upload
+    from governance.moderation.pipeline import Context
+    from governance.ingest.inbox import accept_events
+    from governance.moderation.batch_pipeline import process_upload
 
     (tmp_path / "ok.txt").write_text("fine words")
     uri = uri.replace("{root}", tmp_path.as_uri())

@@ -5,10 +5,11 @@ import pytest
 from sqlalchemy import func, select, text
 
 from governance.embedding.backends.hashing import HashingEmbedder
-from governance.moderation.batch_pipeline import process_uploads
-from governance.moderation.pipeline import Context, process_upload
+from governance.embedding.protocol import EmbeddingError, Task
+from governance.moderation.pipeline import Context
+from governance.moderation.batch_pipeline import process_upload, process_uploads
 from governance.storage import repository
-from governance.storage.tables import DeadLetter, Decision, Embedding, Event, OutboxMessage
+from governance.storage.tables import Asset, DeadLetter, Decision, Embedding, Event, OutboxMessage
 from tests.integration.helpers import knn_path_served, publish, seed
 
 TEXTS = ["Fry the garlic in butter and add fresh thyme.", "Bond yields fell after the auction.",
@@ -130,10 +131,10 @@ def test_batched_knn_matches_one_query_per_vector(db, ctx, tenant):
     seed(db, ctx, tenant)
     embedder = ctx.embedder
     vectors = list(embedder.embed_texts(TEXTS))
-    many = repository.nearest_exemplars_many(db, tenant, embedder.model_id, embedder.dims, "any", vectors, 4,
-                                             ef_search=500, iterative_scan="relaxed_order")
-    one_by_one = [repository.nearest_exemplars(db, tenant, embedder.model_id, embedder.dims, "any", v, 4)
-                  for v in vectors]
+    many = repository.nearest_exemplars(db, tenant, embedder.model_id, embedder.dims, "any", vectors, 4,
+                                        ef_search=500, iterative_scan="relaxed_order")
+    one_by_one = [repository.nearest_exemplars(db, tenant, embedder.model_id, embedder.dims, "any", [v], 4,
+                                               ef_search=500, iterative_scan="relaxed_order")[0] for v in vectors]
     assert [[n.asset_id for n in found] for found in many] == [[n.asset_id for n in found] for found in one_by_one]
     assert all(len(found) == 4 for found in many)
     assert db.scalar(text("SHOW hnsw.ef_search")) == "500"
@@ -149,8 +150,8 @@ def test_the_cached_bank_answers_as_the_hnsw_query_and_follows_bank_versions(db,
     version = repository.bank_version(db, tenant)
     cache = knn_cache.BankCache(max_vectors=100)
     bank = cache.get(db, tenant, embedder.model_id, embedder.dims, "any", version)
-    from_sql = repository.nearest_exemplars_many(db, tenant, embedder.model_id, embedder.dims, "any", vectors, 4,
-                                                 ef_search=500, iterative_scan="relaxed_order")
+    from_sql = repository.nearest_exemplars(db, tenant, embedder.model_id, embedder.dims, "any", vectors, 4,
+                                            ef_search=500, iterative_scan="relaxed_order")
     exact = knn_cache.exact_neighbors(bank, vectors, 4)
     assert [[n.asset_id for n in found] for found in exact] == [[n.asset_id for n in found] for found in from_sql]
     assert [[round(n.distance, 5) for n in f] for f in exact] == [[round(n.distance, 5) for n in f] for f in from_sql]
@@ -164,3 +165,50 @@ def test_the_cached_bank_answers_as_the_hnsw_query_and_follows_bank_versions(db,
     assert [n.asset_id for n in found] == ["new"] and found[0].distance < 1e-5
     # A bank larger than the cache is not held: the caller searches it with HNSW instead.
     assert knn_cache.BankCache(max_vectors=3).get(db, tenant, embedder.model_id, embedder.dims, "any", newer) is None
+
+
+def test_an_exemplar_import_rejects_only_the_item_with_an_unusable_vector(db, ctx, tenant):
+    from governance.moderation.exemplar_banks import import_exemplars
+
+    items = [{"asset_id": f"x{i}", "tenant": tenant, "text": t, "label": "any"} for i, t in enumerate(TEXTS)]
+    items.insert(2, {"asset_id": "nan", "tenant": tenant, "text": "garbage from the provider", "label": "any"})
+    ctx.embedder.calls = 0
+    result = import_exemplars(db, ctx, items)
+    assert (result.imported, result.rejected) == (len(TEXTS), [("nan", "invalid_embedding: NaN or Inf in vector")])
+    # The NaN spoilt the batch call; the items were then embedded one by one to find it.
+    assert ctx.embedder.calls == 1 + len(TEXTS) + 1
+    stored = db.scalars(select(Asset.asset_id).join(Embedding, Embedding.asset_pk == Asset.id).where(
+        Asset.tenant == tenant, Embedding.in_bank)).all()
+    assert sorted(stored) == [f"x{i}" for i in range(len(TEXTS))]
+
+
+class RefusingEmbedder(CountingEmbedder):
+    """Refuses texts containing "refused" (permanently) or, while `busy`, every call (transiently)."""
+
+    busy = False
+
+    def embed(self, items, task):
+        if self.busy:
+            raise EmbeddingError("rate_limited: try later", transient=True)
+        if any("refused" in (item.text or "") for item in items):
+            raise EmbeddingError("invalid_input: refused by the provider")
+        return super().embed(items, task)
+
+
+def test_embed_each_fails_only_the_refused_item_and_lets_a_transient_error_through(db, settings, tenant):
+    from governance.embedding.vector_cache import embed_each
+    from governance.ingest.assets import load
+    from governance.ingest.events import UploadEvent
+
+    embedder = RefusingEmbedder()
+    texts = [TEXTS[0], "refused words", TEXTS[1], TEXTS[0]]
+    assets = [load(UploadEvent.parse({"asset_id": f"a{i}", "tenant": tenant, "text": t}), settings)
+              for i, t in enumerate(texts)]
+    outcomes = embed_each(db, embedder, tenant, assets, Task.CLASSIFICATION)
+    assert [str(o) if isinstance(o, EmbeddingError) else "vector" for o in outcomes] == [
+        "vector", "invalid_input: refused by the provider", "vector", "vector"]
+    assert embedder.calls == 2  # refused calls are not counted: one per other distinct content (a3 repeats a0)
+    embedder.busy = True
+    with pytest.raises(EmbeddingError) as raised:
+        embed_each(db, embedder, tenant, assets[1:2], Task.CLASSIFICATION)
+    assert raised.value.transient

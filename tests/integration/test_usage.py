@@ -7,7 +7,9 @@ from sqlalchemy import select
 from governance.embedding import usage
 from governance.embedding.backends.gemini.client import GeminiEmbedder
 from governance.embedding.backends.hashing import HashingEmbedder
-from governance.moderation.pipeline import Context, accept_events, process_upload
+from governance.moderation.pipeline import Context
+from governance.ingest.inbox import accept_events
+from governance.moderation.batch_pipeline import process_upload
 from governance.storage.embedding_tables import EmbeddingUsage
 from tests.fakes.fake_gemini import FakeGemini
 

@@ -13,7 +13,7 @@ def cmd_alerts_run(args) -> int:
     settings = prepare_environment()
     with transaction(sessions(settings)) as session:
         enter_scope(session, None)  # alerts are computed for every tenant
-        sent = run_alerts(session, AlertConfig.from_env())
+        sent = run_alerts(session, AlertConfig.from_settings(settings))
     for alert in sent:
         print(json.dumps(alert, ensure_ascii=False))
     return 0

@@ -9,7 +9,7 @@ from worker.cli.common import enter_scope, prepare_environment, sessions, tenant
 
 
 def cmd_decisions_export(args) -> int:
-    from governance.moderation.pipeline import export_decisions
+    from governance.moderation.decisions import export_decisions
 
     settings = prepare_environment()
     with transaction(sessions(settings)) as session:

@@ -51,7 +51,7 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
     from governance.storage.db import transaction
     from governance.storage.migrate import upgrade
     from governance.clustering.stored_reports import build_and_store
-    from governance.moderation.pipeline import export_decisions
+    from governance.moderation.decisions import export_decisions
 
     # The bundled sample is tiny (a few dozen uploads per modality): smaller clusters count there.
     os.environ.setdefault("GOVERNANCE_CLUSTER_MIN_SIZE", "5")

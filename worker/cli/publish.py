@@ -10,7 +10,7 @@ from worker.cli.common import enter_scope, prepare_environment, read_jsonl, sess
 
 def publish_file(settings: Settings, path: str):
     """Accept every nameable event into the inbox, then enqueue the new ones after commit."""
-    from governance.moderation.pipeline import accept_events
+    from governance.ingest.inbox import accept_events
     from worker.tasks.uploads import enqueue_batches
 
     items = list(read_jsonl(path))

@@ -11,7 +11,7 @@ import logging
 from celery import shared_task
 
 from governance.delivery import outbox_relay
-from governance.moderation import pipeline
+from governance.ingest import inbox
 from governance.platform import broker_state, metrics
 from governance.storage import repository
 from governance.storage.db import transaction
@@ -41,7 +41,7 @@ def reconcile_events() -> int:
     try:
         with transaction(sessions()) as session:
             repository.enter_all_tenants(session)  # the reconciler is cross-tenant by design
-            keys = pipeline.stale_events(session, context(), broker_lost_state=lost)
+            keys = inbox.stale_events(session, settings(), broker_lost_state=lost)
         enqueue_batches(settings(), keys)  # only after commit
     except Exception:
         if lost:  # the messages are still gone: let the next pass see the loss again
@@ -84,7 +84,7 @@ def anomaly_alerts() -> int:
 
     with transaction(sessions()) as session:
         repository.enter_all_tenants(session)  # alerts are computed for every tenant
-        sent = alerts.run_alerts(session, alerts.AlertConfig.from_env())
+        sent = alerts.run_alerts(session, alerts.AlertConfig.from_settings(settings()))
     if sent and configured_sinks(settings()):
         relay_outbox.delay()
     return len(sent)

@@ -10,8 +10,10 @@ import time
 
 from celery import current_app, shared_task
 
-from governance.moderation import batch_pipeline, pipeline
+from governance.ingest import inbox
+from governance.moderation import batch_pipeline
 from governance.platform import metrics
+from governance.platform.faults import fault_injection_point
 from governance.platform.config import Settings
 from governance.storage import repository
 from governance.storage.db import transaction
@@ -33,7 +35,7 @@ def process_upload(self, tenant: str, event_id: str) -> None:
         with transient_failures(tenant, [], extra):
             with transaction(sessions()) as session:
                 repository.enter_tenant(session, tenant)
-                proceed = pipeline.count_delivery(session, context(), tenant, event_id)
+                proceed = inbox.count_delivery(session, settings(), tenant, event_id)
                 status = None if proceed else repository.event_status(session, tenant, event_id)
     except Transient as failure:
         raise self.retry(exc=failure.cause, countdown=retry_delay(self.request.retries))
@@ -50,11 +52,11 @@ def process_upload(self, tenant: str, event_id: str) -> None:
         with transient_failures(tenant, [event_id], extra):
             with transaction(sessions()) as session:
                 repository.enter_tenant(session, tenant)
-                decision = pipeline.process_upload(session, context(), tenant, event_id)
+                decision = batch_pipeline.process_upload(session, context(), tenant, event_id)
                 status = repository.event_status(session, tenant, event_id) if decision is None else "decided"
     except Transient as failure:
         raise self.retry(exc=failure.cause, countdown=retry_delay(self.request.retries))
-    pipeline.fault_injection_point("after_commit", tenant, event_id)
+    fault_injection_point(settings(), "after_commit", tenant, event_id)
     if decision is not None:
         metrics.event_outcome("decided")
         metrics.decision(decision["action"], time.monotonic() - started)
@@ -119,7 +121,7 @@ def _decide_batch(tenant: str, event_ids: list[str]) -> None:
         _hand_to_single_tasks(tenant, fresh)
         return
     for decision in result.decisions:
-        pipeline.fault_injection_point("after_commit", tenant, decision["event_id"])
+        fault_injection_point(settings(), "after_commit", tenant, decision["event_id"])
     elapsed = time.monotonic() - started
     for decision in result.decisions:
         metrics.event_outcome("decided")

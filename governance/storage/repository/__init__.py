@@ -2,31 +2,31 @@
 from governance.storage.repository._sql import as_array
 from governance.storage.repository.alerts import flagged_summary, lock_alert_state, tenants_with_flagged_decisions
 from governance.storage.repository.assets import (
-    asset_by_id, asset_sources, assets_with_tasks, upsert_asset, upsert_assets,
+    asset_by_id, asset_sources, assets_with_tasks, upsert_assets,
 )
 from governance.storage.repository.banks import (
     add_exemplar, anomaly_threshold, audit_exemplar_vectors, bank_asset_pks, bank_exemplar_vectors, bank_vectors,
-    bank_version, bump_bank_version, exemplars_of_asset, iter_exemplars, nearest_exemplars, nearest_exemplars_many,
+    bank_version, bump_bank_version, exemplars_of_asset, iter_exemplars, nearest_exemplars,
     set_exemplar_enabled, set_knn_scan, store_anomaly_threshold, sync_in_bank,
 )
 from governance.storage.repository.clusters import (
     cluster_reports, latest_cluster_report, recent_assets_for_clustering, store_cluster_report,
 )
 from governance.storage.repository.decisions import (
-    dead_letters, decided_event_ids, decision_exists, decisions_with_vectors, insert_dead_letter, insert_decision,
+    dead_letters, decided_event_ids, decision_exists, decisions_with_vectors, insert_dead_letter,
     insert_decisions, iter_decisions, latest_decision_for_asset, tenants_with_recent_decisions,
 )
 from governance.storage.repository.embeddings import (
-    asset_vectors, cached_vectors, content_lock_key, embedding_windows, lock_contents, store_embedding,
+    asset_vectors, cached_vectors, content_lock_key, embedding_windows, lock_contents,
     store_embedding_windows, store_embeddings,
 )
 from governance.storage.repository.inbox import (
-    count_attempt, count_batch_delivery, event_payloads, event_status, lock_event, lock_events, operational_counts,
+    count_attempt, count_batch_delivery, event_payloads, event_status, lock_events, operational_counts,
     record_events, set_event_status, set_events_status, stale_events, touch_all_pending, touch_events,
     uncount_attempts,
 )
 from governance.storage.repository.outbox import (
-    claim_outbox, delivered_sinks, deliveries, enqueue_outbox, enqueue_outbox_many, insert_delivery,
+    claim_outbox, delivered_sinks, deliveries, enqueue_outbox, insert_delivery,
 )
 from governance.storage.repository.policies import (
     current_policy_ref, insert_policy_version, policy_source, policy_version_row, policy_versions,
@@ -50,16 +50,16 @@ __all__ = [
     "bump_bank_version", "cached_vectors", "claim_outbox", "cluster_reports", "content_lock_key", "count_attempt",
     "count_batch_delivery", "current_policy_ref", "dead_letters", "decided_event_ids", "decision_exists",
     "decisions_with_vectors", "delivered_sinks", "deliveries", "embedding_windows", "enqueue_outbox",
-    "enqueue_outbox_many", "enter_all_tenants", "enter_tenant", "event_payloads", "event_status",
+    "enter_all_tenants", "enter_tenant", "event_payloads", "event_status",
     "exemplars_of_asset", "finish_batch_job", "flagged_summary", "insert_audit", "insert_batch_job",
-    "insert_dead_letter", "insert_decision", "insert_decisions", "insert_delivery", "insert_policy_version",
+    "insert_dead_letter", "insert_decisions", "insert_delivery", "insert_policy_version",
     "insert_review_item", "iter_decisions", "iter_exemplars", "latest_cluster_report", "latest_decision_for_asset",
-    "lock_alert_state", "lock_contents", "lock_event", "lock_events", "lock_tenant_models", "nearest_exemplars",
-    "nearest_exemplars_many", "open_batch_jobs", "open_review_items", "operational_counts",
+    "lock_alert_state", "lock_contents", "lock_events", "lock_tenant_models", "nearest_exemplars",
+    "open_batch_jobs", "open_review_items", "operational_counts",
     "pending_review_decisions", "policy_source", "policy_version_row", "policy_versions", "reapply_policy_version",
     "recent_assets_for_clustering", "recently_allowed_near", "record_events", "resolve_review_items",
     "set_event_status", "set_events_status", "set_exemplar_enabled", "set_knn_scan", "stale_events",
-    "store_anomaly_threshold", "store_cluster_report", "store_embedding", "store_embedding_windows",
+    "store_anomaly_threshold", "store_cluster_report", "store_embedding_windows",
     "store_embeddings", "sync_in_bank", "tenants_with_flagged_decisions", "tenants_with_recent_decisions",
-    "touch_all_pending", "touch_events", "uncount_attempts", "upsert_asset", "upsert_assets", "usage_totals",
+    "touch_all_pending", "touch_events", "uncount_attempts", "upsert_assets", "usage_totals",
 ]

@@ -8,13 +8,6 @@ from sqlalchemy.orm import Session
 from governance.storage.tables import Asset, Decision, Event, Exemplar
 
 
-def upsert_asset(session: Session, tenant: str, asset_id: str, **fields) -> int:
-    stmt = insert(Asset).values(tenant=tenant, asset_id=asset_id, **fields)
-    stmt = stmt.on_conflict_do_update(index_elements=["tenant", "asset_id"],
-                                      set_={getattr(Asset, name): value for name, value in fields.items()})
-    return session.scalar(stmt.returning(Asset.id))
-
-
 def asset_by_id(session: Session, tenant: str, asset_id: str) -> Asset | None:
     return session.scalars(select(Asset).where(Asset.tenant == tenant, Asset.asset_id == asset_id)).one_or_none()
 
@@ -54,7 +47,7 @@ def asset_sources(session: Session, tenant: str, asset_pks: list[int]) -> dict[i
 
 
 def upsert_assets(session: Session, tenant: str, rows: list[dict]) -> dict[str, int]:
-    """upsert_asset for many assets in one statement: {asset_id: id}. The last row of an asset wins."""
+    """Insert or update assets in one statement: {asset_id: id}. The last row of an asset wins."""
     unique = list({r["asset_id"]: r for r in rows}.values())
     if not unique:
         return {}

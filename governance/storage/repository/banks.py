@@ -8,33 +8,9 @@ from sqlalchemy import func, select, String, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from governance.storage.repository._sql import vector_literal_each, vector_sql, as_array, vector_literal
+from governance.storage.repository._sql import vector_sql, as_array, vector_literal
 from governance.storage.rows import Neighbor
 from governance.storage.tables import AnomalyBaseline, Asset, Bank, Embedding, Exemplar
-
-
-def nearest_exemplars(session: Session, tenant: str, model: str, dims: int, task: str,
-                      vector: np.ndarray, k: int, ef_search: int = 500,
-                      iterative_scan: str = "relaxed_order") -> list[Neighbor]:
-    column, cast = vector_sql(dims)
-    # Iterative scans (pgvector 0.8) keep walking the graph when the tenant filter removes
-    # candidates, so a filtered query still returns k rows.
-    set_knn_scan(session, k, ef_search, iterative_scan)
-    rows = session.execute(text(f"""
-        WITH nearest AS (
-            SELECT e.asset_pk, (e.{column}::{cast} <=> CAST(:q AS {cast})) AS distance
-            FROM embeddings e
-            WHERE e.dims = {int(dims)} AND e.in_bank AND e.tenant = :tenant AND e.model = :model AND e.task = :task
-            ORDER BY e.{column}::{cast} <=> CAST(:q AS {cast})
-            LIMIT :k
-        )
-        SELECT a.asset_id, x.label, x.polarity, n.distance
-        FROM nearest n
-        JOIN assets a ON a.id = n.asset_pk AND a.tenant = :tenant
-        JOIN exemplars x ON x.asset_pk = n.asset_pk AND x.tenant = :tenant AND x.enabled
-        ORDER BY n.distance, a.asset_id
-    """), {"q": vector_literal_each(vector), "tenant": tenant, "model": model, "task": task, "k": k})
-    return [Neighbor(asset_id=r[0], label=r[1], polarity=r[2], distance=float(r[3])) for r in rows]
 
 
 def bank_vectors(session: Session, tenant: str, model: str, dims: int, task: str, modality: str,
@@ -140,10 +116,11 @@ def bank_asset_pks(session: Session, tenant: str, asset_pks: list[int]) -> set[i
         Exemplar.tenant == tenant, Exemplar.asset_pk.in_(asset_pks), Exemplar.enabled)))
 
 
-def nearest_exemplars_many(session: Session, tenant: str, model: str, dims: int, task: str,
-                           vectors: list[np.ndarray], k: int, ef_search: int,
-                           iterative_scan: str) -> list[list[Neighbor]]:
-    """nearest_exemplars for many query vectors in one round trip (a LATERAL HNSW scan per vector)."""
+def nearest_exemplars(session: Session, tenant: str, model: str, dims: int, task: str, vectors: list[np.ndarray],
+                      k: int, ef_search: int, iterative_scan: str) -> list[list[Neighbor]]:
+    """The k nearest enabled exemplars of each query vector, in one round trip (a LATERAL HNSW scan
+    per vector). Iterative scans (pgvector 0.8) keep walking the graph when the tenant filter
+    removes candidates, so a filtered query still returns k rows."""
     if not vectors:
         return []
     column, cast = vector_sql(dims)

@@ -18,11 +18,6 @@ def decision_exists(session: Session, tenant: str, event_id: str) -> bool:
                           .where(Decision.tenant == tenant, Decision.event_id == event_id)) > 0
 
 
-def insert_decision(session: Session, row: dict) -> int | None:
-    stmt = insert(Decision).values(**row).on_conflict_do_nothing(index_elements=["tenant", "event_id"])
-    return session.scalar(stmt.returning(Decision.id))
-
-
 def insert_dead_letter(session: Session, *, tenant: str, event_id: str, reason: str, attempts: int,
                        payload: dict | None) -> None:
     stmt = insert(DeadLetter).values(tenant=tenant, event_id=event_id, reason=reason, attempts=attempts,
@@ -73,7 +68,7 @@ def decided_event_ids(session: Session, tenant: str, event_ids: list[str]) -> se
 
 
 def insert_decisions(session: Session, rows: list[dict]) -> set[str]:
-    """insert_decision for many rows; returns the event ids that were new."""
+    """Insert decision rows, leaving alone an event that already has one; returns the event ids that were new."""
     if not rows:
         return set()
     stmt = insert(Decision.__table__).on_conflict_do_nothing(index_elements=["tenant", "event_id"])

@@ -11,19 +11,6 @@ from governance.storage.repository._sql import vector_sql, as_array, vector_lite
 from governance.storage.tables import Embedding
 
 
-def store_embedding(session: Session, *, tenant: str, asset_pk: int, sha256: str, modality: str, model: str,
-                    dims: int, task: str, vector: np.ndarray, in_bank: bool = False) -> None:
-    column, _ = vector_sql(dims)
-    values = dict(tenant=tenant, asset_pk=asset_pk, sha256=sha256, modality=modality, model=model, dims=dims,
-                  task=task, in_bank=in_bank, **{column: np.asarray(vector, dtype=np.float32)})
-    stmt = insert(Embedding).values(**values)
-    session.execute(stmt.on_conflict_do_update(
-        index_elements=["asset_pk", "model", "dims", "task"],
-        set_={column: stmt.excluded[column], "sha256": sha256, "modality": modality,
-              "in_bank": Embedding.in_bank | stmt.excluded.in_bank},
-    ))
-
-
 def asset_vectors(session: Session, tenant: str, asset_pk: int, model: str, dims: int) -> list[tuple[str, np.ndarray]]:
     """(task, vector) of every stored vector of one asset for one model."""
     column, _ = vector_sql(dims)
@@ -88,18 +75,23 @@ def cached_vectors(session: Session, tenant: str, sha256s: list[str], model: str
 
 
 def store_embeddings(session: Session, tenant: str, model: str, dims: int, rows: list[dict]) -> None:
-    """store_embedding for many vectors in one statement; rows carry asset_pk, sha256, modality, task, vector."""
+    """Store vectors in one statement; rows carry asset_pk, sha256, modality, task, vector and, for
+    exemplars, in_bank=True. A stored vector of the same asset, model, dims and task is replaced, and
+    stays in the bank once it is there (a re-upload of an exemplar does not take it out)."""
     unique = list({(r["asset_pk"], r["task"]): r for r in rows}.values())
     if not unique:
         return
     column, cast = vector_sql(dims)
     session.execute(text(f"""
         INSERT INTO embeddings (tenant, asset_pk, sha256, modality, model, dims, task, in_bank, {column})
-        SELECT :tenant, r.asset_pk, r.sha256, r.modality, :model, :dims, r.task, false, CAST(r.v AS {cast})
+        SELECT :tenant, r.asset_pk, r.sha256, r.modality, :model, :dims, r.task, r.in_bank, CAST(r.v AS {cast})
         FROM unnest(CAST(:asset_pks AS bigint[]), CAST(:shas AS text[]), CAST(:modalities AS text[]),
-                    CAST(:tasks AS text[]), CAST(:vectors AS text[])) AS r(asset_pk, sha256, modality, task, v)
+                    CAST(:tasks AS text[]), CAST(:in_bank AS boolean[]), CAST(:vectors AS text[]))
+             AS r(asset_pk, sha256, modality, task, in_bank, v)
         ON CONFLICT (asset_pk, model, dims, task) DO UPDATE
-        SET {column} = excluded.{column}, sha256 = excluded.sha256, modality = excluded.modality
+        SET {column} = excluded.{column}, sha256 = excluded.sha256, modality = excluded.modality,
+            in_bank = embeddings.in_bank OR excluded.in_bank
     """), {"tenant": tenant, "model": model, "dims": dims, "asset_pks": [r["asset_pk"] for r in unique],
+           "in_bank": [r.get("in_bank", False) for r in unique],
            "shas": [r["sha256"] for r in unique], "modalities": [r["modality"] for r in unique],
            "tasks": [r["task"] for r in unique], "vectors": [vector_literal(r["vector"]) for r in unique]})

@@ -34,13 +34,6 @@ def event_payloads(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tu
     return found
 
 
-def lock_event(session: Session, tenant: str, event_id: str) -> Event | None:
-    """Row-lock the event so concurrent deliveries of it run one after the other."""
-    return session.scalars(
-        select(Event).where(Event.tenant == tenant, Event.event_id == event_id).with_for_update()
-    ).one_or_none()
-
-
 def count_attempt(session: Session, tenant: str, event_id: str) -> int | None:
     """Count one delivery attempt; the broker keeps no such count, so Postgres does."""
     return session.scalar(

@@ -8,11 +8,6 @@ from sqlalchemy.orm import Session
 from governance.storage.tables import OutboxDelivery, OutboxMessage
 
 
-def enqueue_outbox(session: Session, *, tenant: str, kind: str, message_id: str, payload: dict) -> None:
-    stmt = insert(OutboxMessage).values(tenant=tenant, kind=kind, message_id=message_id, payload=payload)
-    session.execute(stmt.on_conflict_do_nothing(index_elements=["tenant", "message_id"]))
-
-
 def claim_outbox(session: Session, limit: int) -> list[OutboxMessage]:
     """Due, undelivered messages, locked so that concurrent relays never take the same one."""
     return list(session.scalars(
@@ -48,8 +43,9 @@ def deliveries(session: Session, tenant: str, message_id: str | None = None) -> 
     return list(session.scalars(query.order_by(OutboxDelivery.id)))
 
 
-def enqueue_outbox_many(session: Session, rows: list[dict]) -> None:
-    """enqueue_outbox for many messages; rows carry tenant, kind, message_id, payload."""
+def enqueue_outbox(session: Session, rows: list[dict]) -> None:
+    """Queue messages (rows carry tenant, kind, message_id, payload); a message id already queued is
+    left alone, so a re-run enqueues nothing twice."""
     if rows:
         stmt = insert(OutboxMessage.__table__).on_conflict_do_nothing(index_elements=["tenant", "message_id"])
         session.execute(stmt, rows)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from governance.storage.repository._sql import vector_literal_each, vector_sql
+from governance.storage.repository._sql import vector_literal, vector_sql
 from governance.storage.tables import AuditEntry, Decision, ReviewItem
 
 
@@ -92,5 +92,5 @@ def recently_allowed_near(session: Session, tenant: str, model: str, dims: int, 
         HAVING min(e.{column}::{cast} <=> CAST(:q AS {cast})) <= :max_distance
         ORDER BY distance, l.asset_id
     """), {"tenant": tenant, "since": since, "exclude": exclude_asset_pk, "model": model, "tasks": list(tasks),
-           "q": vector_literal_each(vector), "max_distance": float(max_distance)})
+           "q": vector_literal(vector), "max_distance": float(max_distance)})
     return [(r[0], r[1], r[2], float(r[3])) for r in rows]

@@ -28,7 +28,7 @@ from google.genai import types
 
 from governance.embedding.backends.gemini.breaker import Breaker
 from governance.embedding.backends.gemini.quota import Quota, estimate_tokens
-from governance.embedding.protocol import EmbedUsage, EmbeddingError, Limits, Task, task_prefixed
+from governance.embedding.protocol import EmbedUsage, EmbeddingError, Limits, Task, UnusableVector, task_prefixed
 from governance.ingest.content import Content
 
 log = logging.getLogger(__name__)
@@ -320,22 +320,22 @@ class GeminiEmbedder:
     def _vectors(self, response: types.EmbedContentResponse, expected: int, offset: int) -> np.ndarray:
         embeddings = response.embeddings or []
         if len(embeddings) != expected:
-            raise EmbeddingError(f"invalid_embedding: asked for {expected} vectors (items {offset}.."
+            raise UnusableVector(f"invalid_embedding: asked for {expected} vectors (items {offset}.."
                                  f"{offset + expected - 1}), got {len(embeddings)}")
         for i, embedding in enumerate(embeddings):
             length = len(embedding.values or [])
             if length != self.dims:
-                raise EmbeddingError(f"invalid_embedding: item {offset + i} has {length} dims,"
+                raise UnusableVector(f"invalid_embedding: item {offset + i} has {length} dims,"
                                      f" expected {self.dims}")
         # float64 so that large components cannot overflow while computing the norm.
         matrix = np.asarray([e.values for e in embeddings], dtype=np.float64)
         finite = np.isfinite(matrix).all(axis=1)
         if not finite.all():
-            raise EmbeddingError(f"invalid_embedding: item {offset + int(np.argmin(finite))} has"
+            raise UnusableVector(f"invalid_embedding: item {offset + int(np.argmin(finite))} has"
                                  " NaN or Inf values")
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         if (norms == 0).any():
-            raise EmbeddingError(f"invalid_embedding: item {offset + int(np.argmin(norms))} is all zeros")
+            raise UnusableVector(f"invalid_embedding: item {offset + int(np.argmin(norms))} is all zeros")
         # Below 3,072 dims Matryoshka truncations are not unit length; cosine search needs them to be.
         return (matrix / norms).astype(np.float32)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from governance.platform.config import Settings
 
-# services.process_upload embeds an asset at most twice (classification, then clustering for text).
+# The decision pipeline embeds an asset at most twice (classification, then clustering for text).
 EMBED_CALLS_PER_UPLOAD = 2
 # Database round trips, kNN and the anomaly threshold of one upload, with room to spare.
 OTHER_WORK_S = 15.0

@@ -1,0 +1,65 @@
+"""Decision rows (what the pipeline inserts) and the public decision payload (what export and
+write-back emit; its contract is in the README)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable
+
+from sqlalchemy.orm import Session
+
+from governance.ingest.events import UploadEvent
+from governance.moderation import anomaly
+from governance.moderation.pipeline import Context
+from governance.moderation.policy_rules import decide
+from governance.moderation.vote import knn_vote
+from governance.storage import repository
+
+
+def reject_row(ctx: Context, tenant: str, event_id: str, asset_id: str | None, reason: str) -> dict:
+    return dict(tenant=tenant, event_id=event_id, asset_id=asset_id, asset_pk=None, action="reject", label=None,
+                score=0.0, labels=[], anomaly=None, neighbors=[], reason=reason,
+                embedding_model=None, policy_version=ctx.policy.version, bank_version=None)
+
+
+def decision_row(ctx: Context, upload: UploadEvent, asset_pk: int, neighbors: list, threshold: float,
+                 version: int) -> dict:
+    """The vote, anomaly score and policy outcome for one upload's neighbours, as a decision row."""
+    vote = knn_vote(neighbors, ctx.policy.k)
+    scored = anomaly.score([n.distance for n in neighbors], ctx.policy.k, threshold)
+    outcome = decide(vote, neighbors, scored, ctx.policy)
+    return dict(
+        tenant=upload.tenant, event_id=upload.event_id, asset_id=upload.asset_id, asset_pk=asset_pk,
+        action=outcome.action, label=vote.label, score=round(vote.score, 6),
+        labels=[{"label": label, "score": round(score, 6)} for label, score in vote.labels],
+        anomaly=scored.as_dict(),
+        neighbors=[{"asset_id": n.asset_id, "label": n.label, "distance": round(n.distance, 6),
+                    **({"polarity": n.polarity} if n.polarity != "positive" else {})} for n in neighbors],
+        reason=outcome.reason, embedding_model=ctx.embedder.model_id, policy_version=ctx.policy.version,
+        bank_version=version,
+    )
+
+
+def decision_message(public: dict) -> dict:
+    """The outbox row that writes a decision back; its id is stable, so receivers deduplicate."""
+    return dict(tenant=public["tenant"], kind="decision",
+                message_id=f"decision:{public['tenant']}:{public['event_id']}", payload=public)
+
+
+def decision_payload(row: dict) -> dict:
+    """The public decision contract (see README): what export and write-back both emit."""
+    decided_at = row["decided_at"]
+    return {
+        "event_id": row["event_id"], "asset_id": row["asset_id"], "tenant": row["tenant"],
+        "action": row["action"], "label": row["label"], "score": row["score"], "labels": row["labels"],
+        "anomaly": row["anomaly"], "neighbors": row["neighbors"], "reason": row["reason"],
+        "embedding_model": row["embedding_model"], "policy_version": row["policy_version"],
+        "bank_version": row.get("bank_version"),
+        "decided_at": decided_at.isoformat() if isinstance(decided_at, datetime) else decided_at,
+    }
+
+
+def export_decisions(session: Session, tenant: str) -> Iterable[dict]:
+    for d in repository.iter_decisions(session, tenant):
+        yield decision_payload({c: getattr(d, c) for c in (
+            "event_id", "asset_id", "tenant", "action", "label", "score", "labels", "anomaly", "neighbors",
+            "reason", "embedding_model", "policy_version", "bank_version", "decided_at")})
