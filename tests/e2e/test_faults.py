@@ -198,6 +198,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until(condition, what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.3)
+
+
 def sigkills(worker: Worker) -> int:
     return worker.log().count("exited with 'signal 9 (SIGKILL)'")
 
@@ -273,7 +280,8 @@ class TestWorkerChildKilled:
         ids = publish(env, tmp_path / "e.jsonl", [crashing, *text_events(tenant, "ok", 2)])
         wait_for_outcomes(database_url, tenant, ids, workers=(w,))
         assert_invariant(database_url, tenant, ids)
-        assert sigkills(w) > kills, "the child was never killed"
+        # The parent logs a child's death when it reaps it, which may come after the redelivery decided.
+        wait_until(lambda: sigkills(w) > kills, "the child was never killed")
         # The killed delivery counted, and the redelivery decided: exactly two deliveries.
         assert event_rows(database_url, tenant)[crashing["event_id"]].attempts == 2
 
@@ -313,6 +321,8 @@ class TestWorkerChildKilled:
         assert letter.event_id == poison["event_id"] and letter.attempts == 3
         assert letter.reason == "max_attempts: 3 deliveries ended without an outcome"
         assert letter.payload["text"] == poison["text"]  # enough to replay it by hand
+        wait_until(lambda: sigkills(w) - kills >= 3, "three deliveries, each killed")
+        w.wait_until_finished()
         assert sigkills(w) - kills == 3 and w.alive()
 
 
