@@ -56,6 +56,7 @@ class LoadedAsset:
     source_uri: str | None
     text_excerpt: str | None
     extent: float | None = None  # pdf: pages; audio, video: seconds (what windows are cut along)
+    md5: str | None = None  # of the original bytes, as sha256: what MD5 hash lists are matched on
 
 
 def sniff(data: bytes) -> str | None:
@@ -134,7 +135,7 @@ def load(event: UploadEvent, settings: Settings) -> LoadedAsset:
         return _load_text(data.decode("utf-8", errors="replace"), None, source_uri, settings, raw=data)
     content, excerpt, extent = _prepare(data, sniffed, settings)
     return LoadedAsset(content, hashlib.sha256(data).hexdigest(), len(data), source_uri,
-                       (excerpt or "")[:2000] or None, extent)
+                       (excerpt or "")[:2000] or None, extent, hashlib.md5(data).hexdigest())
 
 
 def _prepare(data: bytes, sniffed: str, settings: Settings) -> tuple[Content, str | None, float | None]:
@@ -185,7 +186,8 @@ def _load_text(text: str, declared: str | None, source_uri: str | None, settings
         raise RejectedInput("empty_content: text is blank")
     raw = raw if raw is not None else text.encode("utf-8")
     content = Content(modality="text", mime_type="text/plain", text=text)
-    return LoadedAsset(content, hashlib.sha256(raw).hexdigest(), len(raw), source_uri, text[:2000])
+    return LoadedAsset(content, hashlib.sha256(raw).hexdigest(), len(raw), source_uri, text[:2000],
+                       md5=hashlib.md5(raw).hexdigest())
 
 
 def _read_bytes(event: UploadEvent, settings: Settings) -> tuple[bytes, str | None, str | None]:

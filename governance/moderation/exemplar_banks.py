@@ -9,7 +9,9 @@ from sqlalchemy.orm import Session
 from governance.embedding.protocol import EmbeddingError, Task
 from governance.embedding.vector_cache import embed_each
 from governance.ingest.assets import RejectedInput, load
+from governance.ingest.content_hashes import content_hashes
 from governance.ingest.events import InvalidEvent, UploadEvent
+from governance.moderation.hash_banks import store_hashes
 from governance.moderation.pipeline import Context, asset_fields, for_tenant
 from governance.moderation.review import retroactive_matches
 from governance.storage import repository
@@ -50,6 +52,7 @@ def import_exemplars(session: Session, ctx: Context, raw_items: list[dict], *, s
                 good.append((item, loaded, vector))
         asset_pks = repository.upsert_assets(session, tenant, [
             dict(asset_id=item.asset_id, **asset_fields(item, loaded)) for item, loaded, _ in good])
+        store_hashes(session, tenant, [(asset_pks[item.asset_id], content_hashes(loaded)) for item, loaded, _ in good])
         repository.store_embeddings(session, tenant, embedder.model_id, embedder.dims, [
             dict(asset_pk=asset_pks[item.asset_id], sha256=loaded.sha256, modality=loaded.content.modality,
                  task=vector.task, vector=vector.vector, in_bank=True) for item, loaded, vector in good])

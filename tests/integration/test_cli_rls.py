@@ -302,7 +302,8 @@ def test_decisions_export_and_cluster_reports_stay_in_their_tenant(probe_url, ba
 
 
 DECISION_FIELDS = {"event_id", "asset_id", "tenant", "action", "label", "score", "labels", "anomaly", "neighbors",
-                   "reason", "embedding_model", "policy_version", "bank_version", "decided_at"}
+                   "reason", "embedding_model", "policy_version", "bank_version", "hash_matches", "hash_missed",
+                   "decided_at"}
 
 
 def assert_decision_contract(line: dict) -> None:
@@ -316,6 +317,9 @@ def assert_decision_contract(line: dict) -> None:
     decided_at = datetime.fromisoformat(line["decided_at"])
     assert decided_at.utcoffset() is not None and line["decided_at"] == decided_at.isoformat()
     assert isinstance(line["labels"], list) and isinstance(line["neighbors"], list)
+    assert isinstance(line["hash_matches"], list) and (line["hash_missed"] is None or isinstance(line["hash_missed"], dict))
+    for match in line["hash_matches"]:
+        assert {"signal_type", "distance", "label", "source", "bank_version"} <= set(match)
     for entry in line["labels"]:
         assert set(entry) == {"label", "score"} and isinstance(entry["label"], str) and 0 <= entry["score"] <= 1
     for neighbor in line["neighbors"]:

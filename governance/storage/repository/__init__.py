@@ -20,6 +20,10 @@ from governance.storage.repository.embeddings import (
     asset_vectors, cached_vectors, content_lock_key, embedding_windows, lock_contents,
     store_embedding_windows, store_embeddings,
 )
+from governance.storage.repository.hashes import (
+    asset_pdq_hashes, bump_hash_bank_version, enabled_bank_hashes, hash_bank_version, iter_bank_hashes,
+    recently_allowed_hashes, set_bank_hashes_enabled, store_asset_hashes, upsert_bank_hashes,
+)
 from governance.storage.repository.inbox import (
     count_attempt, count_batch_delivery, event_payloads, event_status, lock_events, operational_counts,
     record_events, set_event_status, set_events_status, stale_events, touch_all_pending, touch_events,
@@ -45,7 +49,9 @@ from governance.storage.repository.usage import add_usage, usage_totals
 
 __all__ = [
     "activate_tenant_model", "active_tenant_model", "add_exemplar", "add_usage", "anomaly_threshold", "APP_ROLE",
-    "as_array", "asset_by_id", "asset_sources", "asset_vectors", "assets_with_tasks", "audit_entries",
+    "as_array", "asset_by_id", "asset_pdq_hashes", "bump_hash_bank_version", "enabled_bank_hashes",
+    "hash_bank_version", "iter_bank_hashes", "recently_allowed_hashes", "set_bank_hashes_enabled",
+    "store_asset_hashes", "upsert_bank_hashes", "asset_sources", "asset_vectors", "assets_with_tasks", "audit_entries",
     "audit_exemplar_vectors", "bank_asset_pks", "bank_exemplar_vectors", "bank_vectors", "bank_version",
     "bump_bank_version", "cached_vectors", "claim_outbox", "cluster_reports", "content_lock_key", "count_attempt",
     "count_batch_delivery", "current_policy_ref", "dead_letters", "decided_event_ids", "decision_exists",
