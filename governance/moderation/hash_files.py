@@ -84,13 +84,15 @@ def parse_hash_file(data: bytes, defaults: Defaults) -> list[HashEntry]:
 
 
 def _jsonl(lines: list[tuple[int, str]]) -> list[tuple[int, dict | str]]:
-    out = []
+    """(line number, the object, or a string saying why the line is not one)."""
+    out: list[tuple[int, dict | str]] = []
     for number, line in lines:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            value = f"not JSON: {exc.msg}"
-        out.append((number, value if isinstance(value, (dict, str)) else "not a JSON object"))
+            out.append((number, f"not JSON: {exc.msg}"))
+            continue
+        out.append((number, value if isinstance(value, dict) else "not a JSON object"))
     return out
 
 
