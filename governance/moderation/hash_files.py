@@ -22,6 +22,7 @@ SIGNAL_ALIASES = {"pdq": "pdq", "md5": "md5", "sha256": "sha256", "video_md5": "
                   "video_sha256": "sha256", "vpdq": "vpdq"}
 POLARITIES = ("positive", "negative")
 FIELDS = ("signal_type", "signal", "label", "polarity", "source")
+EXPORT_ONLY = frozenset({"enabled", "bank_version", "created_by", "created_at", "tenant"})  # what export adds
 MAX_TEXT = 128
 MAX_ERRORS_SHOWN = 50
 
@@ -122,9 +123,10 @@ def _csv(lines: list[tuple[int, str]]) -> list[tuple[int, dict | str]]:
 def _entry(fields: dict | str, defaults: Defaults) -> HashEntry:
     if isinstance(fields, str):
         raise ValueError(fields)
-    unknown = sorted(set(fields) - set(FIELDS))
+    unknown = sorted(set(fields) - set(FIELDS) - EXPORT_ONLY)
     if unknown:
         raise ValueError(f"unknown field(s) {', '.join(unknown)} (known: {', '.join(FIELDS)})")
+    fields = {name: value for name, value in fields.items() if name in FIELDS}
     for name, value in fields.items():
         if not isinstance(value, str):
             raise ValueError(f"{name} must be a string, got {value!r}")
