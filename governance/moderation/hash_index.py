@@ -78,7 +78,7 @@ class MultiIndexHamming:
         self.packed = np.ascontiguousarray(packed, dtype=np.uint64).reshape(-1, WORDS)
         chunks = _chunks(self.packed)
         # Per chunk: rows sorted by the chunk's value, and where each value's run starts (CSR).
-        self._rows = np.argsort(chunks, axis=0, kind="stable").T.astype(np.int64)  # (16, n)
+        self._rows = np.ascontiguousarray(np.argsort(chunks, axis=0, kind="stable").T.astype(np.int32))  # (16, n)
         counts = np.stack([np.bincount(chunks[:, c], minlength=1 << CHUNK_BITS) for c in range(CHUNKS)])
         self._starts = np.zeros((CHUNKS, (1 << CHUNK_BITS) + 1), dtype=np.int64)
         np.cumsum(counts, axis=1, out=self._starts[:, 1:])
