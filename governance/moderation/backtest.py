@@ -22,7 +22,7 @@ from governance.ingest.events import InvalidEvent, UploadEvent
 from governance.moderation import anomaly, calibration
 from governance.moderation.anomaly import AnomalyResult
 from governance.moderation.pipeline import Context, anomaly_threshold, for_tenant, knn_scan
-from governance.moderation.policy_rules import Policy, decide
+from governance.moderation.policy_rules import HashMatch, Policy, decide
 from governance.moderation.review import classification_tasks
 from governance.moderation.vote import Vote, knn_vote
 from governance.storage import repository
@@ -183,13 +183,15 @@ def backtest(session: Session, ctx: Context, tenant: str, candidate: Policy, *, 
         wide = classify_vector(session, ctx, tenant, widest, vector, task, modality,
                                exclude_asset_id=decision.asset_id)
         now = {}
+        # The hash evidence as stored: the bank hashes within the deciding policy's hash distance.
+        hashes = [HashMatch.from_dict(m) for m in decision.hash_matches or []]
         for name, policy in (("current", current), ("candidate", candidate)):
             neighbors = wide.neighbors[:policy.k]
             vote = knn_vote(neighbors, policy.k)
             threshold = anomaly_threshold(session, replace(ctx, policy=policy), tenant, modality, task,
                                           repository.bank_version(session, tenant))
             scored = anomaly.score([n.distance for n in neighbors], policy.k, threshold)
-            now[name] = (decide(vote, neighbors, scored, policy), vote)
+            now[name] = (decide(vote, neighbors, scored, policy, hashes), vote)
         outcome, vote = now["candidate"]
         result.replayed += 1
         result.stored_to_candidate[(decision.action, outcome.action)] += 1

@@ -60,6 +60,11 @@ class HashMatch:
     bank_version: int
     polarity: str = "positive"  # "negative": an allowlist hash that suppresses `label`
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "HashMatch":
+        return cls(d["signal_type"], d["distance"], d["label"], d["source"], d["bank_version"],
+                   d.get("polarity", "positive"))
+
     def as_dict(self) -> dict:
         return {"signal_type": self.signal_type, "distance": self.distance, "label": self.label,
                 "source": self.source, "bank_version": self.bank_version,

@@ -150,3 +150,20 @@ def test_disable_and_enable_by_source_and_export_round_trip(db, ctx, tenant):
     assert parse_hash_file(json.dumps(exported).encode(), Defaults())[0].signal == signal
     audit = [e.kind for e in repository.audit_entries(db, tenant)]
     assert {"hash_import", "hash_disable", "hash_enable"} <= set(audit)
+
+
+def test_a_backtest_replays_the_stored_hash_evidence_under_the_candidate_policy(db, ctx, tenant):
+    from governance.moderation.backtest import backtest
+    from governance.moderation.policy_store import parse_policy
+
+    seed_landscapes(db, ctx, tenant)
+    original = photo(9)
+    import_hashes(db, ctx, tenant, parse_hash_file(f"pdq {PdqSignal.hash_from_bytes(encode(original))}\n".encode(),
+                                                   Defaults(label="known_bad", source="list")))
+    assert image_upload(db, ctx, tenant, "hit", TRANSFORMS["jpeg_q40"](original))["action"] == "block"
+    candidate = parse_policy(POLICY.replace('on_hash_match = "block"', 'on_hash_match = "review"')
+                             .replace("hashes-1", "hashes-2")).policy
+    result = backtest(db, ctx, tenant, candidate)
+    assert result.stored_to_candidate[("block", "review")] == 1
+    [example] = result.examples[("block", "review")]
+    assert example["asset_id"] == "hit" and example["reason"].startswith("hash_match: pdq")
