@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from governance.storage.db import transaction
-from worker.cli.common import build_context, enter_scope, fail, prepare_environment, sessions, tenant_arg
+from worker.cli.common import (build_context, enter_scope, fail, prepare_environment, print_json_lines, sessions,
+                               tenant_arg, tenant_transaction)
 
 
 def cmd_hashes_import(args) -> int:
@@ -37,12 +38,8 @@ def cmd_hashes_import(args) -> int:
 def cmd_hashes_export(args) -> int:
     from governance.moderation.hash_banks import export_hashes
 
-    settings = prepare_environment()
-    with transaction(sessions(settings)) as session:
-        enter_scope(session, args.tenant)
-        for item in export_hashes(session, args.tenant):
-            sys.stdout.write(json.dumps(item) + "\n")
-    return 0
+    with tenant_transaction(args.tenant) as session:
+        return print_json_lines(export_hashes(session, args.tenant))
 
 
 def cmd_hashes_toggle(args) -> int:
