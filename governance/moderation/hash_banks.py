@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from governance.ingest.content_hashes import PDQ_QUALITY_THRESHOLD, ContentHash
 from governance.moderation.hash_files import HashEntry
-from governance.moderation.hash_index import ExactHammingIndex, pack_hex
+from governance.moderation.hash_index import build_index, pack_hex
 from governance.moderation.pipeline import Context, for_tenant
 from governance.moderation.policy_rules import Policy
 from governance.storage import repository
@@ -117,10 +117,8 @@ def retroactive_hash_matches(session: Session, tenant: str, policy: Policy, entr
     pdq = [e for e in entries if e.signal_type == "pdq"]
     if pdq:
         recent = repository.recently_allowed_hashes(session, tenant, "pdq", since, min_quality=PDQ_QUALITY_THRESHOLD)
-        index = ExactHammingIndex(pack_hex([r[3] for r in recent]))  # the window's uploads, not the bank
-        for entry, query in zip(pdq, pack_hex([e.signal for e in pdq])):
-            for row, distance in index.within(query, policy.for_label(entry.label).hash_distance):
-                found.append((*recent[row][:3], entry, distance))
+        found += [(*recent[r][:3], pdq[e], d) for r, e, d in _pdq_pairs(
+            [r[3] for r in recent], [e.signal for e in pdq], [policy.for_label(e.label).hash_distance for e in pdq])]
     opened = []
     for pk, asset_id, event_id, entry, distance in found:
         trigger = f"hash:{entry.signal_type}:{entry.signal}"
@@ -132,3 +130,18 @@ def retroactive_hash_matches(session: Session, tenant: str, policy: Policy, entr
                            "trigger": trigger, "signal_type": entry.signal_type, "distance": distance,
                            "source": entry.source})
     return opened
+
+
+def _pdq_pairs(uploads: list[str], bank: list[str], radii: list[int]) -> list[tuple[int, int, int]]:
+    """(upload row, bank row, distance) of every pair within the bank row's radius. The larger side
+    is indexed and the smaller one queried, so a big import against a quiet week, or one hash against
+    a busy week, each cost one pass over the larger side."""
+    if not uploads or not bank:
+        return []
+    widest = max(radii)
+    if len(uploads) >= len(bank):
+        index = build_index(pack_hex(uploads))
+        return [(u, b, d) for b, query in enumerate(pack_hex(bank)) for u, d in index.within(query, radii[b])]
+    index = build_index(pack_hex(bank))
+    return [(u, b, d) for u, query in enumerate(pack_hex(uploads)) for b, d in index.within(query, widest)
+            if d <= radii[b]]

@@ -76,3 +76,19 @@ def test_empty_banks_and_the_size_switch():
     multi = build_index(packed, exact_up_to=9)
     assert isinstance(multi, MultiIndexHamming) and len(multi) == 10
     assert multi.within(packed[4], 0) == [(4, 0)]
+
+
+def test_retroactive_pairs_are_the_same_whichever_side_is_indexed():
+    from governance.moderation.hash_banks import _pdq_pairs
+
+    rng = np.random.default_rng(11)
+    uploads = random_hashes(rng, 40)
+    bank = np.stack([flipped(rng, uploads[i], d) for i, d in [(3, 5), (7, 20), (9, 40)]] + [random_hashes(rng, 1)[0]])
+    radii = [31, 15, 63, 31]
+    expected = sorted((u, b, int((uploads[u] != bank[b]).sum())) for u in range(40) for b in range(4)
+                      if (uploads[u] != bank[b]).sum() <= radii[b])
+    assert [p[:2] for p in expected] == [(3, 0), (9, 2)]
+    assert sorted(_pdq_pairs(as_hex(uploads), as_hex(bank), radii)) == expected  # uploads indexed
+    assert _pdq_pairs(as_hex(uploads[3:4]) + as_hex(uploads[9:10]), as_hex(bank), radii) == [
+        (0, 0, expected[0][2]), (1, 2, expected[1][2])]  # fewer uploads than bank hashes: the bank is indexed
+    assert _pdq_pairs([], as_hex(bank), radii) == []
