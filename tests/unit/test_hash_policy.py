@@ -84,3 +84,12 @@ def test_a_policy_without_hash_fields_keeps_the_document_it_had_before_hash_bank
 def test_invalid_hash_fields_are_refused_with_the_reason(table, problem):
     with pytest.raises(PolicyError, match=problem.replace("[", r"\[").replace("]", r"\]")):
         parse_policy(f'version = "v1"\n[labels.spam]\n{table}\n')
+
+
+def test_the_example_policy_sets_the_hash_fields_of_one_label():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "policy.toml"
+    policy = parse_policy(example.read_text()).policy
+    assert (policy.for_label("qr_spam").on_hash_match, policy.for_label("qr_spam").hash_distance) == ("block", 24)
+    assert (policy.for_label("spam").on_hash_match, policy.for_label("spam").hash_distance) == ("review", 31)
