@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -10,3 +11,18 @@ class Neighbor:
     label: str
     distance: float  # cosine distance, 0..2
     polarity: str = "positive"  # "negative": an allowlist entry that suppresses `label`
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A claimed delivery with what sending it needs."""
+    id: int
+    tenant: str
+    subscription_id: str
+    url: str
+    secret: str
+    attempts: int
+    message_id: str
+    kind: str
+    payload: dict
+    created_at: datetime

@@ -10,11 +10,11 @@ import argparse
 import logging
 
 from worker.cli import (alerts, banks, calibrate, clusters, db, decisions, demo, embedded, exemplars, health, models,
-                        policy, processes, publish, review)
+                        policy, processes, publish, review, webhooks)
 
 # In the order `governance --help` lists them.
 COMMAND_GROUPS = (db, exemplars, publish, processes, decisions, clusters, demo, health, embedded, policy, calibrate,
-                  review, alerts, models, banks)
+                  review, alerts, models, banks, webhooks)
 
 
 def build_parser() -> argparse.ArgumentParser:
