@@ -59,7 +59,7 @@ def parse_events(events: Iterable[str] | str) -> list[str]:
     """Known event types, each once, in the given order; a comma-separated string is split."""
     names = events.split(",") if isinstance(events, str) else list(events)
     chosen: list[str] = []
-    for name in (str(n).strip() for n in names):
+    for name in (str(n).strip() for n in names if str(n).strip()):
         if name not in EVENTS:
             raise SubscriptionRefused(f"unknown_event: {name!r} is not one of {', '.join(EVENTS)}")
         if name not in chosen:

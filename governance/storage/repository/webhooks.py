@@ -12,7 +12,8 @@ from governance.storage.tables import OutboxMessage, WebhookDelivery, WebhookSub
 
 def insert_subscription(session: Session, *, id: str, tenant: str, url: str, events: list[str],
                         secret: str) -> WebhookSubscription:
-    row = WebhookSubscription(id=id, tenant=tenant, url=url, events=events, secret=secret)
+    row = WebhookSubscription(id=id, tenant=tenant, url=url, events=events, secret=secret,
+                              created_at=func.clock_timestamp())  # ordered within a transaction too
     session.add(row)
     session.flush()
     session.refresh(row, ["created_at"])
