@@ -1,52 +1,17 @@
 """Tenant webhook subscriptions against real HTTP receivers that verify every delivery with the
 `standardwebhooks` package (the reference implementation, not ours), on the real PostgreSQL."""
 import json
-import socket
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import func, select, update
-from standardwebhooks import Webhook, WebhookVerificationError
 
 from governance.delivery import standard_webhooks, subscription_delivery, subscriptions
 from governance.delivery.subscriptions import SubscriptionNotFound, SubscriptionRefused
 from governance.platform.config import Settings
 from governance.storage import repository
 from governance.storage.tables import WebhookDelivery, WebhookSubscription
-
-
-class Receiver:
-    """A webhook receiver on a free port: answers `status`, and verifies what it accepts."""
-
-    def __init__(self):
-        self.secret: str | None = None
-        self.status = 200
-        self.received: list[tuple[str, dict]] = []  # (webhook-id, the verified body)
-        self.rejected = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                try:
-                    verified = Webhook(receiver.secret).verify(body, dict(self.headers))
-                except WebhookVerificationError:
-                    receiver.rejected += 1
-                    self.send_response(400)
-                else:
-                    if receiver.status == 200:
-                        receiver.received.append((self.headers["webhook-id"], verified))
-                    self.send_response(receiver.status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+from tests.webhook_receiver import Receiver, refused_url
 
 
 @pytest.fixture
@@ -58,8 +23,7 @@ def receivers():
         return made[-1]
     yield make
     for receiver in made:
-        receiver.server.shutdown()
-        receiver.server.server_close()
+        receiver.close()
 
 
 @pytest.fixture
@@ -67,14 +31,6 @@ def local(settings, monkeypatch) -> Settings:
     """Settings that let subscriptions name local receivers, as tests and local development do."""
     monkeypatch.setenv("GOVERNANCE_WEBHOOK_ALLOW_PRIVATE", "1")
     return Settings.from_env()
-
-
-def refused_url() -> str:
-    """A port nothing listens on: connecting is refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hook"
 
 
 def subscribe(db, settings, tenant, receiver: Receiver | str, events=("decision",)):
