@@ -193,3 +193,32 @@ def test_the_cli_shaped_payload_of_a_created_subscription_names_its_secret_once(
     assert json.loads(json.dumps(shown))["tenant"] == tenant
     stored = db.scalar(select(WebhookSubscription.secret).where(WebhookSubscription.id == created.subscription.id))
     assert stored == created.secret  # kept to sign with (the scheme is symmetric), never listed
+
+
+def test_a_cluster_reports_alerts_go_to_cluster_subscriptions_as_kind_cluster(db, local, tenant, receivers, tmp_path):
+    from governance.clustering import stored_reports
+    from governance.embedding.backends.hashing import HashingEmbedder
+    from governance.ingest.inbox import accept_events
+    from governance.moderation.batch_pipeline import process_upload
+    from governance.moderation.pipeline import Context
+    from governance.storage.tables import OutboxMessage
+
+    ctx = Context(settings=local, embedder=HashingEmbedder(768))
+    cluster_hook, decision_hook = receivers(), receivers()
+    clusters = subscribe(db, local, tenant, cluster_hook, ["cluster"]).subscription.id
+    subscribe(db, local, tenant, decision_hook, ["decision"])
+    wave = [f"Cheap watches for sale, limited offer number {i}, click the link now" for i in range(14)]
+    other = [f"{word} notes on topic {i}" for i, word in enumerate(["Gardening", "Astronomy", "Cooking", "Chess",
+                                                                    "Sailing", "Pottery", "Hiking", "Baking"])]
+    events = [{"asset_id": f"p{i}", "tenant": tenant, "text": t} for i, t in enumerate(wave + other)]
+    for _, event_id in accept_events(db, list(enumerate(events))).new:
+        process_upload(db, ctx, tenant, event_id)
+    stored_reports.build_and_store(db, ctx, tenant, out_dir=tmp_path)
+
+    kinds = {m.kind for m in db.scalars(select(OutboxMessage).where(OutboxMessage.tenant == tenant))}
+    assert kinds == {"decision", "cluster"}
+    subscription_delivery.deliver_due(db, local)
+    assert [body["type"] for _, body in cluster_hook.received] == ["cluster"] * len(rows(db, clusters))
+    assert cluster_hook.received and cluster_hook.received[0][1]["data"]["kind"] == "emerging_cluster"
+    assert {body["type"] for _, body in decision_hook.received} == {"decision"}
+    assert len(decision_hook.received) == len(events)
