@@ -14,6 +14,18 @@ class Neighbor:
 
 
 @dataclass(frozen=True)
+class ApiKeyRow:
+    """An API key as stored, without its hash."""
+    id: str
+    tenant: str
+    name: str | None
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
 class DueDelivery:
     """A claimed delivery with what sending it needs."""
     id: int

@@ -359,8 +359,9 @@ def test_webhooks_create_list_and_delete_stay_in_their_tenant(probe_url, two_ten
     assert (made[a]["tenant"], made[a]["events"]) == (a, ["decision", "override"])
 
     def listed(*scope):
-        return [(s["id"], s["tenant"]) for s in run_cli(capsys, "webhooks", "list", *scope, "--json")
-                if s["tenant"] in (a, b) and "secret" not in s]
+        code, out, _ = run_code(capsys, "webhooks", "list", *scope, "--json")
+        assert code == 0
+        return [(s["id"], s["tenant"]) for s in json.loads(out) if s["tenant"] in (a, b) and "secret" not in s]
     assert listed("--tenant", a) == [(made[a]["id"], a)]
     assert listed() == [(made[a]["id"], a), (made[b]["id"], b)]  # the operator's view: every tenant
     assert run_code(capsys, "webhooks", "list", "--tenant", a)[1] \

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from governance.storage.db import transaction
-from worker.cli.common import enter_scope, fail, prepare_environment, sessions, tenant_arg
+from worker.cli.common import enter_scope, fail, prepare_environment, sessions, tenant_arg, tenant_transaction
 
 
 def cmd_webhooks_create(args) -> int:
@@ -29,23 +29,21 @@ def cmd_webhooks_create(args) -> int:
 def cmd_webhooks_list(args) -> int:
     from governance.delivery.subscriptions import list_subscriptions
 
-    settings = prepare_environment()
-    with transaction(sessions(settings)) as session:
-        enter_scope(session, args.tenant)  # None: every tenant's, an operator's listing
+    with tenant_transaction(args.tenant) as session:  # no --tenant: every tenant's, an operator's listing
         found = list_subscriptions(session, args.tenant)
-    for sub in found:
-        print(json.dumps(sub.to_json(), ensure_ascii=False) if args.json
-              else f"{sub.id}\t{sub.tenant}\t{','.join(sub.events)}\t{sub.url}")
+    if args.json:
+        print(json.dumps([sub.to_json() for sub in found], ensure_ascii=False))
+    else:
+        for sub in found:
+            print(f"{sub.id}\t{sub.tenant}\t{','.join(sub.events)}\t{sub.url}")
     return 0
 
 
 def cmd_webhooks_delete(args) -> int:
     from governance.delivery.subscriptions import SubscriptionNotFound, delete
 
-    settings = prepare_environment()
     try:
-        with transaction(sessions(settings)) as session:
-            enter_scope(session, args.tenant)  # None: whichever tenant holds the id
+        with tenant_transaction(args.tenant) as session:  # no --tenant: whichever tenant holds the id
             delete(session, args.id, args.tenant)
     except SubscriptionNotFound as exc:
         return fail(str(exc))
@@ -64,7 +62,7 @@ def add_commands(sub) -> None:
     cr.set_defaults(func=cmd_webhooks_create)
     ls = sc.add_parser("list", help="live subscriptions (never their secrets), of one tenant or all")
     ls.add_argument("--tenant", type=tenant_arg, default=None)
-    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls.add_argument("--json", action="store_true", help="one JSON array")
     ls.set_defaults(func=cmd_webhooks_list)
     de = sc.add_parser("delete", help="stop delivering to a subscription")
     de.add_argument("id")
