@@ -328,9 +328,11 @@ def fetch_http(uri: str, settings: Settings) -> tuple[bytes, str | None]:
 
 
 def check_destination(uri: str, settings: Settings, *, allow_private: bool = False) -> None:
-    """Refuse an http(s) URI that a POST would refuse, now: for a destination a tenant gives to keep."""
+    """Refuse an http(s) URI that a POST would refuse, now: for a destination a tenant gives to keep.
+    With `allow_private` there is no address to judge, so the name is not looked up."""
     parts, port = _parse(uri)
-    _pin(parts.hostname, port, settings, _Deadline(settings.http_timeout_s), None if allow_private else ())
+    if not allow_private:
+        _pin(parts.hostname, port, settings, _Deadline(settings.http_timeout_s), ())
 
 
 def post_http(uri: str, body: bytes, headers: dict[str, str], settings: Settings, *,

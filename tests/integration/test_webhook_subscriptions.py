@@ -175,6 +175,17 @@ def test_bad_urls_and_events_are_refused(db, local, tenant, url, events, reason)
         subscriptions.create(db, local, tenant, url, events)
 
 
+def test_a_name_that_does_not_resolve_is_refused_without_the_setting_and_looked_up_at_send_time_with_it(
+        db, local, settings, tenant):
+    with pytest.raises(SubscriptionRefused, match="^dns_failed"):
+        subscriptions.create(db, settings, tenant, "http://no-such-host.invalid/hook", ["decision"])
+    created = subscriptions.create(db, local, tenant, "http://no-such-host.invalid/hook", ["decision"])
+    repository.enqueue_outbox(db, [decision(tenant, "e1")])
+    assert subscription_delivery.deliver_due(db, local).failed == 1
+    [row] = rows(db, created.subscription.id)
+    assert row.attempts == 1 and row.last_error.startswith("dns_failed")
+
+
 def test_the_address_is_judged_again_at_send_time(db, local, settings, tenant, receivers):
     """A receiver allowed when it was subscribed is refused at send time once it is not (as when a
     name is re-pointed at an inner address): nothing is sent, and the row says why."""
