@@ -6,6 +6,8 @@
   embedded in IPv6 forms are decoded and judged), connects to that pinned address, and re-checks
   every redirect hop the same way. One deadline bounds the whole fetch, redirects included. A
   body is read to the end of the connection and must match its Content-Length.
+* `post_http` sends a tenant's webhook under the same rules (no redirect followed), and
+  `check_destination` judges such a URL when it is given. What counts as public: public_addresses.py.
 """
 from __future__ import annotations
 
