@@ -22,10 +22,11 @@ from governance.storage import repository
 
 
 def store_hashes(session: Session, tenant: str, assets: list[tuple[int, list[ContentHash]]]) -> None:
-    """Keep each asset's hashes (asset_pk, its hashes), so later bank hashes can re-check it."""
+    """Keep each asset's hashes (asset_pk, its hashes), so later bank hashes can re-check it. The
+    SHA-256 is the asset row's own `sha256` already, so only MD5 and PDQ get rows here."""
     repository.store_asset_hashes(session, tenant, [
         {"asset_pk": asset_pk, "signal_type": h.signal_type, "signal": h.signal, "quality": h.quality}
-        for asset_pk, hashes in assets for h in hashes])
+        for asset_pk, hashes in assets for h in hashes if h.signal_type != "sha256"])
 
 
 @dataclass

@@ -10,13 +10,14 @@ from governance.storage.tables import Base, now_column
 
 
 class AssetHash(Base):
-    """A hash of a stored asset (upload or exemplar): SHA-256 and MD5 of its bytes, PDQ of an image."""
+    """A hash of a stored asset (upload or exemplar): MD5 of its bytes, PDQ of an image (its SHA-256
+    is the asset row's `sha256`)."""
 
     __tablename__ = "asset_hashes"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     tenant: Mapped[str] = mapped_column(String(128))
     asset_pk: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
-    signal_type: Mapped[str] = mapped_column(String(16))  # pdq|md5|sha256
+    signal_type: Mapped[str] = mapped_column(String(16))  # pdq|md5
     signal: Mapped[str] = mapped_column(String(64))  # lowercase hex
     quality: Mapped[int | None] = mapped_column(Integer)  # PDQ's 0-100 quality
     created_at: Mapped[datetime] = now_column()

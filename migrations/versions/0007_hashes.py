@@ -3,7 +3,8 @@
 Revision ID: 0007_hashes
 Revises: 0006
 
-- `asset_hashes`: SHA-256 and MD5 of every stored asset's bytes, PDQ (with its quality) of images.
+- `asset_hashes`: MD5 of every stored asset's bytes and PDQ (with its quality) of images (the
+  SHA-256 is `assets.sha256`).
 - `hash_banks`: one version per tenant, bumped by every edit of its bank hashes.
 - `bank_hashes`: known hashes with label, polarity, provenance and enabled state.
 - `decisions.hash_matches`, `decisions.hash_missed`: the hash evidence of a decision.

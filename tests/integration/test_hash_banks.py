@@ -99,7 +99,7 @@ def test_the_near_duplicate_rule_shows_what_the_hash_bank_missed(db, ctx, tenant
     assert import_exemplars(db, ctx, [{"asset_id": "spam-ex", "tenant": tenant, "label": "spam",
                                        "data_b64": b64(picture)}]).imported == 1
     exemplar_hashes = db.scalars(select(AssetHash.signal_type).where(AssetHash.tenant == tenant)).all()
-    assert sorted(exemplar_hashes) == ["md5", "pdq", "sha256"]  # image exemplars are hashed too
+    assert sorted(exemplar_hashes) == ["md5", "pdq"]  # image exemplars are hashed too (SHA-256: the asset row)
 
     decision = image_upload(db, ctx, tenant, "dup", picture)
     assert decision["action"] == "block" and decision["reason"].startswith("near_duplicate")
@@ -113,15 +113,17 @@ def test_a_new_known_bad_hash_rechecks_recent_allowed_uploads(db, ctx, tenant):
     first, second = encode(photo(6)), encode(photo(7), "JPEG", quality=85)
     assert image_upload(db, ctx, tenant, "early-1", first)["action"] == "allow"
     assert image_upload(db, ctx, tenant, "early-2", second)["action"] == "allow"
+    third = encode(photo(11))
+    assert image_upload(db, ctx, tenant, "early-3", third)["action"] == "allow"
 
     pdq = PdqSignal.hash_from_bytes(encode(photo(6), "JPEG", quality=60))
     rows = (f"signal_type,signal,label\npdq,{pdq},known_bad\nmd5,{hashlib.md5(second).hexdigest()},known_bad\n"
-            f"md5,{'0' * 32},known_bad\n")
+            f"md5,{'0' * 32},known_bad\nsha256,{hashlib.sha256(third).hexdigest()},known_bad\n")
     result = import_hashes(db, ctx, tenant, parse_hash_file(rows.encode(), Defaults(source="late-list")))
     assert sorted((r["asset_id"], r["signal_type"]) for r in result.retroactive) == [
-        ("early-1", "pdq"), ("early-2", "md5")]
+        ("early-1", "pdq"), ("early-2", "md5"), ("early-3", "sha256")]
     pending = {item["asset_id"]: item for item in review.pending(db, tenant) if item["kind"] == "retroactive"}
-    assert set(pending) == {"early-1", "early-2"}
+    assert set(pending) == {"early-1", "early-2", "early-3"}
     assert pending["early-2"]["trigger_asset_id"] == f"hash:md5:{hashlib.md5(second).hexdigest()}"
     # Importing the same list again opens nothing new.
     again = import_hashes(db, ctx, tenant, parse_hash_file(rows.encode(), Defaults(source="late-list")))

@@ -91,20 +91,27 @@ def recently_allowed_hashes(session: Session, tenant: str, signal_type: str, sin
                             signals: list[str] | None = None,
                             min_quality: int | None = None) -> list[tuple[int, str, str, str]]:
     """(asset_pk, asset_id, event_id, signal) of assets whose latest decision since `since` is `allow`,
-    with their stored hash of `signal_type` (only those among `signals`, when given)."""
-    rows = session.execute(text("""
+    with their stored hash of `signal_type` (only those among `signals`, when given). A SHA-256 is
+    the asset row's own; MD5 and PDQ are in asset_hashes."""
+    if signal_type == "sha256":
+        hashed = "JOIN assets h ON h.id = l.asset_pk AND h.tenant = :tenant"
+        signal, quality = "h.sha256", "NULL::integer"
+    else:
+        hashed = "JOIN asset_hashes h ON h.asset_pk = l.asset_pk AND h.tenant = :tenant AND h.signal_type = :signal_type"
+        signal, quality = "h.signal", "h.quality"
+    rows = session.execute(text(f"""
         WITH latest AS (
             SELECT DISTINCT ON (d.asset_pk) d.asset_pk, d.asset_id, d.event_id, d.action
             FROM decisions d
             WHERE d.tenant = :tenant AND d.decided_at >= :since AND d.asset_pk IS NOT NULL
             ORDER BY d.asset_pk, d.decided_at DESC, d.id DESC
         )
-        SELECT l.asset_pk, l.asset_id, l.event_id, h.signal
+        SELECT l.asset_pk, l.asset_id, l.event_id, {signal}
         FROM latest l
-        JOIN asset_hashes h ON h.asset_pk = l.asset_pk AND h.tenant = :tenant AND h.signal_type = :signal_type
+        {hashed}
         WHERE l.action = 'allow'
-          AND (CAST(:signals AS text[]) IS NULL OR h.signal = ANY(CAST(:signals AS text[])))
-          AND (CAST(:min_quality AS integer) IS NULL OR h.quality >= CAST(:min_quality AS integer))
+          AND (CAST(:signals AS text[]) IS NULL OR {signal} = ANY(CAST(:signals AS text[])))
+          AND (CAST(:min_quality AS integer) IS NULL OR {quality} >= CAST(:min_quality AS integer))
         ORDER BY l.asset_id
     """), {"tenant": tenant, "since": since, "signal_type": signal_type, "signals": signals,
            "min_quality": min_quality})
