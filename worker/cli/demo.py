@@ -75,7 +75,10 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
     print(f"exemplars loaded: {imported}" + (f" ({len(problems)} problems)" if problems else ""))
 
     log_path = work / "worker.log"
-    worker = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--concurrency", str(concurrency)],
+    # No beat: the demo does the beat's jobs itself, at once. A beat's report taken while the sample is
+    # still being decided would make the parcel wave look already known, and its alert never fire.
+    worker = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--concurrency", str(concurrency),
+                               "--no-beat"],
                               stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         accepted, _ = publish_file(settings, str(work / "uploads.jsonl"))

@@ -47,6 +47,8 @@ def cluster_lines(report: dict) -> str:
                      f"{alert['unlabelled_or_anomalous_share']:.0%} unlabelled or anomalous; "
                      f"keywords: {', '.join(cluster.get('keywords', [])[:6]) or '-'}")
         lines.append(f"    e.g. {', '.join(alert['representatives'][:3])}")
+    if not report.get("alerts") and any(c["status"] != "new" for c in report["clusters"]):
+        lines.append("  (an earlier run reported these clusters already: a wave is alerted once, when it is new)")
     return "\n".join(lines)
 
 
