@@ -138,6 +138,11 @@ class Settings:
     alert_top: int
     test_crash: str | None
     test_crash_dir: Path | None
+    # The HTTP API (web/).
+    api_max_body_bytes: int
+    api_max_events: int
+    api_rate_per_minute: int  # per key; 0: no limit
+    api_rate_burst_s: float
     quota_redis_url: str | None = field(repr=False)  # may carry a password
     gemini_api_key: str | None = field(repr=False)
     webhook_secret: str | None = field(repr=False)
@@ -226,6 +231,12 @@ class Settings:
             # The crash tests' fault-injection rules (governance/platform/faults.py); unset in production.
             test_crash=_env("GOVERNANCE_TEST_CRASH"),
             test_crash_dir=Path(p) if (p := _env("GOVERNANCE_TEST_CRASH_DIR")) else None,
+            # A JSON or NDJSON body of POST /v1/events; bytes go through the streamed POST /v1/assets.
+            api_max_body_bytes=_int("GOVERNANCE_API_MAX_BODY_BYTES", 8 * 1024 * 1024),
+            api_max_events=_int("GOVERNANCE_API_MAX_EVENTS", 1000),
+            # Requests per minute per key, a token bucket in Redis shared by every API process.
+            api_rate_per_minute=_int("GOVERNANCE_API_RATE_PER_MINUTE", 6000),
+            api_rate_burst_s=_float("GOVERNANCE_API_RATE_BURST_S", 10.0),
             quota_redis_url=_env("GOVERNANCE_QUOTA_REDIS_URL") or _env("CELERY_BROKER_URL"),
             gemini_api_key=_env("GEMINI_API_KEY") or _env("GOOGLE_API_KEY"),
             webhook_secret=_env("GOVERNANCE_WEBHOOK_SECRET"),
