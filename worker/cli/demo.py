@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from worker.cli import demo_story as story
-from worker.cli.common import build_context, enter_scope, prepare_environment, sessions
+from worker.cli.common import build_context, prepare_environment, tenant_transaction
 from worker.cli.exemplars import import_exemplar_file
 from worker.cli.publish import publish_file
 
@@ -39,13 +39,11 @@ def _materialise(source: Path, target: Path) -> list[dict]:
     return rows
 
 
-def _apply_demo_policy(settings) -> str:
+def _apply_demo_policy() -> str:
     """The sample's own policy, through the function `governance policy apply` calls."""
     from governance.moderation.policy_store import apply_policy
-    from governance.storage.db import transaction
 
-    with transaction(sessions(settings)) as session:
-        enter_scope(session, TENANT)
+    with tenant_transaction(TENANT) as session:
         applied = apply_policy(session, POLICY.read_text(encoding="utf-8"), tenant=TENANT, who="governance demo")
     print(f"policy {applied.version} {'applied' if applied.created else 're-applied'} for tenant {TENANT} "
           f"({POLICY.name}: confirmed spam and phishing blocked, suggested ones and anomalies reviewed)")
@@ -56,7 +54,6 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
     from governance.clustering.stored_reports import build_and_store
     from governance.delivery.alerts import AlertConfig, alert_now
     from governance.moderation.decisions import export_decisions
-    from governance.storage.db import transaction
     from governance.storage.migrate import upgrade
 
     # The bundled sample is small (about a hundred uploads): smaller clusters count there.
@@ -66,7 +63,7 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
     settings = prepare_environment(need_broker=True)
     print(f"embedded data folder: {settings.data_dir}")
     upgrade(os.environ["DATABASE_URL"])
-    policy_version = _apply_demo_policy(settings)
+    policy_version = _apply_demo_policy()
 
     work = Path(tempfile.mkdtemp(prefix="governance-demo-"))
     _materialise(SAMPLE_DIR / "exemplars.jsonl", work / "exemplars.jsonl")
@@ -86,8 +83,7 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
         wanted = {row["event_id"] for row in uploads}
         deadline = time.monotonic() + timeout_s
         while True:
-            with transaction(sessions(settings)) as session:
-                enter_scope(session, TENANT)
+            with tenant_transaction(TENANT) as session:
                 found = [d for d in export_decisions(session, TENANT) if d["event_id"] in wanted]
             if len(found) >= len(wanted) or time.monotonic() > deadline or worker.poll() is not None:
                 break
@@ -99,12 +95,10 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
             print(f"only {len(found)} of {len(wanted)} decisions arrived; worker log: {log_path}", file=sys.stderr)
             return 1
         print(story.tally(found, policy_version))
-        with transaction(sessions(settings)) as session:
-            enter_scope(session, TENANT)
+        with tenant_transaction(TENANT) as session:
             paths = build_and_store(session, build_context(settings), TENANT, work / "report")
         print(story.cluster_lines(json.loads(paths["json"].read_text())))
-        with transaction(sessions(settings)) as session:
-            enter_scope(session, TENANT)
+        with tenant_transaction(TENANT) as session:
             alert = alert_now(session, TENANT, AlertConfig.from_settings(settings))
         print(story.anomaly_alert_lines(alert))
         print(story.where_to_look_next(paths))
