@@ -14,6 +14,7 @@ from governance.storage.db import resolve_database_url, session_factory
 from web.deps import Enqueue, Services
 from web.problems import install_handlers
 from web.routes import health, keys
+from web.routes import webhooks as webhook_routes
 
 API_VERSION = "1"
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings, enqueue: Enqueue, *, sessions: sessionmaker[S
 
     app.include_router(health.router)
     app.include_router(keys.router)
+    app.include_router(webhook_routes.router)
     return app
 
 
