@@ -112,13 +112,13 @@ def test_demo_tells_the_whole_story_blocks_reviews_allows_the_wave_and_the_anoma
     # The anomaly alert went into the outbox at once, naming flagged uploads.
     flagged = {a for a, d in stored.items() if (d["anomaly"] or {}).get("flagged")}
     with Session(engine_for(ensure_postgres(own_data_dir))) as session:
-        payloads = session.scalars(select(OutboxMessage.payload).where(
-            OutboxMessage.tenant == "demo", OutboxMessage.kind == "alert")).all()
-    anomaly_alerts = [p for p in payloads if p.get("alert") == "anomaly"]
+        messages = session.execute(select(OutboxMessage.kind, OutboxMessage.payload).where(
+            OutboxMessage.tenant == "demo", OutboxMessage.kind.in_(["alert", "cluster"]))).all()
+    anomaly_alerts = [p for kind, p in messages if kind == "alert" and p.get("alert") == "anomaly"]
     assert len(anomaly_alerts) == 1 and anomaly_alerts[0]["flagged"] == len(flagged)
     assert {e["asset_id"] for e in anomaly_alerts[0]["examples"]} <= flagged
     assert f"anomaly alert: {len(flagged)} flagged uploads" in out
-    assert {p.get("cluster_id") for p in payloads if p.get("kind") == "emerging_cluster"} == set(alerted)
+    assert {p["cluster_id"] for kind, p in messages if kind == "cluster"} == set(alerted)  # the wave's alert too
 
     # The closing lines say where to look next.
     closing = out[out.index("where to look next:"):]
