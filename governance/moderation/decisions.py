@@ -2,6 +2,7 @@
 write-back emit; its contract is in the README)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Iterable
 
@@ -9,10 +10,11 @@ from sqlalchemy.orm import Session
 
 from governance.ingest.events import UploadEvent
 from governance.moderation import anomaly
+from governance.moderation.image_text import TextEvidence
 from governance.moderation.pipeline import Context
 from governance.moderation.hash_matching import pdq_distance
 from governance.moderation.policy_rules import HashMatch, decide
-from governance.moderation.vote import knn_vote
+from governance.moderation.vote import combine_votes, knn_vote
 from governance.storage import repository
 
 
@@ -20,18 +22,26 @@ def reject_row(ctx: Context, tenant: str, event_id: str, asset_id: str | None, r
     return dict(tenant=tenant, event_id=event_id, asset_id=asset_id, asset_pk=None, action="reject", label=None,
                 score=0.0, labels=[], anomaly=None, neighbors=[], reason=reason,
                 embedding_model=None, policy_version=ctx.policy.version, bank_version=None,
-                hash_matches=[], hash_missed=None)
+                hash_matches=[], hash_missed=None, ocr=None, evidence_source=None)
 
 
 def decision_row(ctx: Context, upload: UploadEvent, asset_pk: int, neighbors: list, threshold: float,
                  version: int, hash_matches: list[HashMatch] = (), pdq: str | None = None,
-                 exemplar_pdq: dict[str, tuple[str, int | None]] | None = None) -> dict:
+                 exemplar_pdq: dict[str, tuple[str, int | None]] | None = None,
+                 text: TextEvidence | None = None, modality: str | None = None) -> dict:
     """The hash matches, vote, anomaly score and policy outcome for one upload, as a decision row.
     `pdq` is the upload's own PDQ hash and `exemplar_pdq` those of its neighbours, so a block by the
-    near-duplicate rule can say how far apart the two PDQ hashes were (`hash_missed`)."""
+    near-duplicate rule can say how far apart the two PDQ hashes were (`hash_missed`). `text` is
+    what OCR read in an image and how that text voted: the pixel vote and it are combined
+    (vote.combine_votes), and the row says which the label rests on (`evidence_source`)."""
     vote = knn_vote(neighbors, ctx.policy.k)
+    source = "image" if modality == "image" else None
+    if text is not None:
+        vote, source = combine_votes(vote, text.vote if text.counts else None)
     scored = anomaly.score([n.distance for n in neighbors], ctx.policy.k, threshold)
     outcome = decide(vote, neighbors, scored, ctx.policy, hash_matches)
+    if source in ("text", "both") and outcome.near_duplicate is None and not outcome.reason.startswith("hash_match"):
+        outcome = replace(outcome, reason=f"{outcome.reason} (from the text in the image: {source})")
     return dict(
         tenant=upload.tenant, event_id=upload.event_id, asset_id=upload.asset_id, asset_pk=asset_pk,
         action=outcome.action, label=vote.label, score=round(vote.score, 6),
@@ -42,6 +52,7 @@ def decision_row(ctx: Context, upload: UploadEvent, asset_pk: int, neighbors: li
         reason=outcome.reason, embedding_model=ctx.embedder.model_id, policy_version=ctx.policy.version,
         bank_version=version, hash_matches=[m.as_dict() for m in hash_matches],
         hash_missed=_hash_missed(ctx, outcome, hash_matches, pdq, exemplar_pdq or {}),
+        ocr=text.as_dict(used=source in ("text", "both")) if text is not None else None, evidence_source=source,
     )
 
 
@@ -74,7 +85,7 @@ def decision_payload(row: dict) -> dict:
         "anomaly": row["anomaly"], "neighbors": row["neighbors"], "reason": row["reason"],
         "embedding_model": row["embedding_model"], "policy_version": row["policy_version"],
         "bank_version": row.get("bank_version"), "hash_matches": row.get("hash_matches") or [],
-        "hash_missed": row.get("hash_missed"),
+        "hash_missed": row.get("hash_missed"), "ocr": row.get("ocr"), "evidence_source": row.get("evidence_source"),
         "decided_at": decided_at.isoformat() if isinstance(decided_at, datetime) else decided_at,
     }
 
@@ -84,4 +95,4 @@ def export_decisions(session: Session, tenant: str) -> Iterable[dict]:
         yield decision_payload({c: getattr(d, c) for c in (
             "event_id", "asset_id", "tenant", "action", "label", "score", "labels", "anomaly", "neighbors",
             "reason", "embedding_model", "policy_version", "bank_version", "hash_matches", "hash_missed",
-            "decided_at")})
+            "ocr", "evidence_source", "decided_at")})

@@ -28,11 +28,17 @@ MAX_BANKS = 1024  # entries, counting the "too large" markers that spare a reloa
 class Bank:
     vectors: np.ndarray  # (n, dims) float32, L2-normalised, one row per stored exemplar vector
     exemplars: list[list[tuple[str, str, str]]]  # per row: (asset_id, label, polarity) of its enabled exemplars
+    modalities: list[str] | None = None  # per row: the modality of the vector (None: not known, no filter)
 
 
-def exact_neighbors(bank: Bank, queries: list[np.ndarray], k: int) -> list[list[Neighbor]]:
+def exact_neighbors(bank: Bank, queries: list[np.ndarray], k: int,
+                    modalities: frozenset[str] | None = None) -> list[list[Neighbor]]:
     """The k nearest bank vectors of each query by cosine distance, expanded to their exemplars and
-    ordered by (distance, asset_id): what the SQL kNN returns, computed exactly. Pure."""
+    ordered by (distance, asset_id): what the SQL kNN returns, computed exactly. Pure. With
+    `modalities`, only the bank's vectors of those modalities (e.g. the text exemplars) count."""
+    if modalities is not None and bank.modalities is not None:
+        keep = [i for i, m in enumerate(bank.modalities) if m in modalities]
+        bank = Bank(vectors=bank.vectors[keep], exemplars=[bank.exemplars[i] for i in keep])
     if not queries or len(bank.vectors) == 0:
         return [[] for _ in queries]
     distances = 1.0 - np.asarray(queries, dtype=np.float32) @ bank.vectors.T
@@ -66,15 +72,16 @@ class BankCache:
         bank = None
         if len(rows) <= self.max_vectors:
             by_row: dict[int, int] = {}
-            vectors, exemplars = [], []
-            for embedding_id, vector, asset_id, label, polarity in rows:
+            vectors, exemplars, modalities = [], [], []
+            for embedding_id, vector, asset_id, label, polarity, modality in rows:
                 if embedding_id not in by_row:
                     by_row[embedding_id] = len(vectors)
                     vectors.append(vector)
                     exemplars.append([])
+                    modalities.append(modality)
                 exemplars[by_row[embedding_id]].append((asset_id, label, polarity))
             matrix = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dims), dtype=np.float32)
-            bank = Bank(vectors=matrix, exemplars=exemplars)
+            bank = Bank(vectors=matrix, exemplars=exemplars, modalities=modalities)
         with self._lock:
             self._banks[key] = (version, bank)
             self._banks.move_to_end(key)
@@ -88,11 +95,14 @@ _caches: dict[int, BankCache] = {}
 
 
 def nearest(session: Session, tenant: str, model: str, dims: int, task: str, vectors: list[np.ndarray], k: int,
-            version: int, *, cache_vectors: int, ef_search: int, iterative_scan: str) -> list[list[Neighbor]]:
-    """Neighbours of each vector: exactly from the cached bank, or by HNSW when it is not cached."""
+            version: int, *, cache_vectors: int, ef_search: int, iterative_scan: str,
+            modalities: frozenset[str] | None = None) -> list[list[Neighbor]]:
+    """Neighbours of each vector: exactly from the cached bank, or by HNSW when it is not cached;
+    among the exemplars of `modalities` only, when given."""
     cache = _caches.setdefault(cache_vectors, BankCache(cache_vectors)) if cache_vectors > 0 else None
     bank = cache.get(session, tenant, model, dims, task, version) if cache is not None else None
     if bank is not None:
-        return exact_neighbors(bank, vectors, k)
+        return exact_neighbors(bank, vectors, k, modalities)
     return repository.nearest_exemplars(session, tenant, model, dims, task, vectors, k, ef_search=ef_search,
-                                             iterative_scan=iterative_scan)
+                                        iterative_scan=iterative_scan,
+                                        modalities=sorted(modalities) if modalities is not None else None)

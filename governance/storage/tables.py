@@ -69,6 +69,9 @@ class Asset(Base):
     title: Mapped[str | None] = mapped_column(Text)
     extra: Mapped[dict] = mapped_column("metadata", JSONB, default=dict)
     text_excerpt: Mapped[str | None] = mapped_column(Text)
+    # What OCR read in an image upload, and its confidence (migration 0008; governance/ingest/ocr.py).
+    ocr_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ocr_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="embedded")
     created_at: Mapped[datetime] = now_column()
     __table_args__ = (UniqueConstraint("tenant", "asset_id"), Index(None, "tenant", "sha256"))
@@ -166,6 +169,10 @@ class Decision(Base):
     # near-duplicate rule blocked an image whose PDQ hash was beyond the label's hash distance.
     hash_matches: Mapped[list | None] = mapped_column(JSONB, nullable=True)
     hash_missed: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
+    # Text inside images (migration 0008): what OCR read and how its vote went, and which reading
+    # of an image ("image" pixels, "text", or "both") the decision's label rests on.
+    ocr: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
+    evidence_source: Mapped[str | None] = mapped_column(String(8), nullable=True)
     decided_at: Mapped[datetime] = now_column()
     __table_args__ = (
         UniqueConstraint("tenant", "event_id"),

@@ -117,10 +117,11 @@ def bank_asset_pks(session: Session, tenant: str, asset_pks: list[int]) -> set[i
 
 
 def nearest_exemplars(session: Session, tenant: str, model: str, dims: int, task: str, vectors: list[np.ndarray],
-                      k: int, ef_search: int, iterative_scan: str) -> list[list[Neighbor]]:
+                      k: int, ef_search: int, iterative_scan: str,
+                      modalities: list[str] | None = None) -> list[list[Neighbor]]:
     """The k nearest enabled exemplars of each query vector, in one round trip (a LATERAL HNSW scan
-    per vector). Iterative scans (pgvector 0.8) keep walking the graph when the tenant filter
-    removes candidates, so a filtered query still returns k rows."""
+    per vector); only those of `modalities` when given. Iterative scans (pgvector 0.8) keep walking
+    the graph when the tenant filter removes candidates, so a filtered query still returns k rows."""
     if not vectors:
         return []
     column, cast = vector_sql(dims)
@@ -132,13 +133,15 @@ def nearest_exemplars(session: Session, tenant: str, model: str, dims: int, task
             SELECT e.asset_pk, (e.{column}::{cast} <=> CAST(q.v AS {cast})) AS distance
             FROM embeddings e
             WHERE e.dims = {int(dims)} AND e.in_bank AND e.tenant = :tenant AND e.model = :model AND e.task = :task
+              {"AND e.modality = ANY(CAST(:modalities AS text[]))" if modalities is not None else ""}
             ORDER BY e.{column}::{cast} <=> CAST(q.v AS {cast})
             LIMIT :k
         ) n
         JOIN assets a ON a.id = n.asset_pk AND a.tenant = :tenant
         JOIN exemplars x ON x.asset_pk = n.asset_pk AND x.tenant = :tenant AND x.enabled
         ORDER BY q.ord, n.distance, a.asset_id
-    """), {"qs": [vector_literal(v) for v in vectors], "tenant": tenant, "model": model, "task": task, "k": k})
+    """), {"qs": [vector_literal(v) for v in vectors], "tenant": tenant, "model": model, "task": task, "k": k,
+           **({"modalities": list(modalities)} if modalities is not None else {})})
     found: list[list[Neighbor]] = [[] for _ in vectors]
     for ord_, asset_id, label, polarity, distance in rows:
         found[ord_ - 1].append(Neighbor(asset_id=asset_id, label=label, polarity=polarity, distance=float(distance)))
@@ -154,15 +157,16 @@ def set_knn_scan(session: Session, k: int, ef_search: int, iterative_scan: str) 
 
 
 def bank_exemplar_vectors(session: Session, tenant: str, model: str, dims: int, task: str,
-                          limit: int) -> list[tuple[int, np.ndarray, str, str, str]]:
-    """(embedding id, vector, asset_id, label, polarity) for every enabled exemplar of the bank:
+                          limit: int) -> list[tuple[int, np.ndarray, str, str, str, str]]:
+    """(embedding id, vector, asset_id, label, polarity, modality) for every enabled exemplar of the bank:
     the rows nearest_exemplars searches, for an in-process copy (knn_cache.py)."""
     column, _ = vector_sql(dims)
     rows = session.execute(
-        select(Embedding.id, getattr(Embedding, column), Asset.asset_id, Exemplar.label, Exemplar.polarity)
+        select(Embedding.id, getattr(Embedding, column), Asset.asset_id, Exemplar.label, Exemplar.polarity,
+               Embedding.modality)
         .join(Asset, (Asset.id == Embedding.asset_pk) & (Asset.tenant == tenant))
         .join(Exemplar, (Exemplar.asset_pk == Embedding.asset_pk) & (Exemplar.tenant == tenant) & Exemplar.enabled)
         .where(Embedding.dims == dims, Embedding.in_bank, Embedding.tenant == tenant, Embedding.model == model,
                Embedding.task == task)
         .order_by(Embedding.id, Exemplar.label).limit(limit))
-    return [(r[0], as_array(r[1]), r[2], r[3], r[4]) for r in rows]
+    return [(r[0], as_array(r[1]), r[2], r[3], r[4], r[5]) for r in rows]

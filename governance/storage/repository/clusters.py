@@ -14,6 +14,7 @@ from governance.storage.tables import Asset, Cluster, ClusterReport, Decision, E
 def recent_assets_for_clustering(session: Session, tenant: str, model: str, dims: int, task: str,
                                  since: datetime, limit: int) -> list[tuple]:
     """(asset_id, vector, text_excerpt, decision label, anomaly flagged, action, modality) for the window's uploads.
+    An image's excerpt is the text OCR read in it, so cluster keywords can name a wave of text pictures.
 
     One row per asset: the vector of its current content (an asset id re-uploaded with other content
     keeps its old vector under another task key until re-embedded, and must not count twice) with its
@@ -22,7 +23,8 @@ def recent_assets_for_clustering(session: Session, tenant: str, model: str, dims
     column, _ = vector_sql(dims)
     flagged = func.coalesce(Decision.anomaly["flagged"].as_boolean(), False)
     latest = (
-        select(Asset.asset_id, getattr(Embedding, column).label("vector"), Asset.text_excerpt, Decision.label,
+        select(Asset.asset_id, getattr(Embedding, column).label("vector"),
+               func.coalesce(Asset.text_excerpt, Asset.ocr_text).label("text_excerpt"), Decision.label,
                flagged.label("flagged"), Decision.action, Embedding.modality)
         .join(Asset, (Asset.id == Embedding.asset_pk) & (Asset.tenant == tenant) & (Asset.sha256 == Embedding.sha256))
         .join(Decision, (Decision.asset_pk == Embedding.asset_pk) & (Decision.tenant == tenant))

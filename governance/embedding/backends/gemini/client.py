@@ -82,6 +82,9 @@ class GeminiUsage:
 
 class GeminiEmbedder:
     reports_usage = True  # embed() fills an EmbedUsage from each answer's usageMetadata
+    # A multimodal Gemini embedding already carries the text a picture shows: GOVERNANCE_OCR=auto
+    # leaves OCR off for it (governance/moderation/image_text.py).
+    reads_text_in_images = True
 
     def __init__(
         self,

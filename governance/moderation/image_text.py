@@ -1,0 +1,111 @@
+"""Text inside images: OCR once per image upload, its text embedded and voted against the text exemplars.
+
+`GOVERNANCE_OCR=auto` reads images for embedders that do not read the text in a picture themselves
+(the offline ones; Gemini's multimodal vectors already carry it), `on` and `off` say so for every
+embedder. The text vote is evidence next to the pixel vote (vote.combine_votes decides between
+them); it counts only when OCR read at least a few confident characters (ingest/ocr.py) and the
+text is not an anomaly to the text bank, so that a stray word on a photo cannot outvote its pixels.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from governance.embedding.protocol import Embedder, EmbeddingError, Task
+from governance.embedding.vector_cache import embed_each, task_key
+from governance.ingest import ocr
+from governance.ingest.assets import LoadedAsset
+from governance.ingest.content import Content
+from governance.moderation import anomaly, knn_cache
+from governance.moderation.pipeline import Context, anomaly_threshold, knn_scan
+from governance.moderation.vote import Vote, knn_vote
+from governance.storage.rows import Neighbor
+
+# The exemplars a text read in a picture is compared with: those embedded from text.
+TEXT_MODALITIES = frozenset({"text", "pdf"})
+
+
+@dataclass(frozen=True)
+class TextEvidence:
+    """What OCR read in one image, and (when it read something) how its text voted."""
+
+    read: ocr.ImageText
+    vote: Vote | None = None
+    neighbors: tuple[Neighbor, ...] = ()
+    anomaly: anomaly.AnomalyResult | None = None
+    error: str | None = None  # the text embedder refused the text
+
+    @property
+    def counts(self) -> bool:
+        """Whether the text vote may decide: it names a label, and the text resembles the text bank."""
+        return (self.vote is not None and self.vote.label is not None
+                and self.anomaly is not None and not self.anomaly.flagged)
+
+    def as_dict(self, used: bool) -> dict:
+        vote = self.vote or Vote(label=None, score=0.0)
+        return {"text": self.read.text, "confidence": self.read.confidence, "label": vote.label,
+                "score": round(vote.score, 6), "used": used,
+                "anomaly": self.anomaly.as_dict() if self.anomaly else None,
+                "neighbors": [{"asset_id": n.asset_id, "label": n.label, "distance": round(n.distance, 6),
+                               **({"polarity": n.polarity} if n.polarity != "positive" else {})}
+                              for n in self.neighbors],
+                **({"error": self.read.error or self.error} if self.read.error or self.error else {})}
+
+
+def ocr_enabled(ctx: Context, embedder: Embedder) -> bool:
+    mode = ctx.settings.ocr
+    if mode == "auto":
+        return not getattr(embedder, "reads_text_in_images", False) and ocr.available()
+    return mode == "on"
+
+
+def read_images(ctx: Context, embedder: Embedder, assets: list[LoadedAsset]) -> list[ocr.ImageText | None]:
+    """What OCR reads in each image (None for other modalities, or with OCR off); identical
+    pictures in one batch are read once."""
+    if not ocr_enabled(ctx, embedder):
+        return [None] * len(assets)
+    read: dict[str, ocr.ImageText] = {}
+    out: list[ocr.ImageText | None] = []
+    for asset in assets:
+        if asset.content.modality != "image" or asset.content.data is None:
+            out.append(None)
+            continue
+        if asset.sha256 not in read:
+            read[asset.sha256] = ocr.read_text(asset.content.data, min_confidence=ctx.settings.ocr_min_confidence,
+                                               seconds=ctx.settings.ocr_seconds,
+                                               threads=ctx.settings.embedder_threads)
+        out.append(read[asset.sha256])
+    return out
+
+
+def text_evidence(session: Session, ctx: Context, tenant: str, reads: list[ocr.ImageText | None],
+                  version: int) -> list[TextEvidence | None]:
+    """Each image's text embedded with the tenant's embedder and voted against the text exemplars.
+    Transient embedding errors propagate (the batch is retried); a permanent one is noted."""
+    embedder = ctx.embedder
+    out: list[TextEvidence | None] = [None if r is None else TextEvidence(r) for r in reads]
+    wanted = [i for i, r in enumerate(reads) if r is not None and r.text]
+    if not wanted:
+        return out
+    texts = [_text_asset(reads[i].text) for i in wanted]
+    outcomes = embed_each(session, embedder, tenant, texts, Task.CLASSIFICATION)
+    task = task_key(embedder, Task.CLASSIFICATION, "text")
+    ok = [(i, o) for i, o in zip(wanted, outcomes) if not isinstance(o, EmbeddingError)]
+    found = knn_cache.nearest(session, tenant, embedder.model_id, embedder.dims, task, [o.vector for _, o in ok],
+                              ctx.policy.k, version, modalities=TEXT_MODALITIES, **knn_scan(ctx)) if ok else []
+    threshold = anomaly_threshold(session, ctx, tenant, "text", task, version) if ok else 1.0
+    for (i, _), neighbors in zip(ok, found):
+        out[i] = TextEvidence(reads[i], knn_vote(neighbors, ctx.policy.k), tuple(neighbors),
+                              anomaly.score([n.distance for n in neighbors], ctx.policy.k, threshold))
+    for i, outcome in zip(wanted, outcomes):
+        if isinstance(outcome, EmbeddingError):
+            out[i] = TextEvidence(reads[i], error=f"text_embedding_failed: {outcome}")
+    return out
+
+
+def _text_asset(text: str) -> LoadedAsset:
+    raw = text.encode("utf-8")
+    return LoadedAsset(Content(modality="text", mime_type="text/plain", text=text), hashlib.sha256(raw).hexdigest(),
+                       len(raw), None, None)
