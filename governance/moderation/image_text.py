@@ -4,7 +4,10 @@
 (the offline ones; Gemini's multimodal vectors already carry it), `on` and `off` say so for every
 embedder. The text vote is evidence next to the pixel vote (vote.combine_votes decides between
 them); it counts only when OCR read at least a few confident characters (ingest/ocr.py) and the
-text is not an anomaly to the text bank, so that a stray word on a photo cannot outvote its pixels.
+text lies as close to an exemplar of the label it votes for as the text bank's own members lie to
+theirs (the bank's anomaly threshold), so that a stray line on a photo cannot outvote its pixels.
+The k-th-neighbour anomaly score itself is no gate here: a label of fewer than k exemplars would
+always look anomalous, however close its exemplars are.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from governance.embedding.vector_cache import embed_each, task_key
 from governance.ingest import ocr
 from governance.ingest.assets import LoadedAsset
 from governance.ingest.content import Content
-from governance.moderation import anomaly, knn_cache
+from governance.moderation import knn_cache
 from governance.moderation.pipeline import Context, anomaly_threshold, knn_scan
 from governance.moderation.vote import Vote, knn_vote
 from governance.storage.rows import Neighbor
@@ -34,20 +37,28 @@ class TextEvidence:
     read: ocr.ImageText
     vote: Vote | None = None
     neighbors: tuple[Neighbor, ...] = ()
-    anomaly: anomaly.AnomalyResult | None = None
+    threshold: float | None = None  # the text bank's anomaly threshold
     error: str | None = None  # the text embedder refused the text
 
     @property
+    def nearest(self) -> float | None:
+        """Distance to the nearest positive exemplar of the label the text votes for."""
+        label = self.vote.label if self.vote else None
+        return min((n.distance for n in self.neighbors if n.label == label and n.polarity == "positive"),
+                   default=None)
+
+    @property
     def counts(self) -> bool:
-        """Whether the text vote may decide: it names a label, and the text resembles the text bank."""
-        return (self.vote is not None and self.vote.label is not None
-                and self.anomaly is not None and not self.anomaly.flagged)
+        """Whether the text vote may decide: it names a label whose exemplars the text is close to."""
+        nearest = self.nearest
+        return nearest is not None and self.threshold is not None and nearest <= self.threshold
 
     def as_dict(self, used: bool) -> dict:
         vote = self.vote or Vote(label=None, score=0.0)
         return {"text": self.read.text, "confidence": self.read.confidence, "label": vote.label,
                 "score": round(vote.score, 6), "used": used,
-                "anomaly": self.anomaly.as_dict() if self.anomaly else None,
+                "nearest": None if self.nearest is None else round(self.nearest, 6),
+                "threshold": None if self.threshold is None else round(self.threshold, 6),
                 "neighbors": [{"asset_id": n.asset_id, "label": n.label, "distance": round(n.distance, 6),
                                **({"polarity": n.polarity} if n.polarity != "positive" else {})}
                               for n in self.neighbors],
@@ -97,8 +108,7 @@ def text_evidence(session: Session, ctx: Context, tenant: str, reads: list[ocr.I
                               ctx.policy.k, version, modalities=TEXT_MODALITIES, **knn_scan(ctx)) if ok else []
     threshold = anomaly_threshold(session, ctx, tenant, "text", task, version) if ok else 1.0
     for (i, _), neighbors in zip(ok, found):
-        out[i] = TextEvidence(reads[i], knn_vote(neighbors, ctx.policy.k), tuple(neighbors),
-                              anomaly.score([n.distance for n in neighbors], ctx.policy.k, threshold))
+        out[i] = TextEvidence(reads[i], knn_vote(neighbors, ctx.policy.k), tuple(neighbors), threshold)
     for i, outcome in zip(wanted, outcomes):
         if isinstance(outcome, EmbeddingError):
             out[i] = TextEvidence(reads[i], error=f"text_embedding_failed: {outcome}")
