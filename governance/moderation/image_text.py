@@ -5,9 +5,10 @@
 embedder. The text vote is evidence next to the pixel vote (vote.combine_votes decides between
 them); it counts only when OCR read at least a few confident characters (ingest/ocr.py) and the
 text lies as close to an exemplar of the label it votes for as the text bank's own members lie to
-theirs (the bank's anomaly threshold), so that a stray line on a photo cannot outvote its pixels.
-The k-th-neighbour anomaly score itself is no gate here: a label of fewer than k exemplars would
-always look anomalous, however close its exemplars are.
+their nearest neighbour (the anomaly quantile of the bank's leave-one-out 1-NN distances), so that
+a stray line on a photo cannot outvote its pixels. The policy's k-th-neighbour anomaly threshold is
+no gate here: it let a phone number on a clipart sign vote (nearest exemplar 0.78 away, threshold
+0.79 on the development corpus), and a label of fewer than k exemplars would never pass it.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class TextEvidence:
     read: ocr.ImageText
     vote: Vote | None = None
     neighbors: tuple[Neighbor, ...] = ()
-    threshold: float | None = None  # the text bank's anomaly threshold
+    threshold: float | None = None  # the text bank's anomaly threshold of nearest-neighbour distances
     error: str | None = None  # the text embedder refused the text
 
     @property
@@ -106,7 +107,7 @@ def text_evidence(session: Session, ctx: Context, tenant: str, reads: list[ocr.I
     ok = [(i, o) for i, o in zip(wanted, outcomes) if not isinstance(o, EmbeddingError)]
     found = knn_cache.nearest(session, tenant, embedder.model_id, embedder.dims, task, [o.vector for _, o in ok],
                               ctx.policy.k, version, modalities=TEXT_MODALITIES, **knn_scan(ctx)) if ok else []
-    threshold = anomaly_threshold(session, ctx, tenant, "text", task, version) if ok else 1.0
+    threshold = anomaly_threshold(session, ctx, tenant, "text", task, version, k=1) if ok else 1.0
     for (i, _), neighbors in zip(ok, found):
         out[i] = TextEvidence(reads[i], knn_vote(neighbors, ctx.policy.k), tuple(neighbors), threshold)
     for i, outcome in zip(wanted, outcomes):

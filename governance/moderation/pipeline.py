@@ -54,9 +54,11 @@ def asset_fields(upload: UploadEvent, loaded: LoadedAsset) -> dict:
                 extra=upload.metadata, text_excerpt=loaded.text_excerpt, status="embedded")
 
 
-def anomaly_threshold(session: Session, ctx: Context, tenant: str, modality: str, task: str, version: int) -> float:
-    """The bank's threshold for this modality, computed once per bank version and cached."""
-    model, dims, k = ctx.embedder.model_id, ctx.embedder.dims, ctx.policy.k
+def anomaly_threshold(session: Session, ctx: Context, tenant: str, modality: str, task: str, version: int,
+                      k: int | None = None) -> float:
+    """The bank's threshold for this modality (of k-th-neighbour distances, k default the policy's),
+    computed once per bank version and cached."""
+    model, dims, k = ctx.embedder.model_id, ctx.embedder.dims, k or ctx.policy.k
     cached = repository.anomaly_threshold(session, tenant, model, dims, modality, version, k)
     if cached is not None:
         return cached
