@@ -1,11 +1,14 @@
-"""Images per second of the numpy EfficientNet-Lite0 next to the surface image features, one run.
+"""Images per second of the numpy EfficientNet-Lite0 next to the surface image features, and OCR
+per image next to the EfficientNet forward pass, one run.
 
     .venv/bin/python bench/bench_images.py [--quick]
 
 Both run on the same seeded synthetic drawings (640 x 480 PNGs: shapes on a background), with
 one BLAS thread, as a worker child runs them: decode + preprocess + forward pass for the
 network, decode + histograms for the surface features (governance.embedding.backends.hashing). The peak
-memory of a batch is measured in a child process, from after the weights are loaded.
+memory of a batch is measured in a child process, from after the weights are loaded. OCR
+(governance.ingest.ocr, one thread, as the pipeline runs it) is timed on the same drawings, which
+hold no text, and on drawings with three lines of text written on them.
 """
 from __future__ import annotations
 
@@ -61,6 +64,38 @@ def make_images(n: int, seed: int = 11) -> list[bytes]:
     return out
 
 
+def with_text(images: list[bytes]) -> list[bytes]:
+    """The drawings with three lines of text on each, in the font Pillow ships."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=28)
+    out = []
+    for n, data in enumerate(images):
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+        draw = ImageDraw.Draw(image)
+        for line, text in enumerate(("Claim your free crypto bonus", f"offer {n} ends tonight", "visit example.com")):
+            draw.text((30, 60 + 50 * line), text, fill=(10, 10, 10), font=font)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        out.append(buffer.getvalue())
+    return out
+
+
+def _ocr_ms(images: list[bytes], min_seconds: float) -> float:
+    from governance.ingest.ocr import read_text
+
+    def one(data: bytes) -> None:
+        read_text(data, min_confidence=0.9, seconds=60, threads=1)
+
+    one(images[0])  # warm-up (loads the models)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_seconds:
+        for data in images:
+            one(data)
+        done += len(images)
+    return (time.perf_counter() - start) / done * 1000
+
+
 def _rate(embed, images: list[bytes], min_seconds: float) -> float:
     embed(images[:BATCH])  # warm-up
     done, start = 0, time.perf_counter()
@@ -89,7 +124,8 @@ def run(quick: bool = False) -> dict:
     effnet = _rate(model.image_features, images, min_seconds)
     surface = _rate(lambda batch: [image_features(data) for data in batch], images, min_seconds)
     peak = _batch_peak()
-    return {"quick": quick, "cpus": os.cpu_count(), "load_average_1m": os.getloadavg()[0], "batch": BATCH,
+    ocr = {"ocr_ms_no_text": _ocr_ms(images[:8], min_seconds), "ocr_ms_text": _ocr_ms(with_text(images[:8]), min_seconds)}
+    return {**ocr, "quick": quick, "cpus": os.cpu_count(), "load_average_1m": os.getloadavg()[0], "batch": BATCH,
             "effnet_images_per_s": effnet, "surface_images_per_s": surface,
             "batch_peak_mb": peak["peak_mb"] - peak["loaded_mb"], "weights_rss_mb": peak["loaded_mb"]}
 
