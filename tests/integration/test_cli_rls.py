@@ -25,6 +25,7 @@ from governance.storage.db import engine_for, session_factory, transaction
 from governance.storage.embedding_tables import TenantModel
 from governance.storage.tables import Asset, AuditEntry, Decision, Embedding, Event, Exemplar
 from tests.integration.helpers import BANK, SPAM, seed, upload
+from tests.integration.test_image_text import SPAM_LINES, image_upload, spam_picture
 from worker import cli
 from worker.cli import common
 
@@ -303,7 +304,8 @@ def test_decisions_export_and_cluster_reports_stay_in_their_tenant(probe_url, ba
 
 DECISION_FIELDS = {"event_id", "asset_id", "tenant", "action", "label", "score", "labels", "anomaly", "neighbors",
                    "reason", "embedding_model", "policy_version", "bank_version", "hash_matches", "hash_missed",
-                   "decided_at"}
+                   "ocr", "evidence_source", "decided_at"}
+OCR_FIELDS = {"text", "confidence", "label", "score", "used", "nearest", "threshold", "neighbors"}
 
 
 def assert_decision_contract(line: dict) -> None:
@@ -320,6 +322,12 @@ def assert_decision_contract(line: dict) -> None:
     assert isinstance(line["hash_matches"], list) and (line["hash_missed"] is None or isinstance(line["hash_missed"], dict))
     for match in line["hash_matches"]:
         assert {"signal_type", "distance", "label", "source", "bank_version"} <= set(match)
+    assert line["evidence_source"] in (None, "image", "text", "both")
+    if line["ocr"] is not None:  # image uploads with OCR on
+        ocr = line["ocr"]
+        assert OCR_FIELDS <= set(ocr) <= OCR_FIELDS | {"error"} and isinstance(ocr["used"], bool)
+        assert ocr["text"] is None or (isinstance(ocr["text"], str) and 0 < ocr["confidence"] <= 1)
+        assert ocr["used"] == (line["evidence_source"] in ("text", "both"))
     for entry in line["labels"]:
         assert set(entry) == {"label", "score"} and isinstance(entry["label"], str) and 0 <= entry["score"] <= 1
     for neighbor in line["neighbors"]:
@@ -342,11 +350,15 @@ def test_every_exported_decision_line_keeps_the_documented_contract(probe_url, b
         ctx = Context(settings=settings, embedder=HashingEmbedder(768))
         events[a]["u3"] = upload(session, ctx, a, "u3", UPLOADS["u3"])["event_id"]
         events[a]["empty"] = upload(session, ctx, a, "empty", "")["event_id"]
+        events[a]["picture"] = image_upload(session, ctx, a, "picture", spam_picture())["event_id"]
     lines = run_cli(capsys, "decisions", "export", "--tenant", a)
     assert {line["event_id"] for line in lines} == set(events[a].values())
     by_asset = {line["asset_id"]: line for line in lines}
     assert [by_asset[u]["action"] for u in ("u1", "u2", "u3", "empty")] == ["review", "review", "allow", "reject"]
     assert by_asset["u3"]["label"] == "cooking" and by_asset["u3"]["neighbors"][0]["label"] == "cooking"
+    assert by_asset["picture"]["ocr"]["text"].split("\n") == SPAM_LINES  # OCR's evidence, exported whole
+    assert by_asset["picture"]["evidence_source"] in ("image", "text", "both")
+    assert (by_asset["u3"]["ocr"], by_asset["u3"]["evidence_source"]) == (None, None)
     for line in lines:
         assert_decision_contract(line)
 
