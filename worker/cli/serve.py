@@ -12,13 +12,15 @@ from worker.cli.common import prepare_environment
 def build_api(settings):
     from web.app import create_app
     from worker.app import app as celery_app
+    from worker.tasks.maintenance import cluster_report
     from worker.tasks.uploads import enqueue_batches
 
     def broker_ping() -> None:
         with celery_app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=5)
 
-    return create_app(settings, lambda pairs: enqueue_batches(settings, pairs), broker_ping=broker_ping)
+    return create_app(settings, lambda pairs: enqueue_batches(settings, pairs), broker_ping=broker_ping,
+                      run_cluster_report=lambda tenant: cluster_report.delay(tenant))
 
 
 def cmd_serve(args) -> int:
