@@ -84,7 +84,8 @@ def get_bank(scope: TenantScope = Depends(tenant_scope("read"))):
         return bank_summary(session, scope.tenant)
 
 
-@router.get("/exemplars", response_model=ExemplarPage, summary="The bank's exemplars, oldest first",
+@router.get("/exemplars", response_model=ExemplarPage, response_model_exclude_unset=True,
+            summary="The bank's exemplars, oldest first",
             responses=problem_responses(401, 403, 422, 429))
 def list_exemplars(label: str | None = Query(None, min_length=1, max_length=128),
                    limit: int = Query(100, ge=1, le=1000), cursor: str | None = Query(None, max_length=400),

@@ -58,7 +58,7 @@ class Override(BaseModel):
     retroactive: list[dict]
 
 
-@router.get("/review", response_model=ReviewPage, summary="What waits for a reviewer, oldest first",
+@router.get("/review", response_model=ReviewPage, response_model_exclude_unset=True, summary="What waits for a reviewer, oldest first",
             responses=problem_responses(401, 403, 422, 429))
 def list_review(limit: int = Query(100, ge=1, le=1000), cursor: str | None = Query(None, max_length=400),
                 scope: TenantScope = Depends(tenant_scope("review"))):
