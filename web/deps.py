@@ -28,6 +28,7 @@ from governance.storage.db import transaction
 from web.problems import Problem
 
 Enqueue = Callable[[list[tuple[str, str]]], None]
+NO_NUL = r"^[^\x00]*$"  # for free-text parameters: PostgreSQL text and jsonb cannot hold NUL
 RunClusterReport = Callable[[str], None]  # sends one tenant's cluster-report task
 
 

@@ -15,6 +15,9 @@ from governance.moderation.review import retroactive_matches
 from governance.storage import repository
 
 
+MAX_LABEL_LENGTH = 128  # exemplars.label
+
+
 @dataclass
 class ImportResult:
     imported: int = 0
@@ -33,6 +36,8 @@ def import_exemplars(session: Session, ctx: Context, raw_items: list[dict], *, s
             item = UploadEvent.parse(raw)
             if not item.label:
                 raise InvalidEvent("missing_field: label is required for an exemplar")
+            if len(item.label) > MAX_LABEL_LENGTH:
+                raise InvalidEvent(f"invalid_field: a label has at most {MAX_LABEL_LENGTH} characters")
             ready.append((item, load(item, ctx.settings)))
         except (InvalidEvent, RejectedInput) as exc:
             result.rejected.append((str(raw.get("asset_id") if isinstance(raw, dict) else raw), str(exc)))

@@ -153,8 +153,8 @@ def policy_from_document(document: dict) -> ParsedPolicy:
         errors.append("labels: must be a table of label tables ([labels.NAME])")
         raw_labels = {}
     for name, table in raw_labels.items():
-        if not name or len(name) > 128:
-            errors.append(f"labels.{name!r}: a label name has 1-128 characters")
+        if not name or len(name) > 128 or "\x00" in name:
+            errors.append(f"labels.{name!r}: a label name has 1-128 characters, none of them NUL")
             continue
         labels[name] = _label_policy(errors, f"labels.{name}", table, default)
     if errors:

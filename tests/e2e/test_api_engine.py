@@ -99,6 +99,7 @@ def test_exemplars_posted_over_http_are_the_banks_exemplars(api, api_key, e2e_en
         unknown = http.post("/v1/exemplars/no-such-asset/disable")
         assert unknown.status_code == 404 and unknown.json()["type"] == PROBLEM + "not-found"
         assert http.get("/v1/exemplars", params={"cursor": "bm90LWEtY3Vyc29y"}).status_code == 422
+        assert http.get("/v1/exemplars", params={"label": "a\x00b"}).status_code == 422  # PostgreSQL text holds no NUL
     assert ("x", "l") not in exported(e2e_env, tenant)
 
     with api.client(other_tenant_key(e2e_env)) as intruder:
@@ -205,6 +206,7 @@ def test_review_over_http_overrides_the_event_and_audits_the_keys_name(api, api_
         assert bad_action.status_code == 422 and bad_action.json()["type"] == PROBLEM + "invalid-request"
         unknown_field = http.post(f"/v1/review/{target}", json={"action": "allow", "severity": 3})
         assert unknown_field.status_code == 422
+        assert http.post(f"/v1/review/{target}", json={"action": "allow", "note": "a\x00b"}).status_code == 422
 
         backtest = http.post("/v1/policies/backtest", content=POLICY, headers=TOML, params={"examples": 3})
         assert backtest.status_code == 200

@@ -110,6 +110,8 @@ def test_policy_files_history_and_the_errors_of_a_bad_one(db, ctx, tenant):
         parse_policy('version = "v"\nk = 0\ntie_margin = 7\n')
     assert [e.split(":")[0] for e in bad.value.errors] == ["k", "tie_margin"]
     assert str(bad.value) == "; ".join(bad.value.errors)
+    with pytest.raises(PolicyError, match="NUL"):  # jsonb, where the document is stored, cannot hold one
+        parse_policy('version = "v"\n[labels."a\\u0000"]\naction = "block"\n')
     with pytest.raises(PolicyConflict):
         apply_policy(db, POLICY.replace("k = 4", "k = 5"), tenant=tenant)
 
@@ -134,3 +136,11 @@ def test_latest_cluster_report_is_the_newest_stored_one(db, tenant):
     found = latest_report(db, tenant)
     assert found["report_id"] == newest and found["report"] == {"clusters": [], "n": 2}
     assert latest_report(db, f"{tenant}-other") is None
+
+
+def test_an_exemplar_label_longer_than_the_column_is_that_items_rejection(db, ctx, tenant):
+    from governance.moderation.exemplar_banks import import_exemplars
+
+    result = import_exemplars(db, ctx, [{"asset_id": "long", "tenant": tenant, "text": "t", "label": "x" * 129},
+                                        {"asset_id": "ok", "tenant": tenant, "text": "t", "label": "x" * 128}])
+    assert result.imported == 1 and result.rejected == [("long", "invalid_field: a label has at most 128 characters")]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from governance.moderation.exemplar_banks import BankError, bank_summary, exemplar_page, import_exemplars, set_enabled
-from web.deps import TenantScope, tenant_scope
+from web.deps import NO_NUL, TenantScope, tenant_scope
 from web.pagination import decode_cursor, encode_cursor
 from web.problems import Problem, problem_responses
 
@@ -87,7 +87,7 @@ def get_bank(scope: TenantScope = Depends(tenant_scope("read"))):
 @router.get("/exemplars", response_model=ExemplarPage, response_model_exclude_unset=True,
             summary="The bank's exemplars, oldest first",
             responses=problem_responses(401, 403, 422, 429))
-def list_exemplars(label: str | None = Query(None, min_length=1, max_length=128),
+def list_exemplars(label: str | None = Query(None, min_length=1, max_length=128, pattern=NO_NUL),
                    limit: int = Query(100, ge=1, le=1000), cursor: str | None = Query(None, max_length=400),
                    scope: TenantScope = Depends(tenant_scope("read"))):
     after = decode_cursor(cursor, int)[0] if cursor else None
@@ -115,8 +115,9 @@ def add_exemplar(event: dict[str, Any] = Body(..., description="an upload event 
 
 
 def _toggle(enabled: bool):
-    def route(asset_id: str, label: str | None = Query(None, min_length=1, max_length=128,
-                                                       description="only the exemplar of this label (default: all)"),
+    def route(asset_id: str = Path(..., min_length=1, max_length=256, pattern=NO_NUL),
+              label: str | None = Query(None, min_length=1, max_length=128, pattern=NO_NUL,
+                                        description="only the exemplar of this label (default: all)"),
               scope: TenantScope = Depends(tenant_scope("admin"))):
         try:
             with scope.transaction() as session:

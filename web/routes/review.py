@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from governance.moderation.review import NotDecided, ReviewError, UnknownDecision, decide_event, pending_page
-from web.deps import TenantScope, tenant_scope
+from web.deps import NO_NUL, TenantScope, tenant_scope
 from web.pagination import decode_cursor, encode_cursor
 from web.problems import Problem, problem_responses
 
@@ -42,9 +42,9 @@ class ReviewPage(BaseModel):
 class Verdict(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action: Literal["allow", "block"]
-    label: str | None = Field(None, min_length=1, max_length=128,
+    label: str | None = Field(None, min_length=1, max_length=128, pattern=NO_NUL,
                               description="default: the decision's label; block needs one")
-    note: str | None = Field(None, max_length=2000)
+    note: str | None = Field(None, max_length=2000, pattern=NO_NUL)
 
 
 class Override(BaseModel):
@@ -71,7 +71,7 @@ def list_review(limit: int = Query(100, ge=1, le=1000), cursor: str | None = Que
 @router.post("/review/{event_id}", response_model=Override,
              summary="Override an event's decision; the asset becomes an exemplar (see the README's review loop)",
              responses=problem_responses(401, 403, 404, 409, 422, 429))
-def review_event(verdict: Verdict, event_id: str = Path(..., min_length=1, max_length=256),
+def review_event(verdict: Verdict, event_id: str = Path(..., min_length=1, max_length=256, pattern=NO_NUL),
                  scope: TenantScope = Depends(tenant_scope("review"))):
     try:
         with scope.transaction() as session:
