@@ -15,6 +15,7 @@ from web.deps import Enqueue, RunClusterReport, Services
 from web.problems import install_handlers
 from web.routes import health, keys
 from web.routes import banks, clusters, policies, review
+from web.routes import webhooks as webhook_routes
 
 API_VERSION = "1"
 
@@ -45,6 +46,7 @@ def create_app(settings: Settings, enqueue: Enqueue, *, sessions: sessionmaker[S
 
     app.include_router(health.router)
     app.include_router(keys.router)
+    app.include_router(webhook_routes.router)
     for engine_routes in (banks, policies, review, clusters):  # the engine over HTTP
         app.include_router(engine_routes.router)
     return app

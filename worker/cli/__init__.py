@@ -10,11 +10,11 @@ import argparse
 import logging
 
 from worker.cli import (alerts, banks, calibrate, clusters, db, decisions, demo, embedded, exemplars, health, keys,
-                        models, policy, processes, publish, review, serve)
+                        models, policy, processes, publish, review, serve, webhooks)
 
 # In the order `governance --help` lists them.
 COMMAND_GROUPS = (db, exemplars, publish, processes, decisions, clusters, demo, health, embedded, policy, calibrate,
-                  review, alerts, models, banks, keys, serve)
+                  review, alerts, models, banks, keys, serve, webhooks)
 
 
 def build_parser() -> argparse.ArgumentParser:
