@@ -98,7 +98,7 @@ def list_exemplars(label: str | None = Query(None, min_length=1, max_length=128,
 
 @router.post("/exemplars", response_model=AddedExemplar, status_code=201,
              summary="Embed an upload event with its `label` (and `polarity`) and add it to the bank",
-             responses=problem_responses(401, 403, 422, 429))
+             responses=problem_responses(400, 401, 403, 422, 429))
 def add_exemplar(event: dict[str, Any] = Body(..., description="an upload event plus `label`, optional "
                                                                "`polarity` (positive|negative); tenant from the key"),
                  scope: TenantScope = Depends(tenant_scope("admin"))):

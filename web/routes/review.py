@@ -70,7 +70,7 @@ def list_review(limit: int = Query(100, ge=1, le=1000), cursor: str | None = Que
 
 @router.post("/review/{event_id}", response_model=Override,
              summary="Override an event's decision; the asset becomes an exemplar (see the README's review loop)",
-             responses=problem_responses(401, 403, 404, 409, 422, 429))
+             responses=problem_responses(400, 401, 403, 404, 409, 422, 429))
 def review_event(verdict: Verdict, event_id: str = Path(..., min_length=1, max_length=256, pattern=NO_NUL),
                  scope: TenantScope = Depends(tenant_scope("review"))):
     try:
