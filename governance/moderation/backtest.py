@@ -206,6 +206,17 @@ def backtest(session: Session, ctx: Context, tenant: str, candidate: Policy, *, 
     return result
 
 
+def backtest_report(result: Backtest) -> dict:
+    """The JSON form of a backtest (`governance backtest --json` and `POST /v1/policies/backtest`)."""
+    return {"candidate": result.candidate, "current": result.current, "replayed": result.replayed,
+            "changed": result.changed,
+            "stored_to_candidate": [{"from": a, "to": b, "count": n}
+                                    for (a, b), n in sorted(result.stored_to_candidate.items())],
+            "current_to_candidate": [{"from": a, "to": b, "count": n}
+                                     for (a, b), n in sorted(result.current_to_candidate.items())],
+            "examples": [row for rows in result.examples.values() for row in rows]}
+
+
 def format_backtest(result: Backtest) -> str:
     lines = [f"replayed {result.replayed} decided uploads: stored decision -> candidate policy "
              f"{result.candidate!r} (current policy: {result.current!r})",
@@ -223,5 +234,5 @@ def format_backtest(result: Backtest) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Backtest", "Calibration", "Classified", "Evaluated", "backtest", "calibrate", "calibrated_policy",
+__all__ = ["Backtest", "Calibration", "Classified", "Evaluated", "backtest", "backtest_report", "calibrate", "calibrated_policy",
            "classify_vector", "evaluate_items", "format_backtest", "next_version"]

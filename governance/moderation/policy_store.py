@@ -52,7 +52,15 @@ HASH_DEFAULTS = LabelPolicy()
 
 
 class PolicyError(ValueError):
-    """The file is not a valid policy; the message lists every problem found."""
+    """The file is not a valid policy; the message lists every problem found, `errors` each one."""
+
+    def __init__(self, errors: str | list[str]):
+        self.errors = [errors] if isinstance(errors, str) else list(errors)
+        super().__init__("; ".join(self.errors))
+
+
+class PolicyConflict(PolicyError):
+    """The file is valid but contradicts what is stored (its version was applied with other content)."""
 
 
 @dataclass(frozen=True)
@@ -163,12 +171,12 @@ def policy_from_document(document: dict) -> ParsedPolicy:
         errors.append("labels: must be a table of label tables ([labels.NAME])")
         raw_labels = {}
     for name, table in raw_labels.items():
-        if not name or len(name) > 128:
-            errors.append(f"labels.{name!r}: a label name has 1-128 characters")
+        if not name or len(name) > 128 or "\x00" in name:
+            errors.append(f"labels.{name!r}: a label name has 1-128 characters, none of them NUL")
             continue
         labels[name] = _label_policy(errors, f"labels.{name}", table, default)
     if errors:
-        raise PolicyError("; ".join(errors))
+        raise PolicyError(errors)
     policy = Policy(version=version, k=k, tie_margin=float(tie_margin), anomaly_action=anomaly_action,
                     retroactive_days=retroactive_days, default=default, labels=labels)
     return ParsedPolicy(policy=policy, tenant=tenant, description=description)
@@ -257,7 +265,7 @@ def apply_policy(session: Session, text: str, *, tenant: str | None = None, who:
     existing = repository.policy_version_row(session, tenant, policy.version)
     if existing is not None:
         if existing.document != document:
-            raise PolicyError(f"version: {policy.version!r} was already applied to tenant {tenant!r} with "
+            raise PolicyConflict(f"version: {policy.version!r} was already applied to tenant {tenant!r} with "
                               "different content; give the new content a new version")
         repository.reapply_policy_version(session, tenant, existing.id, who)
         created = False
@@ -307,3 +315,26 @@ def stored_policy(session: Session, tenant: str, version: str | None = None) -> 
         return ref[1], repository.policy_source(session, tenant, ref[0])
     row = repository.policy_version_row(session, tenant, version)
     return None if row is None else (row.version, row.source)
+
+
+def policy_history(session: Session, tenant: str) -> list[dict]:
+    """Every applied version, current first: version, when and by whom it was (last) applied."""
+    return [{"version": row.version, "applied_at": row.applied_at.isoformat(), "applied_by": row.applied_by,
+             "current": i == 0} for i, row in enumerate(repository.policy_versions(session, tenant))]
+
+
+def policy_file(session: Session, tenant: str, version: str | None = None) -> dict | None:
+    """A policy as stored: its version, TOML text and normalised document. Without `version`, the
+    one that decides the tenant's uploads now, with `applied` False while the builtin policy is in
+    use (no file was applied); None only for a named version the tenant never applied."""
+    found = stored_policy(session, tenant, version)
+    if found is None:
+        if version is not None:
+            return None
+        builtin = Policy()
+        return {"version": builtin.version, "applied": False, "document": policy_document(builtin),
+                "source": policy_to_toml(builtin, header=f"tenant {tenant}: no policy applied; the builtin "
+                                                         "policy is in use")}
+    version, source = found
+    return {"version": version, "applied": True, "document": policy_document(parse_policy(source).policy),
+            "source": source}
