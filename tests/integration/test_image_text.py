@@ -6,9 +6,12 @@ import dataclasses
 import io
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 
 from PIL import Image, ImageDraw, ImageFont
 
+from governance.embedding.protocol import Task
+from governance.embedding.vector_cache import task_key
 from governance.moderation.batch_pipeline import process_upload
 from governance.moderation.decisions import export_decisions
 from governance.moderation.exemplar_banks import import_exemplars
@@ -96,6 +99,13 @@ def test_a_picture_of_spam_text_is_decided_by_its_text_where_its_pixels_are_not(
     asset = repository.asset_by_id(db, tenant, "spam-read")
     assert asset.ocr_text == ocr["text"] and asset.ocr_confidence == ocr["confidence"]
     assert repository.asset_by_id(db, tenant, "spam-pixels").ocr_text is None
+
+    # The cluster report reads an image's OCR text as its excerpt, which its keywords come from.
+    since = datetime.now(timezone.utc) - timedelta(days=1)
+    key = task_key(ctx.embedder, Task.CLUSTERING, "image")
+    excerpts = {r[0]: r[2] for r in repository.recent_assets_for_clustering(
+        db, tenant, ctx.embedder.model_id, ctx.embedder.dims, key, since, limit=100)}
+    assert (excerpts["spam-read"], excerpts["spam-pixels"]) == (ocr["text"], None)
 
     exported = {d["event_id"]: d for d in export_decisions(db, tenant)}
     assert exported[decided["event_id"]]["ocr"] == ocr
