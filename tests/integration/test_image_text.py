@@ -17,7 +17,7 @@ from governance.moderation.decisions import export_decisions
 from governance.moderation.exemplar_banks import import_exemplars
 from governance.moderation.policy_store import apply_policy
 from governance.storage import repository
-from tests.integration.helpers import publish
+from tests.integration.helpers import knn_path_served, publish
 from tests.synthetic_photos import encode, photo
 
 POLICY = """
@@ -76,7 +76,9 @@ def with_ocr(ctx, mode: str):
     return dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, ocr=mode))
 
 
-def test_a_picture_of_spam_text_is_decided_by_its_text_where_its_pixels_are_not(db, ctx, tenant):
+def test_a_picture_of_spam_text_is_decided_by_its_text_where_its_pixels_are_not(db, knn_ctx, knn, tenant):
+    # On both kNN paths: the in-process bank cache and HNSW filter the text exemplars alike.
+    ctx = knn_ctx
     seed(db, ctx, tenant)
     picture = spam_picture()
 
@@ -92,6 +94,7 @@ def test_a_picture_of_spam_text_is_decided_by_its_text_where_its_pixels_are_not(
     assert ocr["label"] == "crypto_spam" and ocr["score"] >= 0.6 and ocr["nearest"] <= ocr["threshold"]
     assert {n["label"] for n in ocr["neighbors"]} <= set(TEXTS)  # voted against the text exemplars only
     assert ocr["neighbors"][0]["label"] == "crypto_spam"
+    assert knn_path_served(tenant) == knn
     assert decided["reason"].endswith("(from the text in the image: text)")
     # The pixels' own neighbours are what they were without OCR: the text is evidence beside them.
     assert decided["neighbors"] == pixels_only["neighbors"]

@@ -25,3 +25,15 @@ def test_exact_neighbors_of_an_empty_bank_or_with_k_above_its_size():
     one = Bank(vectors=np.stack([unit(0, 1)]), exemplars=[[("only", "x", "positive")]])
     [found] = exact_neighbors(one, [unit(1, 0)], 10)
     assert [n.asset_id for n in found] == ["only"] and abs(found[0].distance - 1.0) < 1e-6
+
+
+def test_exact_neighbors_among_some_modalities_only():
+    bank = Bank(vectors=np.stack([unit(1, 0), unit(1, 0.2), unit(0, 1)]),
+                exemplars=[[("pic", "landscape", "positive")], [("txt", "spam", "positive")],
+                           [("doc", "finance", "positive")]],
+                modalities=["image", "text", "pdf"])
+    [every] = exact_neighbors(bank, [unit(1, 0)], 2)
+    assert [n.asset_id for n in every] == ["pic", "txt"]
+    [texts] = exact_neighbors(bank, [unit(1, 0)], 2, frozenset({"text", "pdf"}))
+    assert [n.asset_id for n in texts] == ["txt", "doc"]
+    assert exact_neighbors(bank, [unit(1, 0)], 2, frozenset({"audio"})) == [[]]
