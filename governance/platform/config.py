@@ -138,6 +138,10 @@ class Settings:
     alert_top: int
     test_crash: str | None
     test_crash_dir: Path | None
+    # The review console (web/console/, governance/moderation/review_queue.py).
+    console_url: str  # where reviewers reach `governance serve`: the base of `console-link` URLs
+    console_lease_s: int
+    console_session_s: int
     quota_redis_url: str | None = field(repr=False)  # may carry a password
     gemini_api_key: str | None = field(repr=False)
     webhook_secret: str | None = field(repr=False)
@@ -226,6 +230,10 @@ class Settings:
             # The crash tests' fault-injection rules (governance/platform/faults.py); unset in production.
             test_crash=_env("GOVERNANCE_TEST_CRASH"),
             test_crash_dir=Path(p) if (p := _env("GOVERNANCE_TEST_CRASH_DIR")) else None,
+            console_url=_env("GOVERNANCE_CONSOLE_URL", "http://127.0.0.1:8000"),
+            # How long opening an item keeps it from other reviewers (renewed while the page is open).
+            console_lease_s=max(1, _int("GOVERNANCE_CONSOLE_LEASE_S", 600)),
+            console_session_s=max(60, _int("GOVERNANCE_CONSOLE_SESSION_S", 12 * 3600)),
             quota_redis_url=_env("GOVERNANCE_QUOTA_REDIS_URL") or _env("CELERY_BROKER_URL"),
             gemini_api_key=_env("GEMINI_API_KEY") or _env("GOOGLE_API_KEY"),
             webhook_secret=_env("GOVERNANCE_WEBHOOK_SECRET"),

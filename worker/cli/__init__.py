@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from worker.cli import (alerts, banks, calibrate, clusters, db, decisions, demo, embedded, exemplars, health, models,
-                        policy, processes, publish, review)
+from worker.cli import (alerts, banks, calibrate, clusters, console, db, decisions, demo, embedded, exemplars, health,
+                        models, policy, processes, publish, review)
 
 # In the order `governance --help` lists them.
 COMMAND_GROUPS = (db, exemplars, publish, processes, decisions, clusters, demo, health, embedded, policy, calibrate,
-                  review, alerts, models, banks)
+                  review, alerts, models, banks, console)
 
 
 def build_parser() -> argparse.ArgumentParser:
