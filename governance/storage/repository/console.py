@@ -223,3 +223,12 @@ def review_queue_item(session: Session, tenant: str, event_id: str, severity: di
     """One event's queue row, or None when it does not wait for a person (any more)."""
     return session.execute(text(f"{_QUEUE} SELECT q.* FROM queue q WHERE q.event_id = :event_id"),
                            {**_params(tenant, severity, default_severity), "event_id": event_id}).first()
+
+
+def bank_labels(session: Session, tenant: str) -> list[str]:
+    """The labels of the tenant's enabled positive exemplars, alphabetically."""
+    from governance.storage.tables import Exemplar
+
+    return list(session.scalars(select(Exemplar.label).where(
+        Exemplar.tenant == tenant, Exemplar.enabled.is_(True), Exemplar.polarity == "positive",
+    ).distinct().order_by(Exemplar.label)))
