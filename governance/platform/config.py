@@ -138,6 +138,11 @@ class Settings:
     alert_top: int
     test_crash: str | None
     test_crash_dir: Path | None
+    # The HTTP API (web/).
+    api_max_body_bytes: int
+    api_max_events: int
+    api_rate_per_minute: int  # per key; 0: no limit
+    api_rate_burst_s: float
     # The review console (web/console/, governance/moderation/review_queue.py).
     console_url: str  # where reviewers reach `governance serve`: the base of `console-link` URLs
     console_lease_s: int
@@ -230,6 +235,12 @@ class Settings:
             # The crash tests' fault-injection rules (governance/platform/faults.py); unset in production.
             test_crash=_env("GOVERNANCE_TEST_CRASH"),
             test_crash_dir=Path(p) if (p := _env("GOVERNANCE_TEST_CRASH_DIR")) else None,
+            # A JSON or NDJSON body of POST /v1/events; bytes go through the streamed POST /v1/assets.
+            api_max_body_bytes=_int("GOVERNANCE_API_MAX_BODY_BYTES", 8 * 1024 * 1024),
+            api_max_events=_int("GOVERNANCE_API_MAX_EVENTS", 1000),
+            # Requests per minute per key, a token bucket in Redis shared by every API process.
+            api_rate_per_minute=_int("GOVERNANCE_API_RATE_PER_MINUTE", 6000),
+            api_rate_burst_s=_float("GOVERNANCE_API_RATE_BURST_S", 10.0),
             console_url=_env("GOVERNANCE_CONSOLE_URL", "http://127.0.0.1:8000"),
             # How long opening an item keeps it from other reviewers (renewed while the page is open).
             console_lease_s=max(1, _int("GOVERNANCE_CONSOLE_LEASE_S", 600)),

@@ -67,26 +67,62 @@ def configure(multiproc_dir: Path) -> None:
 def serve(port: int, addr: str = "0.0.0.0", gauges: Callable[[], dict[str, float]] | None = None):
     """Main process: serve the children's summed samples, plus `gauges()` read at scrape time."""
     from prometheus_client import CollectorRegistry, start_http_server
-    from prometheus_client.core import GaugeMetricFamily
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry)
 
     if gauges is not None:
-        class ScrapeGauges:
-            def collect(self):
-                try:
-                    values = gauges()
-                except Exception as exc:  # noqa: BLE001 - a scrape must not fail with the database
-                    log.warning("metrics: database gauges unavailable: %s", type(exc).__name__)
-                    return
-                for name, help_text in SCRAPE_GAUGES.items():
-                    if name in values:
-                        yield GaugeMetricFamily(f"governance_{name}", help_text, value=float(values[name]))
-
-        registry.register(ScrapeGauges())
+        registry.register(_scrape_gauges(gauges))
     return start_http_server(port, addr=addr, registry=registry)
+
+
+def _scrape_gauges(gauges: Callable[[], dict[str, float]]):
+    from prometheus_client.core import GaugeMetricFamily
+
+    class ScrapeGauges:
+        def collect(self):
+            try:
+                values = gauges()
+            except Exception as exc:  # noqa: BLE001 - a scrape must not fail with the database
+                log.warning("metrics: database gauges unavailable: %s", type(exc).__name__)
+                return
+            for name, help_text in SCRAPE_GAUGES.items():
+                if name in values:
+                    yield GaugeMetricFamily(f"governance_{name}", help_text, value=float(values[name]))
+
+    return ScrapeGauges()
+
+
+class HttpMetrics:
+    """The HTTP API's own metrics (one process, so no multiprocess files): requests by route and
+    status, their latency, and the same scrape-time gauges the worker's endpoint serves."""
+
+    def __init__(self, gauges: Callable[[], dict[str, float]] | None = None):
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()
+        self._requests = Counter("governance_api_requests", "HTTP API requests by method, route and status",
+                                 ["method", "route", "status"], registry=self.registry)
+        self._seconds = Histogram("governance_api_request_seconds", "HTTP API request duration by route",
+                                  ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._events = Counter("governance_api_events", "Events through the HTTP API by outcome",
+                               ["outcome"], registry=self.registry)
+        if gauges is not None:
+            self.registry.register(_scrape_gauges(gauges))
+
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._requests.labels(method, route, str(status)).inc()
+        self._seconds.labels(route).observe(seconds)
+
+    def events(self, outcome: str, count: int) -> None:
+        if count:
+            self._events.labels(outcome).inc(count)
+
+    def exposition(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
 def child_exited(pid: int) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -10,3 +11,15 @@ class Neighbor:
     label: str
     distance: float  # cosine distance, 0..2
     polarity: str = "positive"  # "negative": an allowlist entry that suppresses `label`
+
+
+@dataclass(frozen=True)
+class ApiKeyRow:
+    """An API key as stored, without its hash."""
+    id: str
+    tenant: str
+    name: str | None
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None

@@ -10,11 +10,11 @@ import argparse
 import logging
 
 from worker.cli import (alerts, banks, calibrate, clusters, console, db, decisions, demo, embedded, exemplars, health,
-                        models, policy, processes, publish, review)
+                        keys, models, policy, processes, publish, review, serve)
 
 # In the order `governance --help` lists them.
 COMMAND_GROUPS = (db, exemplars, publish, processes, decisions, clusters, demo, health, embedded, policy, calibrate,
-                  review, alerts, models, banks, console)
+                  review, alerts, models, banks, keys, serve, console)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,6 @@
 """SQL by aggregate, one module each; every function takes the session and the tenant and flushes, never commits."""
 from governance.storage.repository._sql import as_array
+from governance.storage.repository.api_keys import api_keys, insert_api_key, key_by_hash, revoke_api_key
 from governance.storage.repository.alerts import flagged_summary, lock_alert_state, tenants_with_flagged_decisions
 from governance.storage.repository.assets import (
     asset_by_id, asset_sources, assets_with_tasks, upsert_assets,
@@ -54,7 +55,7 @@ __all__ = [
     "insert_login_link", "latest_cluster_of_asset", "live_console_session", "live_lease", "release_lease",
     "review_queue_counts", "review_queue_item", "review_queue_items", "reviewer_reveals_media",
     "revoke_console_session", "set_reviewer_reveals_media", "skip_lease", "use_login_link",
-    "activate_tenant_model", "active_tenant_model", "add_exemplar", "add_usage", "anomaly_threshold", "APP_ROLE",
+    "activate_tenant_model", "active_tenant_model", "api_keys", "insert_api_key", "key_by_hash", "revoke_api_key", "add_exemplar", "add_usage", "anomaly_threshold", "APP_ROLE",
     "as_array", "asset_by_id", "asset_sources", "asset_vectors", "assets_with_tasks", "audit_entries",
     "audit_exemplar_vectors", "bank_asset_pks", "bank_exemplar_vectors", "bank_vectors", "bank_version",
     "bump_bank_version", "cached_vectors", "claim_outbox", "cluster_reports", "content_lock_key", "count_attempt",

@@ -1,0 +1,1 @@
+"""Routers by capability; each route is thin: parse, one transaction, one domain call, format."""

@@ -1,0 +1,46 @@
+"""`governance serve`: the HTTP API (web/) on uvicorn, wired to the worker's broker.
+
+This is the composition root of the web adapter: it resolves the embedded defaults like every
+other command, then hands the app the one function it needs from the worker side, enqueue."""
+from __future__ import annotations
+
+import os
+
+from worker.cli.common import prepare_environment
+
+
+def build_api(settings):
+    from web.app import create_app
+    from worker.app import app as celery_app
+    from worker.tasks.uploads import enqueue_batches
+
+    def broker_ping() -> None:
+        with celery_app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=5)
+
+    return create_app(settings, lambda pairs: enqueue_batches(settings, pairs), broker_ping=broker_ping)
+
+
+def cmd_serve(args) -> int:
+    # The API keeps its metrics in its own registry; a multiprocess folder inherited from a worker
+    # would send its samples to files nobody reads.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    settings = prepare_environment(need_broker=True)
+    import uvicorn
+
+    from governance.storage.db import resolve_database_url
+    from governance.storage.migrate import upgrade
+
+    upgrade(resolve_database_url(settings))
+    uvicorn.run(build_api(settings), host=args.host, port=args.port, log_level=args.log_level,
+                access_log=args.access_log)
+    return 0
+
+
+def add_commands(sub) -> None:
+    srv = sub.add_parser("serve", help="run the HTTP API (FastAPI on uvicorn)")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--log-level", default="info")
+    srv.add_argument("--access-log", action="store_true", help="log every request")
+    srv.set_defaults(func=cmd_serve)
