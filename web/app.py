@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from governance.platform.config import Settings
 from governance.platform.metrics import HttpMetrics
 from governance.storage.db import resolve_database_url, session_factory
+from web import console
 from web.deps import Enqueue, Services
 from web.problems import install_handlers
 from web.routes import health, keys
@@ -41,6 +42,7 @@ def create_app(settings: Settings, enqueue: Enqueue, *, sessions: sessionmaker[S
 
     app.include_router(health.router)
     app.include_router(keys.router)
+    console.install(app)  # the review console's pages, under /console
     return app
 
 

@@ -7,11 +7,20 @@ htmx and our own console.js are static files (static/README.md).
 """
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
+
+from web.problems import problem_response
 
 
 def install(app: FastAPI) -> None:
     from web.console import auth, pages
+
+    @app.exception_handler(auth.NotSignedIn)
+    async def _not_signed_in(request: Request, exc: auth.NotSignedIn):
+        if request.method == "GET":
+            return RedirectResponse("/console/login", status_code=303)
+        return problem_response("unauthorized", "sign in to the console first", request.url.path)
 
     app.include_router(auth.router, prefix="/console")
     app.include_router(pages.router, prefix="/console")
