@@ -2,92 +2,14 @@
 blur, and the attacks (XSS in uploads, SVG, CSRF, another tenant's items)."""
 from __future__ import annotations
 
-import base64
-import io
 import time
-import uuid
 
-import pytest
-from PIL import Image
 from sqlalchemy import select, text
 
-from governance.storage.db import engine_for
 from governance.storage.tables import AuditEntry, OutboxMessage, ReviewLease
-from tests.browser.conftest import DESKTOP, PHONE, login_link
+from tests.browser.conftest import DESKTOP, PHONE, db_rows, expire_leases, login_link, shoot
 from tests.e2e.conftest import cli, wait_for_decisions, write_jsonl
-from tests.integration.helpers import BANK, SPAM
-
-POLICY = """
-version = "console-1"
-[default]
-action = "review"
-auto_threshold = inf
-review_threshold = 0.0
-[labels.spam]
-action = "block"
-auto_threshold = 0.5
-review_threshold = 0.3
-near_duplicate_distance = 0.2
-"""
-XSS = ('Totally normal text <script>window.__pwned = "script"</script> '
-       '<img src="x" onerror="window.__pwned = \'img\'"> <a href="javascript:window.__pwned=\'link\'">click me</a>')
-SVG = ('<svg xmlns="http://www.w3.org/2000/svg" onload="window.__pwned=\'svg\'" width="80" height="80">'
-       '<circle cx="40" cy="40" r="30" fill="red"/><script>window.__pwned="svg-script"</script></svg>')
-
-
-def png(colour: tuple[int, int, int]) -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", (96, 64), colour).save(buffer, "PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-@pytest.fixture(scope="module")
-def world(e2e_env, server, module_worker, tmp_path_factory):
-    """Two tenants with a bank, a policy that sends every prediction to review, and uploads decided
-    by the real worker: {tenant, other, events: {asset_id: event_id}}."""
-    folder = tmp_path_factory.mktemp("console-world")
-    tenant, other = f"con-{uuid.uuid4().hex[:8]}", f"oth-{uuid.uuid4().hex[:8]}"
-    exemplars = [{"asset_id": f"{label}-{i}", "tenant": t, "text": body, "label": label}
-                 for t in (tenant, other) for label, bodies in BANK.items() for i, body in enumerate(bodies)]
-    cli(e2e_env, "exemplars", "import", str(write_jsonl(folder / "bank.jsonl", exemplars)))
-    (folder / "policy.toml").write_text(POLICY)
-    for t in (tenant, other):
-        cli(e2e_env, "policy", "apply", str(folder / "policy.toml"), "--tenant", t)
-    uploads = [
-        {"asset_id": "u-spam", "tenant": tenant, "text": SPAM},
-        {"asset_id": "u-xss", "tenant": tenant, "text": XSS},
-        {"asset_id": "u-svg", "tenant": tenant, "data_b64": base64.b64encode(SVG.encode()).decode()},
-        {"asset_id": "u-image", "tenant": tenant, "data_b64": png((200, 30, 30))},
-        {"asset_id": "u-lease", "tenant": tenant, "text": "Stir the risotto slowly and add warm stock bit by bit."},
-        {"asset_id": "u-csrf", "tenant": tenant, "text": "Bond markets rallied after the inflation report."},
-        {"asset_id": "b-image", "tenant": other, "data_b64": png((30, 30, 200))},
-        {"asset_id": "b-text", "tenant": other, "text": "A private note of the other tenant about bread dough."},
-    ]
-    cli(e2e_env, "publish", str(write_jsonl(folder / "uploads.jsonl", uploads)))
-    events = {}
-    for t, count in ((tenant, 6), (other, 2)):
-        found = wait_for_decisions(e2e_env, t, count)
-        assert len(found) == count, found
-        assert all(d["action"] == "review" for d in found), [(d["asset_id"], d["action"], d["reason"]) for d in found]
-        events.update({d["asset_id"]: d["event_id"] for d in found})
-    return {"tenant": tenant, "other": other, "events": events, "folder": folder}
-
-
-def shoot(page, screens, name: str) -> None:
-    page.screenshot(path=str(screens / f"{name}.png"), full_page=True)
-
-
-def db_rows(database_url, query, **params):
-    with engine_for(database_url).begin() as connection:
-        return connection.execute(query, params).all()
-
-
-def expire_leases(database_url, tenant: str) -> None:
-    """Earlier tests' reviewers left the next item of their queue open (and so leased)."""
-    with engine_for(database_url).begin() as connection:
-        connection.execute(text("UPDATE review_leases SET expires_at = clock_timestamp() WHERE tenant = :t"),
-                           {"t": tenant})
-
+from tests.integration.helpers import SPAM
 
 def test_link_queue_item_keyboard_decision_teaches_the_bank(world, sign_in, screens, database_url, e2e_env):
     tenant, spam_event = world["tenant"], world["events"]["u-spam"]

@@ -121,6 +121,10 @@ def test_escalation_moves_the_item_to_the_escalated_queue(db, tenant, queued):
     assert entry.kind == "escalation" and entry.who == "alice" and entry.after == {"queue": "escalated",
                                                                                    "note": "needs legal"}
     assert [i.event_id for i in rq.queue_items(db, queued, tenant, "reason", "escalated")] == ["ev-nsfw"]
+    assert "ev-nsfw" not in [i.event_id for i in rq.queue_items(db, queued, tenant)]  # only there
+    assert "ev-nsfw" not in [i.event_id for i in rq.queue_items(db, queued, tenant, "label", "nsfw")]
+    counts = {(c.grouping, c.key): c.count for c in rq.queue_counts(db, queued, tenant)}
+    assert counts[("reason", "escalated")] == 1 and ("label", "nsfw") not in counts
     assert rq.waiting_item(db, queued, tenant, "ev-nsfw").held_by is None  # released
     with pytest.raises(rq.NotWaiting):
         rq.escalate(db, queued, tenant, "ev-gone", ALICE, None)

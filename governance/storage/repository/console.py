@@ -188,8 +188,9 @@ def review_queue_counts(session: Session, tenant: str, severity: dict[str, int],
     out = {}
     for group, key in _GROUPS.items():
         join = "JOIN latest_clusters lc ON lc.asset_id = q.asset_id" if group == "cluster" else ""
+        where = "" if group == "reason" else "WHERE q.queue <> 'escalated'"
         rows = session.execute(text(f"""{_QUEUE}
-            SELECT {key} AS key, count(*) AS n, min(q.opened_at) AS oldest FROM queue q {join}
+            SELECT {key} AS key, count(*) AS n, min(q.opened_at) AS oldest FROM queue q {join} {where}
             GROUP BY 1 ORDER BY n DESC, key"""), _params(tenant, severity, default_severity))
         out[group] = [(r.key, int(r.n), r.oldest) for r in rows]
     return out
@@ -199,11 +200,13 @@ def review_queue_items(session: Session, tenant: str, severity: dict[str, int], 
                        group: str | None = None, key: str | None = None, limit: int = 50,
                        available_to: str | None = None) -> list:
     """The queue's rows in priority order (the label's severity, the score, then oldest first).
-    `group`/`key` pick one queue; `available_to` (a console session id) leaves out what another
+    `group`/`key` pick one queue; escalated items are only in the `escalated` one. `available_to` (a console session id) leaves out what another
     session holds and what this session skipped."""
     params = {**_params(tenant, severity, default_severity), "limit": int(limit), "key": key,
               "me": available_to}
     join, where = "", ["TRUE"]
+    if (group, key) != ("reason", "escalated"):
+        where.append("q.queue <> 'escalated'")
     if group is not None:
         if group not in _GROUPS:
             raise ValueError(f"unknown queue grouping {group!r}")

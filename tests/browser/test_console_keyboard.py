@@ -1,0 +1,82 @@
+"""Clearing a queue with the keyboard alone (escalate, allow, j/k, ?), and signing in with an API key."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from governance.storage.tables import AuditEntry
+from tests.browser.conftest import db_rows, new_tenant, review_tenants, shoot
+from tests.e2e.api_fixtures import create_key
+
+
+def test_a_reviewer_clears_the_queue_with_the_keyboard_alone(e2e_env, server, console_worker, sign_in,
+                                                              tmp_path, database_url, screens):
+    tenant = new_tenant("kbd")
+    events = review_tenants(e2e_env, tmp_path / "kbd", {tenant: [
+        {"asset_id": "k-one", "text": "Whisk the eggs with sugar until pale and fluffy."},
+        {"asset_id": "k-two", "text": "Stock futures slipped as traders priced in another rate hike."},
+    ]})
+    page = sign_in(tenant, "lena")
+    page.click("#start")
+    first = page.url.split("/console/review/")[1].split("?")[0]
+    assert first in events.values()
+    page.keyboard.press("?")
+    assert page.is_visible("#help")
+    page.keyboard.press("Escape")
+    assert not page.is_visible("#help")
+    with page.expect_navigation():
+        page.keyboard.press("j")
+    second = page.url.split("/console/review/")[1].split("?")[0]
+    assert second != first and second in events.values()
+    with page.expect_navigation():
+        page.keyboard.press("k")
+    assert first in page.url
+
+    page.keyboard.press("e")
+    page.keyboard.type("not sure: ask the policy team")
+    with page.expect_navigation():
+        page.keyboard.press("Control+Enter")
+    assert second in page.url  # the next item of the queue opened
+    [escalation] = db_rows(database_url, select(AuditEntry.who, AuditEntry.after).where(
+        AuditEntry.tenant == tenant, AuditEntry.kind == "escalation", AuditEntry.event_id == first))
+    assert escalation.who == "lena" and escalation.after["note"] == "not sure: ask the policy team"
+
+    with page.expect_navigation():
+        page.keyboard.press("a")
+    page.wait_for_url("**/console/?**empty=1")
+    assert "Nothing left in this queue" in page.inner_text("main")
+    assert page.inner_text("tr:has(a[data-queue='reason:escalated']) td.num >> nth=0") == "1"
+    shoot(page, screens, "queues-escalated-1280")
+
+    page.click("a[data-queue='reason:escalated']")
+    page.click("#start")
+    page.wait_for_url(f"**/console/review/{first}**")
+    with page.expect_navigation():
+        page.keyboard.press("a")
+    page.wait_for_url("**empty=1")
+    overrides = db_rows(database_url, select(AuditEntry.event_id, AuditEntry.after).where(
+        AuditEntry.tenant == tenant, AuditEntry.kind == "override"))
+    assert sorted(e for e, _ in overrides) == sorted([first, second])
+    assert all(after["action"] == "allow" for _, after in overrides)
+    page.goto(server.base_url + "/console/")
+    assert "This queue is empty" in page.inner_text("main")
+
+
+def test_signing_in_with_an_api_key_needs_the_review_scope(e2e_env, server, browser):
+    tenant = new_tenant("key")
+    reviewer_key = create_key(e2e_env, tenant, scopes="review", name="night-shift")
+    ingest_key = create_key(e2e_env, tenant, scopes="ingest", name="uploader")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(server.base_url + "/console/login")
+        page.fill("#api_key", ingest_key["key"])
+        page.click("form button[type=submit]")
+        assert "without the review scope" in page.inner_text(".error")
+        page.fill("#api_key", reviewer_key["key"])
+        page.click("form button[type=submit]")
+        page.wait_for_url("**/console/")
+        assert "night-shift" in page.inner_text(".who") and tenant in page.inner_text(".who")
+        refused = context.request.post(server.base_url + "/console/login/key", form={"api_key": reviewer_key["key"]})
+        assert refused.status == 403  # the login form's own CSRF token is missing
+    finally:
+        context.close()
