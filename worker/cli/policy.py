@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from governance.storage.db import transaction
-from worker.cli.common import enter_scope, fail, prepare_environment, sessions, tenant_arg
+from worker.cli.common import enter_scope, fail, prepare_environment, sessions, tenant_arg, tenant_transaction
 
 
 def cmd_policy_apply(args) -> int:
@@ -52,9 +52,7 @@ def cmd_policy_show(args) -> int:
 def cmd_policy_list(args) -> int:
     from governance.storage import repository
 
-    settings = prepare_environment()
-    with transaction(sessions(settings)) as session:
-        enter_scope(session, args.tenant)
+    with tenant_transaction(args.tenant) as session:
         rows = repository.policy_versions(session, args.tenant)
         for i, row in enumerate(rows):
             print(f"{row.version}\t{row.applied_at.isoformat()}\t{row.applied_by or '-'}" + ("\tcurrent" if i == 0 else ""))
