@@ -60,6 +60,17 @@ def test_a_reviewer_clears_the_queue_with_the_keyboard_alone(e2e_env, server, co
     page.goto(server.base_url + "/console/")
     assert "This queue is empty" in page.inner_text("main")
 
+    page.click("nav.sections a[href='/console/audit']")
+    page.fill("input[name=who]", "lena")
+    page.click("form.filters button")
+    assert page.locator("#audit tbody tr").count() == 3  # the escalation and two overrides
+    assert "not sure: ask the policy team" in page.inner_text("#audit")
+    shoot(page, screens, "audit-1280")
+    exported = page.request.get(server.base_url + page.locator("#csv").get_attribute("href"))
+    assert exported.headers["content-type"].startswith("text/csv")
+    lines = exported.text().splitlines()
+    assert lines[0].startswith("id,at,kind,who") and len(lines) == 4 and all(",lena," in line for line in lines[1:])
+
 
 def test_signing_in_with_an_api_key_needs_the_review_scope(e2e_env, server, browser):
     tenant = new_tenant("key")

@@ -235,3 +235,21 @@ def bank_labels(session: Session, tenant: str) -> list[str]:
     return list(session.scalars(select(Exemplar.label).where(
         Exemplar.tenant == tenant, Exemplar.enabled.is_(True), Exemplar.polarity == "positive",
     ).distinct().order_by(Exemplar.label)))
+
+
+def audit_log_page(session: Session, tenant: str, *, who: str | None = None, label: str | None = None,
+                   since: datetime | None = None, until: datetime | None = None, limit: int = 500) -> list:
+    """Hand-made changes (overrides, escalations, policy and exemplar edits), newest first; `label`
+    matches the label before or after the change."""
+    from governance.storage.tables import AuditEntry
+
+    query = select(AuditEntry).where(AuditEntry.tenant == tenant)
+    if who:
+        query = query.where(AuditEntry.who == who)
+    if label:
+        query = query.where((AuditEntry.after["label"].astext == label) | (AuditEntry.before["label"].astext == label))
+    if since is not None:
+        query = query.where(AuditEntry.at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.at < until)
+    return list(session.scalars(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)))
