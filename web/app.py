@@ -15,6 +15,7 @@ from web import console
 from web.deps import Enqueue, Services
 from web.problems import install_handlers
 from web.routes import health, keys
+from web.routes import webhooks as webhook_routes
 
 API_VERSION = "1"
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings, enqueue: Enqueue, *, sessions: sessionmaker[S
 
     app.include_router(health.router)
     app.include_router(keys.router)
+    app.include_router(webhook_routes.router)
     console.install(app)  # the review console's pages, under /console
     return app
 

@@ -100,8 +100,9 @@ def build_report(session: Session, ctx: Context, tenant: str) -> dict:
 def build_and_store(session: Session, ctx: Context, tenant: str, out_dir: Path | None = None) -> dict[str, Path]:
     report = build_report(session, ctx, tenant)
     repository.store_cluster_report(session, tenant, report["model"], report)
+    # Kind "cluster" (webhook subscriptions choose by kind); the message id keeps its older prefix.
     repository.enqueue_outbox(session, [
-        dict(tenant=tenant, kind="alert", message_id=f"alert:{tenant}:{alert.get('kind')}:{alert.get('cluster_id')}",
+        dict(tenant=tenant, kind="cluster", message_id=f"alert:{tenant}:{alert.get('kind')}:{alert.get('cluster_id')}",
              payload={"tenant": tenant, **alert}) for alert in report.get("alerts", [])])
     if out_dir is None:
         stamp = report["generated_at"].replace(":", "").replace("-", "")[:15]

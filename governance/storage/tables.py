@@ -189,7 +189,7 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     tenant: Mapped[str] = mapped_column(String(128))
-    kind: Mapped[str] = mapped_column(String(32))  # decision|alert
+    kind: Mapped[str] = mapped_column(String(32))  # decision|override|alert|cluster: webhook event types
     message_id: Mapped[str] = mapped_column(String(300))  # stable: receivers deduplicate on it
     payload: Mapped[dict] = mapped_column(JSONB)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

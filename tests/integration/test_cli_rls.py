@@ -362,3 +362,35 @@ def test_console_link_writes_its_tenants_link_only(probe_url, two_tenants, capsy
     with transaction(session_factory(probe_url)) as session:
         repository.enter_tenant(session, a)
         assert repository.use_login_link(session, a, hash_token(token)) == "alice"
+
+
+def test_webhooks_create_list_and_delete_stay_in_their_tenant(probe_url, two_tenants, capsys, monkeypatch):
+    a, b = two_tenants
+    code, _, err = run_code(capsys, "webhooks", "create", "--tenant", a, "--url", "http://127.0.0.1:9/a",
+                            "--events", "decision")
+    assert code == 2 and "ssrf_blocked" in err  # a loopback receiver, without the operator's setting
+    monkeypatch.setenv("GOVERNANCE_WEBHOOK_ALLOW_PRIVATE", "1")
+    made = {t: run_cli(capsys, "webhooks", "create", "--tenant", t, "--url", f"http://127.0.0.1:9/{t}",
+                       "--events", "decision,override", "--json")[0] for t in (a, b)}
+    assert made[a]["secret"].startswith("whsec_") and made[a]["secret"] != made[b]["secret"]
+    assert (made[a]["tenant"], made[a]["events"]) == (a, ["decision", "override"])
+
+    def listed(*scope):
+        code, out, _ = run_code(capsys, "webhooks", "list", *scope, "--json")
+        assert code == 0
+        return [(s["id"], s["tenant"]) for s in json.loads(out) if s["tenant"] in (a, b) and "secret" not in s]
+    assert listed("--tenant", a) == [(made[a]["id"], a)]
+    assert listed() == [(made[a]["id"], a), (made[b]["id"], b)]  # the operator's view: every tenant
+    assert run_code(capsys, "webhooks", "list", "--tenant", a)[1] \
+        == f"{made[a]['id']}\t{a}\tdecision,override\thttp://127.0.0.1:9/{a}\n"
+    code, out, _ = run_code(capsys, "webhooks", "create", "--tenant", a, "--url", "http://127.0.0.1:9/x",
+                            "--events", "alert")
+    plain_id = out.split("\t")[0]
+    assert code == 0 and out.splitlines()[1].startswith("secret (shown once): whsec_")
+    assert run_code(capsys, "webhooks", "delete", plain_id, "--tenant", a)[0] == 0
+    code, _, err = run_code(capsys, "webhooks", "delete", made[b]["id"], "--tenant", a)
+    assert code == 2 and "no webhook subscription" in err  # B's id does not exist in A's scope
+    assert listed("--tenant", b) == [(made[b]["id"], b)]
+    assert run_code(capsys, "webhooks", "delete", made[b]["id"], "--tenant", b)[:2] == (0, f"deleted {made[b]['id']}\n")
+    assert run_code(capsys, "webhooks", "delete", made[a]["id"])[0] == 0  # an operator, by id alone
+    assert listed() == []

@@ -10,11 +10,11 @@ import argparse
 import logging
 
 from worker.cli import (alerts, banks, calibrate, clusters, console, db, decisions, demo, embedded, exemplars, health,
-                        keys, models, policy, processes, publish, review, serve)
+                        keys, models, policy, processes, publish, review, serve, webhooks)
 
 # In the order `governance --help` lists them.
 COMMAND_GROUPS = (db, exemplars, publish, processes, decisions, clusters, demo, health, embedded, policy, calibrate,
-                  review, alerts, models, banks, keys, serve, console)
+                  review, alerts, models, banks, keys, serve, webhooks, console)
 
 
 def build_parser() -> argparse.ArgumentParser:

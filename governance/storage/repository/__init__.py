@@ -49,6 +49,10 @@ from governance.storage.repository.tenant_models import (
     open_batch_jobs,
 )
 from governance.storage.repository.usage import add_usage, usage_totals
+from governance.storage.repository.webhooks import (
+    claim_due_deliveries, fan_out_to_subscriptions, insert_subscription, live_subscriptions, mark_delivered,
+    mark_failed, soft_delete_subscription, subscription_deliveries,
+)
 
 __all__ = [
     "assets_by_ids", "audit_log_page", "bank_labels", "claim_lease", "decision_for_event", "decisions_of_asset", "insert_console_session",
@@ -73,4 +77,6 @@ __all__ = [
     "store_anomaly_threshold", "store_cluster_report", "store_embedding_windows",
     "store_embeddings", "sync_in_bank", "tenants_with_flagged_decisions", "tenants_with_recent_decisions",
     "touch_all_pending", "touch_events", "uncount_attempts", "upsert_assets", "usage_totals",
+    "claim_due_deliveries", "fan_out_to_subscriptions", "insert_subscription", "live_subscriptions", "mark_delivered",
+    "mark_failed", "soft_delete_subscription", "subscription_deliveries",
 ]
