@@ -55,6 +55,11 @@ class Evidence:
     cluster: dict | None = None  # {cluster_id, size, status, siblings: [AssetView]}
 
 
+def asset_view(asset, limit: int | None = EXCERPT_CHARS) -> AssetView:
+    """What a grid or neighbour tile shows of a stored asset."""
+    return _view(asset, asset.asset_id, limit)
+
+
 def _view(asset, asset_id: str, limit: int | None = EXCERPT_CHARS) -> AssetView:
     if asset is None:
         return AssetView(asset_id, None, None, None, None)

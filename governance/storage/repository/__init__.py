@@ -15,7 +15,7 @@ from governance.storage.repository.clusters import (
 )
 from governance.storage.repository.console import (
     assets_by_ids, audit_log_page, bank_labels, claim_lease, decision_for_event, decisions_of_asset, insert_console_session, insert_login_link,
-    latest_cluster_of_asset, live_console_session, live_lease, release_lease, review_queue_counts, review_queue_item,
+    latest_cluster_of_asset, latest_report_cluster, live_console_session, live_lease, release_lease, review_queue_counts, review_queue_item,
     review_queue_items, reviewer_reveals_media, revoke_console_session, set_reviewer_reveals_media, skip_lease,
     use_login_link,
 )
@@ -56,7 +56,7 @@ from governance.storage.repository.webhooks import (
 
 __all__ = [
     "assets_by_ids", "audit_log_page", "bank_labels", "claim_lease", "decision_for_event", "decisions_of_asset", "insert_console_session",
-    "insert_login_link", "latest_cluster_of_asset", "live_console_session", "live_lease", "release_lease",
+    "insert_login_link", "latest_cluster_of_asset", "latest_report_cluster", "live_console_session", "live_lease", "release_lease",
     "review_queue_counts", "review_queue_item", "review_queue_items", "reviewer_reveals_media",
     "revoke_console_session", "set_reviewer_reveals_media", "skip_lease", "use_login_link",
     "activate_tenant_model", "active_tenant_model", "api_keys", "insert_api_key", "key_by_hash", "revoke_api_key", "add_exemplar", "add_usage", "anomaly_threshold", "APP_ROLE",

@@ -253,3 +253,13 @@ def audit_log_page(session: Session, tenant: str, *, who: str | None = None, lab
     if until is not None:
         query = query.where(AuditEntry.at < until)
     return list(session.scalars(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)))
+
+
+def latest_report_cluster(session: Session, tenant: str, cluster_id: str) -> tuple[list[str], dict] | None:
+    """(members, summary) of a cluster of the tenant's latest report; None when it has no such cluster."""
+    row = session.execute(text("""
+        SELECT c.members, c.summary FROM clusters c
+        WHERE c.tenant = :tenant AND c.cluster_id = :cluster_id AND c.report_pk = (
+            SELECT id FROM cluster_reports WHERE tenant = :tenant ORDER BY generated_at DESC, id DESC LIMIT 1)
+    """), {"tenant": tenant, "cluster_id": cluster_id}).first()
+    return (list(row.members), dict(row.summary)) if row else None

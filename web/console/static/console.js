@@ -25,9 +25,23 @@
     (root || document).querySelectorAll("[data-media].blurred").forEach(function (m) { m.classList.remove("blurred"); });
   }
 
+  // The cluster page: the bulk buttons stay disabled until every sampled member was viewed.
+  function viewSample(tile) {
+    tile.classList.remove("unviewed");
+    var form = document.getElementById("f-bulk");
+    var viewed = Array.prototype.map.call(document.querySelectorAll("li.sample:not(.unviewed)"),
+                                          function (li) { return li.dataset.event; });
+    document.getElementById("viewed").value = viewed.join(",");
+    var left = Number(form.dataset.sampleCount) - viewed.length;
+    document.getElementById("sample-status").textContent =
+      left > 0 ? left + " sample item" + (left === 1 ? "" : "s") + " still to view." : "Sample viewed: the bulk actions are enabled.";
+    form.querySelectorAll("[data-bulk]").forEach(function (b) { b.disabled = left > 0; });
+  }
+
   document.addEventListener("click", function (event) {
-    var target = event.target.closest("[data-reveal], [data-help-toggle]");
+    var target = event.target.closest("[data-reveal], [data-help-toggle], [data-view-sample]");
     if (!target) { return; }
+    if (target.hasAttribute("data-view-sample")) { viewSample(target.closest("li.sample")); target.remove(); return; }
     if (target.hasAttribute("data-reveal")) { target.closest("[data-media]").classList.toggle("blurred"); }
     if (target.hasAttribute("data-help-toggle")) { help().hidden = !help().hidden; }
   });
