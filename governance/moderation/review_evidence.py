@@ -92,7 +92,8 @@ def item_evidence(session: Session, ctx: Context, tenant: str, event_id: str) ->
     choices = list(dict.fromkeys([*(l for l in [decision.label] if l), *policy.labels,
                                   *repository.bank_labels(session, tenant)]))
     return Evidence(
-        event_id=event_id, asset=_view(assets.get(decision.asset_id), decision.asset_id, None) if decision.asset_id else None,
+        event_id=event_id,
+        asset=_view(assets.get(decision.asset_id), decision.asset_id, None) if decision.asset_id else None,
         action=decision.action, label=decision.label, score=float(decision.score or 0.0), reason=decision.reason,
         labels=list(decision.labels or []), anomaly=decision.anomaly,
         neighbors=[{**n, "polarity": n.get("polarity", "positive"), "view": _view(assets.get(n["asset_id"]),

@@ -18,8 +18,8 @@ def test_demo_serve_shows_its_review_items_and_a_reviewer_clears_them_by_keyboar
     own = tmp_path_factory.mktemp("demo-serve-embedded")
     log_path = own / "demo.log"
     port = free_port()
-    demo = subprocess.Popen([CLI, "demo", "--serve", "--port", str(port)], env=dict(e2e_env, GOVERNANCE_DATA_DIR=str(own)),
-                            stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    demo = subprocess.Popen([CLI, "demo", "--serve", "--port", str(port)],
+                            env=dict(e2e_env, GOVERNANCE_DATA_DIR=str(own)), stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     context = browser.new_context(viewport=DESKTOP)
     try:
         deadline = time.monotonic() + 400
@@ -33,7 +33,8 @@ def test_demo_serve_shows_its_review_items_and_a_reviewer_clears_them_by_keyboar
 
         page = context.new_page()
         page.goto(link)
-        waiting = sum(int(n) for n in page.locator("section[aria-labelledby=q-reason] td.num:nth-child(2)").all_inner_texts())
+        counts = page.locator("section[aria-labelledby=q-reason] td.num:nth-child(2)").all_inner_texts()
+        waiting = sum(int(n) for n in counts)
         assert waiting > 0 and "demo-reviewer" in page.inner_text(".who")
         shoot(page, screens, "demo-queues-1280")
         with page.expect_navigation():

@@ -44,7 +44,8 @@ def decide_cluster(request: Request, cluster_id: str, action: str = Form(...), l
     drawn = [e for e in sample.split(",") if e]
     try:
         with reviewer_transaction(request, csrf, state_changing=True) as (session, reviewer):
-            if not hmac.compare_digest(sample_sig.encode(), _signature(reviewer.csrf_token, cluster_id, drawn).encode()):
+            expected = _signature(reviewer.csrf_token, cluster_id, drawn)
+            if not hmac.compare_digest(sample_sig.encode(), expected.encode()):
                 raise Problem("invalid-request", "the sample was not drawn by this page")
             result = bulk_review.decide_cluster(
                 session, _context(request), reviewer.tenant, cluster_id, action,

@@ -14,10 +14,10 @@ from governance.storage.repository.clusters import (
     cluster_reports, latest_cluster_report, recent_assets_for_clustering, store_cluster_report,
 )
 from governance.storage.repository.console import (
-    assets_by_ids, audit_log_page, bank_labels, claim_lease, decision_for_event, decisions_of_asset, insert_console_session, insert_login_link,
-    latest_cluster_of_asset, latest_report_cluster, live_console_session, live_lease, release_lease, review_queue_counts, review_queue_item,
-    review_queue_items, reviewer_reveals_media, revoke_console_session, set_reviewer_reveals_media, skip_lease,
-    use_login_link,
+    assets_by_ids, audit_log_page, bank_labels, claim_lease, decision_for_event, decisions_of_asset,
+    insert_console_session, insert_login_link, latest_cluster_of_asset, latest_report_cluster, live_console_session,
+    live_lease, release_lease, review_queue_counts, review_queue_item, review_queue_items, reviewer_reveals_media,
+    revoke_console_session, set_reviewer_reveals_media, skip_lease, use_login_link,
 )
 from governance.storage.repository.decisions import (
     dead_letters, decided_event_ids, decision_exists, decisions_with_vectors, insert_dead_letter,
@@ -55,11 +55,12 @@ from governance.storage.repository.webhooks import (
 )
 
 __all__ = [
-    "assets_by_ids", "audit_log_page", "bank_labels", "claim_lease", "decision_for_event", "decisions_of_asset", "insert_console_session",
-    "insert_login_link", "latest_cluster_of_asset", "latest_report_cluster", "live_console_session", "live_lease", "release_lease",
-    "review_queue_counts", "review_queue_item", "review_queue_items", "reviewer_reveals_media",
-    "revoke_console_session", "set_reviewer_reveals_media", "skip_lease", "use_login_link",
-    "activate_tenant_model", "active_tenant_model", "api_keys", "insert_api_key", "key_by_hash", "revoke_api_key", "add_exemplar", "add_usage", "anomaly_threshold", "APP_ROLE",
+    "assets_by_ids", "audit_log_page", "bank_labels", "claim_lease", "decision_for_event", "decisions_of_asset",
+    "insert_console_session", "insert_login_link", "latest_cluster_of_asset", "latest_report_cluster",
+    "live_console_session", "live_lease", "release_lease", "review_queue_counts", "review_queue_item",
+    "review_queue_items", "reviewer_reveals_media", "revoke_console_session", "set_reviewer_reveals_media",
+    "skip_lease", "use_login_link", "activate_tenant_model", "active_tenant_model", "api_keys", "insert_api_key",
+    "key_by_hash", "revoke_api_key", "add_exemplar", "add_usage", "anomaly_threshold", "APP_ROLE",
     "as_array", "asset_by_id", "asset_sources", "asset_vectors", "assets_with_tasks", "audit_entries",
     "audit_exemplar_vectors", "bank_asset_pks", "bank_exemplar_vectors", "bank_vectors", "bank_version",
     "bump_bank_version", "cached_vectors", "claim_outbox", "cluster_reports", "content_lock_key", "count_attempt",

@@ -200,8 +200,8 @@ def review_queue_items(session: Session, tenant: str, severity: dict[str, int], 
                        group: str | None = None, key: str | None = None, limit: int = 50,
                        available_to: str | None = None) -> list:
     """The queue's rows in priority order (the label's severity, the score, then oldest first).
-    `group`/`key` pick one queue; escalated items are only in the `escalated` one. `available_to` (a console session id) leaves out what another
-    session holds and what this session skipped."""
+    `group`/`key` pick one queue; escalated items are only in the `escalated` one. `available_to`
+    (a console session id) leaves out what another session holds and what this session skipped."""
     params = {**_params(tenant, severity, default_severity), "limit": int(limit), "key": key,
               "me": available_to}
     join, where = "", ["TRUE"]
