@@ -263,3 +263,25 @@ def latest_report_cluster(session: Session, tenant: str, cluster_id: str) -> tup
             SELECT id FROM cluster_reports WHERE tenant = :tenant ORDER BY generated_at DESC, id DESC LIMIT 1)
     """), {"tenant": tenant, "cluster_id": cluster_id}).first()
     return (list(row.members), dict(row.summary)) if row else None
+
+
+def bank_label_counts(session: Session, tenant: str) -> list[tuple[str, str, bool, int]]:
+    """(label, polarity, enabled, exemplars) of the tenant's bank."""
+    from governance.storage.tables import Exemplar
+
+    return [tuple(r) for r in session.execute(
+        select(Exemplar.label, Exemplar.polarity, Exemplar.enabled, func.count())
+        .where(Exemplar.tenant == tenant).group_by(Exemplar.label, Exemplar.polarity, Exemplar.enabled)
+        .order_by(Exemplar.label, Exemplar.polarity, Exemplar.enabled))]
+
+
+def bank_exemplars(session: Session, tenant: str, label: str | None, limit: int) -> list[tuple]:
+    """(exemplar, asset) of one label (or every label), newest first."""
+    from governance.storage.tables import Exemplar
+
+    query = (select(Exemplar, Asset).join(Asset, (Asset.id == Exemplar.asset_pk) & (Asset.tenant == tenant))
+             .where(Exemplar.tenant == tenant))
+    if label is not None:
+        query = query.where(Exemplar.label == label)
+    return [tuple(r) for r in session.execute(query.order_by(Exemplar.created_at.desc(), Exemplar.id.desc())
+                                              .limit(limit))]
