@@ -85,3 +85,28 @@ def decide_cluster(session: Session, ctx: Context, tenant: str, cluster_id: str,
                             note=f"bulk decision of cluster {cluster_id}" + (f": {note}" if note else ""))
         result.decided.append(item.event_id)
     return result
+
+
+@dataclass
+class ClusterOverview:
+    generated_at: str | None
+    items: int
+    clusters: list[dict]  # {cluster_id, size, status, keywords, top_labels, waiting}, largest first
+    alerts: list[dict]  # the report's emerging-cluster alerts
+    noise: int
+
+
+def cluster_overview(session: Session, ctx: Context, tenant: str) -> ClusterOverview:
+    """The tenant's latest cluster report, with how many members of each cluster wait for a person."""
+    report = repository.latest_cluster_report(session, tenant)
+    if report is None:
+        return ClusterOverview(None, 0, [], [], 0)
+    policy = for_tenant(session, ctx, tenant).policy
+    waiting = {c.key: c.count for c in review_queue.queue_counts(session, policy, tenant) if c.grouping == "cluster"}
+    body = report.report
+    clusters = [{"cluster_id": c["cluster_id"], "size": c["size"], "status": c.get("status"),
+                 "keywords": list(c.get("keywords") or [])[:6], "top_labels": c.get("top_labels") or [],
+                 "waiting": waiting.get(c["cluster_id"], 0)}
+                for c in sorted(body.get("clusters", []), key=lambda c: -c["size"])]
+    return ClusterOverview(body.get("generated_at") or report.generated_at.isoformat(), int(body.get("items", 0)),
+                           clusters, list(body.get("alerts") or []), len(body.get("noise") or []))

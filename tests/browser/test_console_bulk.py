@@ -29,6 +29,11 @@ def test_a_cluster_is_decided_in_bulk_after_its_sample_was_viewed(e2e_env, serve
     assert len([m for m in members if m.startswith("wave-")]) >= 10 and all(m.startswith("wave-") for m in members)
 
     page = sign_in(tenant, "mira")
+    with page.expect_navigation():
+        page.click("nav.sections a[href='/console/clusters']")
+    row = page.locator(f"#clusters tr:has(a[href='/console/clusters/{cluster['cluster_id']}'])")
+    assert row.locator("td.num").all_inner_texts() == [str(len(members)), str(len(members))]  # size, waiting
+    shoot(page, screens, "clusters-1280")
     page.goto(f"{server.base_url}/console/?group=cluster&key={cluster['cluster_id']}")
     page.click("#bulk")
     assert page.locator("ol.grid li").count() == len(cluster["members"])
@@ -55,3 +60,5 @@ def test_a_cluster_is_decided_in_bulk_after_its_sample_was_viewed(e2e_env, serve
 
     theirs = sign_in(other, "olga")
     assert theirs.goto(f"{server.base_url}/console/clusters/{cluster['cluster_id']}").status == 404
+    theirs.goto(f"{server.base_url}/console/clusters")
+    assert "No cluster report yet" in theirs.inner_text("main")

@@ -152,7 +152,7 @@ def renew_lease(request: Request, event_id: str, csrf: str = Form("")):
     return Response(status_code=204)
 
 
-@router.get("/media/{asset_id}")
+@router.get("/media/{asset_id:path}")
 def media(request: Request, asset_id: str):
     """An asset's bytes through the app (never its original URL), sandboxed, never SVG."""
     settings = services(request).settings
