@@ -134,6 +134,14 @@ def history(session: Session, tenant: str, limit: int = 20) -> list[dict]:
     return rows[:limit]
 
 
+def latest_report(session: Session, tenant: str) -> dict | None:
+    """The tenant's newest stored report (the report.json document) with its id, or None."""
+    stored = repository.latest_cluster_report(session, tenant)
+    if stored is None:
+        return None
+    return {"report_id": stored.id, "stored_at": stored.generated_at.isoformat(), "report": stored.report}
+
+
 def diff(older: dict, newer: dict) -> dict:
     """Cluster ids that appeared, disappeared or changed size between two reports."""
     before = {c["cluster_id"]: c["size"] for c in older.get("clusters", [])}

@@ -34,6 +34,7 @@ class LoadedAsset:
     source_uri: str | None
     text_excerpt: str | None
     extent: float | None = None  # pdf: pages; audio, video: seconds (what windows are cut along)
+    md5: str | None = None  # of the original bytes, as sha256: what MD5 hash lists are matched on
 
 
 def load(event: UploadEvent, settings: Settings) -> LoadedAsset:
@@ -62,7 +63,7 @@ def load(event: UploadEvent, settings: Settings) -> LoadedAsset:
 
 def _asset(loaded: loaders.Loaded, raw: bytes, source_uri: str | None) -> LoadedAsset:
     return LoadedAsset(loaded.content, hashlib.sha256(raw).hexdigest(), len(raw), source_uri,
-                       (loaded.excerpt or "")[:EXCERPT_CHARS] or None, loaded.extent)
+                       (loaded.excerpt or "")[:EXCERPT_CHARS] or None, loaded.extent, hashlib.md5(raw).hexdigest())
 
 
 def _read_bytes(event: UploadEvent, settings: Settings) -> tuple[bytes, str | None, str | None]:

@@ -162,6 +162,10 @@ class Decision(Base):
     embedding_model: Mapped[str | None] = mapped_column(String(128))
     policy_version: Mapped[str] = mapped_column(String(64))
     bank_version: Mapped[int | None] = mapped_column(Integer)
+    # Hash-bank evidence (migration 0007): the bank hashes the upload matched, and when the
+    # near-duplicate rule blocked an image whose PDQ hash was beyond the label's hash distance.
+    hash_matches: Mapped[list | None] = mapped_column(JSONB, nullable=True)
+    hash_missed: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
     decided_at: Mapped[datetime] = now_column()
     __table_args__ = (
         UniqueConstraint("tenant", "event_id"),

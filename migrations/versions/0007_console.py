@@ -1,7 +1,7 @@
 """review console: one-time login links, reviewer sessions and settings, review leases
 
 Revision ID: 0007_console
-Revises: 0006
+Revises: 0007_hashes
 
 - `console_login_links`: `governance console-link` tokens, by SHA-256 only; void after first use or ttl.
 - `console_sessions`: signed-in reviewers (cookie value by SHA-256 only), with their CSRF token.
@@ -12,7 +12,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0007_console"
-down_revision = "0006"
+down_revision = "0007_hashes"
 branch_labels = None
 depends_on = None
 
