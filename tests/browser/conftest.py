@@ -11,6 +11,8 @@ import base64
 import io
 import json
 import os
+import signal
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -53,7 +55,13 @@ def screens(tmp_path_factory) -> Path:
 def server(e2e_env, tmp_path_factory):
     started = start_api(e2e_env, tmp_path_factory.mktemp("console-serve") / "serve.log")
     yield started
-    started.stop()
+    # Ctrl-C rather than SIGTERM: after its graceful shutdown uvicorn re-raises the signal it caught,
+    # and SIGTERM's default action ends the process before coverage saves what the server ran.
+    started.process.send_signal(signal.SIGINT)
+    try:
+        started.process.wait(30)
+    except subprocess.TimeoutExpired:
+        started.stop()
 
 
 @pytest.fixture(scope="session")

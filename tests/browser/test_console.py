@@ -18,8 +18,10 @@ def test_link_queue_item_keyboard_decision_teaches_the_bank(world, sign_in, scre
     assert "Everything waiting" in page.inner_text("#items-title")
     shoot(page, screens, "queues-1280")
 
-    page.click("a[data-queue='reason:suggested']")
-    page.click(f"a[href^='/console/review/{spam_event}']")
+    with page.expect_navigation():  # loaded, console.js with it, before any key is pressed
+        page.click("a[data-queue='reason:suggested']")
+    with page.expect_navigation():
+        page.click(f"a[href^='/console/review/{spam_event}']")
     assert page.locator("#item").get_attribute("data-actions") == "on"
     assert "WIN a FREE cruise" in page.inner_text("pre.text.full")
     assert page.locator(".neighbour").count() > 0
@@ -110,7 +112,8 @@ def test_images_are_blurred_until_revealed_and_the_default_is_per_reviewer(world
 
     page.goto(server.base_url + "/console/")
     page.check("#reveal_media")
-    page.click("form[action='/console/settings'] button")
+    with page.expect_navigation():
+        page.click("form[action='/console/settings'] button")
     page.goto(f"{server.base_url}/console/review/{event}")
     assert "blurred" not in page.locator(".content figure.media").get_attribute("class")
     fresh = sign_in(world["tenant"], "frank")  # another reviewer keeps the blurred default

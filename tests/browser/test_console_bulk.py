@@ -35,7 +35,8 @@ def test_a_cluster_is_decided_in_bulk_after_its_sample_was_viewed(e2e_env, serve
     assert row.locator("td.num").all_inner_texts() == [str(len(members)), str(len(members))]  # size, waiting
     shoot(page, screens, "clusters-1280")
     page.goto(f"{server.base_url}/console/?group=cluster&key={cluster['cluster_id']}")
-    page.click("#bulk")
+    with page.expect_navigation():
+        page.click("#bulk")
     assert page.locator("ol.grid li").count() == len(cluster["members"])
     samples = page.locator("li.sample")
     assert 0 < samples.count() <= 5 and page.locator("[data-bulk][disabled]").count() == 2
@@ -48,7 +49,8 @@ def test_a_cluster_is_decided_in_bulk_after_its_sample_was_viewed(e2e_env, serve
         page.locator("[data-view-sample]").first.click()
     assert page.locator("[data-bulk][disabled]").count() == 0
     page.select_option("#bulk-label", "spam")
-    page.click("button[data-bulk][value=block]")
+    with page.expect_navigation():
+        page.click("button[data-bulk][value=block]")
     assert f"Decided {len(members)} items" in page.inner_text("#bulk-done")
 
     rows = db_rows(database_url, select(AuditEntry.event_id, AuditEntry.who, AuditEntry.after).where(
