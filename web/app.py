@@ -13,7 +13,7 @@ from governance.platform.metrics import HttpMetrics
 from governance.storage.db import resolve_database_url, session_factory
 from web.deps import Enqueue, Services
 from web.problems import install_handlers
-from web.routes import health, keys
+from web.routes import assets, decisions, events, health, keys
 
 API_VERSION = "1"
 
@@ -40,7 +40,8 @@ def create_app(settings: Settings, enqueue: Enqueue, *, sessions: sessionmaker[S
         return response
 
     app.include_router(health.router)
-    app.include_router(keys.router)
+    for routes in (keys, events, assets, decisions):
+        app.include_router(routes.router)
     return app
 
 

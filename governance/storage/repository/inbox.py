@@ -122,3 +122,17 @@ def set_events_status(session: Session, tenant: str, event_ids: list[str], statu
     if event_ids:
         session.execute(update(Event).where(Event.tenant == tenant, Event.event_id.in_(event_ids))
                         .values(status=status))
+
+
+def events_by_ids(session: Session, tenant: str, event_ids: list[str]) -> dict[str, Event]:
+    if not event_ids:
+        return {}
+    return {e.event_id: e for e in session.scalars(select(Event).where(Event.tenant == tenant,
+                                                                        Event.event_id.in_(event_ids)))}
+
+
+def dead_letter_reasons(session: Session, tenant: str, event_ids: list[str]) -> dict[str, str]:
+    if not event_ids:
+        return {}
+    return dict(session.execute(select(DeadLetter.event_id, DeadLetter.reason)
+                                .where(DeadLetter.tenant == tenant, DeadLetter.event_id.in_(event_ids))).all())
