@@ -144,8 +144,21 @@ def _embedders(r: dict) -> list[dict]:
     ]
 
 
+def _api(r: dict) -> list[dict]:
+    w = r["wait"]
+    return [
+        row("API ingest throughput", f"{r['api_events_per_s']:.0f} ev/s", f"{r['publish_events_per_s']:.0f} ev/s publish",
+            r["ratio"], ">= 0.80 of publish", r["ratio"] >= 0.8,
+            f"{r['events']} events, POST /v1/events in batches of {r['batch']}, one client; publish_file in process"),
+        row("API ?wait= latency p50/p99", f"{w['p50_ms']:.0f} ms / {w['p99_ms']:.0f} ms", "-", None, "-", None,
+            f"{w['requests']} single text events, offline embedder, 2 worker processes; "
+            f"{w['answered_202']} answered 202"),
+    ]
+
+
 BUILDERS = {"pipeline": _pipeline, "gemini": _gemini, "knn": _knn, "writes": _writes,
-            "clustering": _clustering, "embedders": _embedders, "images": _images, "memory": _memory}
+            "clustering": _clustering, "embedders": _embedders, "images": _images, "memory": _memory,
+            "api": _api}
 
 
 def for_section(name: str, result: dict) -> list[dict]:

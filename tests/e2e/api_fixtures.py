@@ -78,7 +78,8 @@ def api(e2e_env, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api_worker(e2e_env, tmp_path_factory):
-    worker = Worker(e2e_env, tmp_path_factory.mktemp("api-worker") / "worker.log", concurrency=2)
+    # No beat: the reconciler would re-enqueue what the API failed to enqueue, and hide it.
+    worker = Worker(e2e_env, tmp_path_factory.mktemp("api-worker") / "worker.log", concurrency=2, extra=("--no-beat",))
     yield worker
     worker.stop()
 

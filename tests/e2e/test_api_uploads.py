@@ -30,7 +30,7 @@ def api(small_env, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api_worker(small_env, tmp_path_factory):
-    worker = Worker(small_env, tmp_path_factory.mktemp("api-small-worker") / "worker.log")
+    worker = Worker(small_env, tmp_path_factory.mktemp("api-small-worker") / "worker.log", extra=("--no-beat",))
     yield worker
     worker.stop()
 

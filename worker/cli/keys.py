@@ -7,10 +7,20 @@ from governance.storage.db import transaction
 from worker.cli.common import enter_scope, fail, prepare_environment, sessions, tenant_arg
 
 
+def prepared():
+    """The embedded defaults, migrated: `keys create` is often the first command of a fresh install."""
+    from governance.storage.db import resolve_database_url
+    from governance.storage.migrate import upgrade
+
+    settings = prepare_environment()
+    upgrade(resolve_database_url(settings))
+    return settings
+
+
 def cmd_keys_create(args) -> int:
     from governance.access.api_keys import InvalidKeyRequest, create_key
 
-    settings = prepare_environment()
+    settings = prepared()
     try:
         with transaction(sessions(settings)) as session:
             enter_scope(session, args.tenant)
@@ -28,7 +38,7 @@ def cmd_keys_create(args) -> int:
 def cmd_keys_list(args) -> int:
     from governance.access.api_keys import key_summary, list_keys
 
-    settings = prepare_environment()
+    settings = prepared()
     with transaction(sessions(settings)) as session:
         enter_scope(session, args.tenant)  # without --tenant: every tenant's keys, for the operator
         rows = [key_summary(r) for r in list_keys(session, args.tenant)]
@@ -44,7 +54,7 @@ def cmd_keys_list(args) -> int:
 def cmd_keys_revoke(args) -> int:
     from governance.access.api_keys import revoke_key
 
-    settings = prepare_environment()
+    settings = prepared()
     with transaction(sessions(settings)) as session:
         enter_scope(session, None)  # a key id is global; the operator revokes without naming its tenant
         row = revoke_key(session, args.id)

@@ -14,6 +14,10 @@ def build_api(settings):
     from worker.app import app as celery_app
     from worker.tasks.uploads import enqueue_batches
 
+    # uvicorn runs handlers in a thread pool, and Celery's current app is per thread: without this a
+    # handler's thread would fall back to Celery's unconfigured default app and its `celery` queue.
+    celery_app.set_default()
+
     def broker_ping() -> None:
         with celery_app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=5)
