@@ -20,6 +20,7 @@ class Accepted:
     duplicates: int  # identical to an event accepted before this call: nothing to do, nothing lost
     refused: list[tuple[int, str]]  # (line, reason) of every other line that was not recorded
     duplicate_keys: list[tuple[str, str]] = field(default_factory=list)  # the `duplicates`, by (tenant, event_id)
+    named: dict[int, tuple[str, str, str | None]] = field(default_factory=dict)  # line -> (tenant, event_id, asset_id)
 
 
 def accept_events(session: Session, raw_events: Iterable[tuple[int, Any]]) -> Accepted:
@@ -30,10 +31,10 @@ def accept_events(session: Session, raw_events: Iterable[tuple[int, Any]]) -> Ac
     re-send of an event accepted earlier, which is only counted.
     """
     first: dict[tuple[str, str], tuple[int, dict]] = {}
-    refused = []
+    refused, named = [], {}
     for line_no, raw in raw_events:
         try:
-            tenant, event_id, asset_id = identify(raw)
+            tenant, event_id, asset_id = named[line_no] = identify(raw)
         except InvalidEvent as exc:
             refused.append((line_no, str(exc)))
             continue
@@ -54,7 +55,8 @@ def accept_events(session: Session, raw_events: Iterable[tuple[int, Any]]) -> Ac
         else:
             refused.append((line_no, f"conflict: event_id {key[1]} was accepted earlier with other content; "
                                      "the earlier event is kept"))
-    return Accepted(new=new, duplicates=len(duplicate_keys), refused=sorted(refused), duplicate_keys=duplicate_keys)
+    return Accepted(new=new, duplicates=len(duplicate_keys), refused=sorted(refused), duplicate_keys=duplicate_keys,
+                    named=named)
 
 
 FORBIDDEN_TENANT = "forbidden_tenant"
@@ -96,9 +98,9 @@ def accept_for_tenant(session: Session, tenant: str, items: Iterable[tuple[int, 
     refused_at = {index for index, _ in result.refused}
     new = set(result.new)
     accepted = []
-    for index, raw in screened:
+    for index, _ in screened:
         if index not in refused_at:
-            _, event_id, asset_id = identify(raw)
+            _, event_id, asset_id = result.named[index]
             accepted.append((index, event_id, asset_id, "accepted" if (tenant, event_id) in new else "duplicate"))
     return TenantAcceptance(accepted=accepted, refused=sorted(refused + result.refused), new=result.new)
 

@@ -8,12 +8,16 @@ from worker.cli.common import enter_scope, fail, prepare_environment, sessions, 
 
 
 def prepared():
-    """The embedded defaults, migrated: `keys create` is often the first command of a fresh install."""
+    """On the embedded defaults, migrated first: `keys create` is often the first command of a
+    fresh install. A DATABASE_URL of the operator's is migrated by its owner (`governance db upgrade`)."""
+    from governance.platform.config import Settings
     from governance.storage.db import resolve_database_url
     from governance.storage.migrate import upgrade
 
+    embedded = Settings.from_env().database_url is None
     settings = prepare_environment()
-    upgrade(resolve_database_url(settings))
+    if embedded:
+        upgrade(resolve_database_url(settings))
     return settings
 
 
