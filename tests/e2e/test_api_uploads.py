@@ -126,3 +126,27 @@ def test_producers_on_the_broker_submit_events_that_the_worker_decides(api, api_
         while not (theirs := list(client.decisions())) and time.monotonic() < deadline:
             time.sleep(0.3)
     assert [d["asset_id"] for d in theirs] == ["b1"] and theirs[0]["tenant"] == other
+
+
+def test_the_raw_message_in_the_readme_is_a_working_submit_events(api, api_worker, api_key, broker_url):
+    """A producer without Celery pushes the README's JSON document onto the queue's Redis list."""
+    import json
+    import uuid
+    from pathlib import Path
+
+    from governance.platform.redis_client import redis_from_url
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("<!-- submit_events raw message -->", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    message = json.loads(block)
+    args, kwargs, embed = json.loads(message["body"])
+    assert message["headers"]["task"] == "governance.submit_events" and kwargs == {}
+    events = [{**event, "tenant": api_key["tenant"], "asset_id": f"raw-{event['asset_id']}"} for event in args[0]]
+    message["body"] = json.dumps([[events], kwargs, embed])
+    message["headers"]["id"] = message["properties"]["delivery_tag"] = str(uuid.uuid4())
+    redis_from_url(broker_url).lpush(message["properties"]["delivery_info"]["routing_key"], json.dumps(message))
+    with Client(api.base_url, api_key["key"]) as client:
+        deadline = time.monotonic() + 90
+        while not (found := list(client.decisions())) and time.monotonic() < deadline:
+            time.sleep(0.3)
+    assert [d["asset_id"] for d in found] == [f"raw-{e['asset_id']}" for e in args[0]]
