@@ -160,9 +160,24 @@ def _api(r: dict) -> list[dict]:
     ]
 
 
+def _hashes(r: dict) -> list[dict]:
+    h = r["hashing"]
+    out = [row("PDQ hashing per image", f"{h['pdq_ms']:.1f} ms", f"{h['surface_features_ms']:.1f} ms surface features",
+               h["pdq_ms"] / h["surface_features_ms"], "-", None,
+               f"decode + pdqhash of {h['images']} 640x480 PNGs; baseline: the per-image features already computed")]
+    for m in r["matching"]:
+        at = f"@{m['n'] // 1000}k" if m["n"] < 1_000_000 else f"@{m['n'] // 1_000_000}M"
+        out.append(row(f"PDQ match {at}, multi-index", f"{m['multi_p50_ms']:.2f} ms p50",
+                       f"{m['exact_p50_ms']:.2f} ms p50 exact scan", m["multi_p50_ms"] / m["exact_p50_ms"],
+                       "same answers", m["same_answers"],
+                       f"radius 31, {m['queries']} queries ({m['matched_queries']} with a match); p99 "
+                       f"{m['multi_p99_ms']:.1f} vs {m['exact_p99_ms']:.1f} ms; built in {m['build_s']:.2f} s"))
+    return out
+
+
 BUILDERS = {"pipeline": _pipeline, "gemini": _gemini, "knn": _knn, "writes": _writes,
             "clustering": _clustering, "embedders": _embedders, "images": _images, "memory": _memory,
-            "api": _api}
+            "api": _api, "hashes": _hashes}
 
 
 def for_section(name: str, result: dict) -> list[dict]:

@@ -11,23 +11,28 @@ from sqlalchemy.orm import Session, sessionmaker
 from governance.platform.config import Settings
 from governance.platform.metrics import HttpMetrics
 from governance.storage.db import resolve_database_url, session_factory
-from web.deps import Enqueue, Services
+from web.deps import Enqueue, RunClusterReport, Services
 from web.problems import install_handlers
 from web.routes import assets, decisions, events, health, keys
+from web.routes import banks, clusters, policies, review
+from web.routes import webhooks as webhook_routes
 
 API_VERSION = "1"
 
 
 def create_app(settings: Settings, enqueue: Enqueue, *, sessions: sessionmaker[Session] | None = None,
-               broker_ping: Callable[[], None] | None = None) -> FastAPI:
-    """The API. `broker_ping` raises when the broker is unreachable (for /readyz); the rate
-    limiter lives in the broker's Redis unless GOVERNANCE_QUOTA_REDIS_URL names another."""
+               broker_ping: Callable[[], None] | None = None,
+               run_cluster_report: RunClusterReport | None = None) -> FastAPI:
+    """The API. `broker_ping` raises when the broker is unreachable (for /readyz);
+    `run_cluster_report(tenant)` sends that tenant's cluster-report task; the rate limiter lives
+    in the broker's Redis unless GOVERNANCE_QUOTA_REDIS_URL names another."""
     sessions = sessions or session_factory(resolve_database_url(settings))
     metrics = HttpMetrics(gauges=lambda: health.operational_gauges(sessions))
     app = FastAPI(title="governance", version=API_VERSION,
                   description="Content-governance API: submit upload events, read decisions back.")
     app.state.services = Services(settings=settings, sessions=sessions, enqueue=enqueue, metrics=metrics,
-                                  limiter=_limiter(settings), broker_ping=broker_ping)
+                                  limiter=_limiter(settings), broker_ping=broker_ping,
+                                  run_cluster_report=run_cluster_report)
     install_handlers(app)
 
     @app.middleware("http")
@@ -42,6 +47,9 @@ def create_app(settings: Settings, enqueue: Enqueue, *, sessions: sessionmaker[S
     app.include_router(health.router)
     for routes in (keys, events, assets, decisions):
         app.include_router(routes.router)
+    app.include_router(webhook_routes.router)
+    for engine_routes in (banks, policies, review, clusters):  # the engine over HTTP
+        app.include_router(engine_routes.router)
     return app
 
 

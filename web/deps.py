@@ -9,8 +9,9 @@ before it enqueues anything, so a task always finds the rows it is sent.
 from __future__ import annotations
 
 import math
+import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from fastapi import Depends, Request, Security
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from governance.access.api_keys import Principal, verify_key
 from governance.access.rate_limit import RateLimiter
+from governance.moderation.pipeline import Context
 from governance.platform.config import Settings
 from governance.platform.metrics import HttpMetrics
 from governance.storage import repository
@@ -26,6 +28,8 @@ from governance.storage.db import transaction
 from web.problems import Problem
 
 Enqueue = Callable[[list[tuple[str, str]]], None]
+NO_NUL = r"^[^\x00]*$"  # for free-text parameters: PostgreSQL text and jsonb cannot hold NUL
+RunClusterReport = Callable[[str], None]  # sends one tenant's cluster-report task
 
 
 @dataclass
@@ -36,6 +40,19 @@ class Services:
     metrics: HttpMetrics
     limiter: RateLimiter | None
     broker_ping: Callable[[], None] | None
+    run_cluster_report: RunClusterReport | None = None
+    _context: Context | None = field(default=None, repr=False)
+    _context_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def context(self) -> Context:
+        """The moderation use cases' collaborators (the configured embedder), built on first use
+        so that a server that never embeds never loads a model."""
+        with self._context_lock:
+            if self._context is None:
+                from governance.embedding.factory import build_embedder
+
+                self._context = Context(settings=self.settings, embedder=build_embedder(self.settings))
+            return self._context
 
 
 def services(request: Request) -> Services:
@@ -89,12 +106,31 @@ class TenantScope:
     def settings(self) -> Settings:
         return self.services.settings
 
+    @property
+    def who(self) -> str:
+        """The name audit rows record: the key's name, else its id."""
+        return self.principal.name or self.principal.key_id
+
+    def context(self) -> Context:
+        return self.services.context()
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work in the key's tenant: row-level security hides every other tenant's rows."""
         with transaction(self.services.sessions) as session:
             repository.enter_tenant(session, self.principal.tenant)
             yield session
+
+    @contextmanager
+    def rolled_back(self) -> Iterator[Session]:
+        """As `transaction`, but always rolled back: for evaluations that must write nothing."""
+        session = self.services.sessions()
+        try:
+            repository.enter_tenant(session, self.principal.tenant)
+            yield session
+        finally:
+            session.rollback()
+            session.close()
 
     def enqueue(self, pairs: list[tuple[str, str]]) -> None:
         if pairs:

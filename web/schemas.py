@@ -23,6 +23,8 @@ class Decision(BaseModel):
     embedding_model: str | None
     policy_version: str
     bank_version: int | None
+    hash_matches: list[dict[str, Any]] = Field(default_factory=list)
+    hash_missed: dict[str, Any] | None = None
     decided_at: str | None
 
 

@@ -100,8 +100,9 @@ def build_report(session: Session, ctx: Context, tenant: str) -> dict:
 def build_and_store(session: Session, ctx: Context, tenant: str, out_dir: Path | None = None) -> dict[str, Path]:
     report = build_report(session, ctx, tenant)
     repository.store_cluster_report(session, tenant, report["model"], report)
+    # Kind "cluster" (webhook subscriptions choose by kind); the message id keeps its older prefix.
     repository.enqueue_outbox(session, [
-        dict(tenant=tenant, kind="alert", message_id=f"alert:{tenant}:{alert.get('kind')}:{alert.get('cluster_id')}",
+        dict(tenant=tenant, kind="cluster", message_id=f"alert:{tenant}:{alert.get('kind')}:{alert.get('cluster_id')}",
              payload={"tenant": tenant, **alert}) for alert in report.get("alerts", [])])
     if out_dir is None:
         stamp = report["generated_at"].replace(":", "").replace("-", "")[:15]
@@ -131,6 +132,14 @@ def history(session: Session, tenant: str, limit: int = 20) -> list[dict]:
                      "alerts": len(newer.report.get("alerts", [])),
                      "changes": diff(older.report if older else {"clusters": []}, newer.report)})
     return rows[:limit]
+
+
+def latest_report(session: Session, tenant: str) -> dict | None:
+    """The tenant's newest stored report (the report.json document) with its id, or None."""
+    stored = repository.latest_cluster_report(session, tenant)
+    if stored is None:
+        return None
+    return {"report_id": stored.id, "stored_at": stored.generated_at.isoformat(), "report": stored.report}
 
 
 def diff(older: dict, newer: dict) -> dict:

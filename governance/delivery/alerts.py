@@ -59,12 +59,31 @@ def run_alerts(session: Session, config: AlertConfig | None = None, now: datetim
     return alerts
 
 
-def tenant_alert(session: Session, tenant: str, config: AlertConfig, now: datetime, boundary: datetime) -> dict | None:
-    state = repository.lock_alert_state(session, tenant, KIND, boundary - timedelta(seconds=config.window_s))
+def alert_now(session: Session, tenant: str, config: AlertConfig | None = None,
+              now: datetime | None = None) -> dict | None:
+    """The tenant's anomaly alert for everything flagged since its cursor, without waiting for a window
+    to close; None when nothing new was flagged.
+
+    `governance demo` calls it so that one run shows the alert the beat would send minutes later. It
+    moves the beat's cursor and builds the same message ids, so no flagged decision is alerted twice;
+    a tenant the beat has not seen yet starts `lookback_s` back. Asked for explicitly, so not rate-limited.
+    """
+    config = config or AlertConfig()
+    now = now or datetime.now(timezone.utc)
+    return tenant_alert(session, tenant, config, now, now,
+                        initial_cursor=now - timedelta(seconds=config.lookback_s), rate_limited=False)
+
+
+def tenant_alert(session: Session, tenant: str, config: AlertConfig, now: datetime, boundary: datetime, *,
+                 initial_cursor: datetime | None = None, rate_limited: bool = True) -> dict | None:
+    if initial_cursor is None:
+        initial_cursor = boundary - timedelta(seconds=config.window_s)
+    state = repository.lock_alert_state(session, tenant, KIND, initial_cursor)
     start = max(state.cursor_at, boundary - timedelta(seconds=config.lookback_s))
     if start >= boundary:
         return None  # the current window has not closed yet
-    if state.last_alert_at is not None and now - state.last_alert_at < timedelta(seconds=config.min_interval_s):
+    if (rate_limited and state.last_alert_at is not None
+            and now - state.last_alert_at < timedelta(seconds=config.min_interval_s)):
         return None  # rate-limited: the span keeps growing and goes out as one alert later
     summary = repository.flagged_summary(session, tenant, start, boundary, config.top)
     state.cursor_at = boundary

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from governance.embedding import window_planning
-from governance.embedding.protocol import NO_LIMITS, Embedder, EmbeddingError, Limits, Task, UnusableVector
+from governance.embedding.protocol import NO_LIMITS, Embedder, EmbeddingError, Limits, UnusableVector
 from governance.ingest import media
 from governance.ingest.assets import LoadedAsset
 from governance.ingest.content import Content

@@ -6,6 +6,8 @@
   embedded in IPv6 forms are decoded and judged), connects to that pinned address, and re-checks
   every redirect hop the same way. One deadline bounds the whole fetch, redirects included. A
   body is read to the end of the connection and must match its Content-Length.
+* `post_http` sends a tenant's webhook under the same rules (no redirect followed), and
+  `check_destination` judges such a URL when it is given. What counts as public: public_addresses.py.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
+from governance.ingest.public_addresses import AddressNotPublic, check_public
 from governance.platform.config import Settings
 
 MAX_REDIRECTS = 3
@@ -148,60 +151,12 @@ def _read_regular_file(fd: int, shown: str, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
-_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-# Deprecated ranges that `ipaddress` still calls global: site-local (RFC 3879), the 6bone
-# (RFC 3701) and the 6to4 relay anycast prefix (RFC 7526).
-_DEPRECATED = (ipaddress.ip_network("fec0::/10"), ipaddress.ip_network("3ffe::/16"),
-               ipaddress.ip_network("192.88.99.0/24"))
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, str] | None:
-    """The IPv4 address an IPv6 form carries, and the form's name; traffic to it reaches that host."""
-    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if ip.ipv4_mapped:
-        return ip.ipv4_mapped, "IPv4-mapped"
-    if ip in _NAT64:
-        return low32, "NAT64"
-    if ip in _NAT64_LOCAL:
-        value = int(ip)
-        if (value >> 32) & (1 << 48) - 1 == 0:  # the /96 layout: the address in the last 32 bits
-            return low32, "NAT64"
-        # RFC 6052's layout for a /48 prefix: two octets, the reserved u octet, then two more.
-        return ipaddress.IPv4Address(((value >> 64) & 0xFFFF) << 16 | ((value >> 40) & 0xFFFF)), "NAT64"
-    if ip in _IPV4_TRANSLATED:
-        return low32, "IPv4-translated"
-    if ip in _IPV4_COMPATIBLE and not (ip.is_loopback or ip.is_unspecified):
-        return low32, "IPv4-compatible"
-    if ip.sixtofour:
-        return ip.sixtofour, "6to4"
-    if ip.teredo:
-        return ip.teredo[1], "Teredo"
-    return None
-
-
-def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return (ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_link_local)
-            and not any(ip in net for net in _DEPRECATED if net.version == ip.version))
-
-
 def check_address(address: str, allowed: tuple = ()) -> None:
-    """Refuse an address that is not public (unless an allowed range holds it), judging the IPv4
-    address inside NAT64, 6to4, Teredo, IPv4-compatible, -mapped and -translated forms."""
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if any(ip in net for net in allowed if net.version == ip.version):
-        return
-    embedded = _embedded_ipv4(ip) if ip.version == 6 else None
-    if embedded and not _is_public(embedded[0]):
-        raise FetchRefused(f"ssrf_blocked: {address} embeds {embedded[0]} ({embedded[1]}), not a public address")
-    # NAT64 and IPv4-mapped addresses reach the IPv4 host itself; the other forms' own ranges
-    # (reserved, deprecated, private) are judged too.
-    if embedded and embedded[1] in ("NAT64", "IPv4-mapped"):
-        return
-    if not _is_public(ip):
-        raise FetchRefused(f"ssrf_blocked: {address} is not a public address")
+    """Refuse an address that is not public (unless an allowed range holds it): public_addresses.py."""
+    try:
+        check_public(address, allowed)
+    except AddressNotPublic as exc:
+        raise FetchRefused(str(exc)) from None
 
 
 def _parse(uri: str) -> tuple[SplitResult, int]:
@@ -270,11 +225,12 @@ def _ask_nameservers(host: str, nameservers: tuple[tuple[str, int], ...], deadli
     return sorted(set(answer.addresses()))
 
 
-def _pin(host: str, port: int, settings: Settings, deadline: _Deadline) -> str:
+def _pin(host: str, port: int, settings: Settings, deadline: _Deadline, allowed: tuple | None = None) -> str:
+    """The address to connect to; `allowed` None: any address (the operator opted out of the check)."""
     addresses = _resolve(host, port, settings, deadline)
     # Every address the name resolves to must be allowed: a mixed answer is a rebinding attempt.
-    for address in addresses:
-        check_address(address, settings.fetch_allow_cidrs)
+    for address in addresses if allowed is not None else ():
+        check_address(address, allowed)
     return addresses[0]
 
 
@@ -335,7 +291,7 @@ def fetch_http(uri: str, settings: Settings) -> tuple[bytes, str | None]:
     deadline = _Deadline(settings.fetch_deadline_s)
     for _ in range(MAX_REDIRECTS + 1):
         parts, port = _parse(uri)
-        pinned = _pin(parts.hostname, port, settings, deadline)
+        pinned = _pin(parts.hostname, port, settings, deadline, settings.fetch_allow_cidrs)
         cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
         conn = cls(parts.hostname, port, pinned, deadline)
         try:
@@ -371,6 +327,37 @@ def fetch_http(uri: str, settings: Settings) -> tuple[bytes, str | None]:
         finally:
             conn.release()
     raise FetchRefused(f"too_many_redirects: more than {MAX_REDIRECTS}")
+
+
+def check_destination(uri: str, settings: Settings, *, allow_private: bool = False) -> None:
+    """Refuse an http(s) URI that a POST would refuse, now: for a destination a tenant gives to keep.
+    With `allow_private` there is no address to judge, so the name is not looked up."""
+    parts, port = _parse(uri)
+    if not allow_private:
+        _pin(parts.hostname, port, settings, _Deadline(settings.http_timeout_s), ())
+
+
+def post_http(uri: str, body: bytes, headers: dict[str, str], settings: Settings, *,
+              allow_private: bool = False) -> int:
+    """POST to an http(s) URI under the fetch's rules, and return the status: the host is resolved and
+    judged at send time (a name that passed when it was given may point inward now), the connection
+    is pinned to the judged address, one deadline (`http_timeout_s`) bounds the exchange, and no
+    redirect is followed. Only the status is read."""
+    deadline = _Deadline(settings.http_timeout_s)
+    parts, port = _parse(uri)
+    pinned = _pin(parts.hostname, port, settings, deadline, None if allow_private else ())
+    cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    conn = cls(parts.hostname, port, pinned, deadline)
+    try:
+        conn.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body=body,
+                     headers={"User-Agent": "governance-worker/0.1", "Connection": "close", **headers})
+        return conn.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
+        if deadline.expired or isinstance(exc, TimeoutError):
+            raise FetchRefused(f"timeout: no response within the {deadline.seconds:g} s deadline") from exc
+        raise FetchRefused(f"unreachable: {parts.hostname}: {exc.__class__.__name__}: {exc}") from exc
+    finally:
+        conn.release()
 
 
 def _read_body(response: http.client.HTTPResponse, max_bytes: int) -> bytes:

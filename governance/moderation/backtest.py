@@ -22,7 +22,7 @@ from governance.ingest.events import InvalidEvent, UploadEvent
 from governance.moderation import anomaly, calibration
 from governance.moderation.anomaly import AnomalyResult
 from governance.moderation.pipeline import Context, anomaly_threshold, for_tenant, knn_scan
-from governance.moderation.policy_rules import Policy, decide
+from governance.moderation.policy_rules import HashMatch, Policy, decide
 from governance.moderation.review import classification_tasks
 from governance.moderation.vote import Vote, knn_vote
 from governance.storage import repository
@@ -183,13 +183,15 @@ def backtest(session: Session, ctx: Context, tenant: str, candidate: Policy, *, 
         wide = classify_vector(session, ctx, tenant, widest, vector, task, modality,
                                exclude_asset_id=decision.asset_id)
         now = {}
+        # The hash evidence as stored: the bank hashes within the deciding policy's hash distance.
+        hashes = [HashMatch.from_dict(m) for m in decision.hash_matches or []]
         for name, policy in (("current", current), ("candidate", candidate)):
             neighbors = wide.neighbors[:policy.k]
             vote = knn_vote(neighbors, policy.k)
             threshold = anomaly_threshold(session, replace(ctx, policy=policy), tenant, modality, task,
                                           repository.bank_version(session, tenant))
             scored = anomaly.score([n.distance for n in neighbors], policy.k, threshold)
-            now[name] = (decide(vote, neighbors, scored, policy), vote)
+            now[name] = (decide(vote, neighbors, scored, policy, hashes), vote)
         outcome, vote = now["candidate"]
         result.replayed += 1
         result.stored_to_candidate[(decision.action, outcome.action)] += 1
@@ -202,6 +204,17 @@ def backtest(session: Session, ctx: Context, tenant: str, candidate: Policy, *, 
                 "score": round(vote.score, 4), "reason": outcome.reason,
             })
     return result
+
+
+def backtest_report(result: Backtest) -> dict:
+    """The JSON form of a backtest (`governance backtest --json` and `POST /v1/policies/backtest`)."""
+    return {"candidate": result.candidate, "current": result.current, "replayed": result.replayed,
+            "changed": result.changed,
+            "stored_to_candidate": [{"from": a, "to": b, "count": n}
+                                    for (a, b), n in sorted(result.stored_to_candidate.items())],
+            "current_to_candidate": [{"from": a, "to": b, "count": n}
+                                     for (a, b), n in sorted(result.current_to_candidate.items())],
+            "examples": [row for rows in result.examples.values() for row in rows]}
 
 
 def format_backtest(result: Backtest) -> str:
@@ -221,5 +234,5 @@ def format_backtest(result: Backtest) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Backtest", "Calibration", "Classified", "Evaluated", "backtest", "calibrate", "calibrated_policy",
+__all__ = ["Backtest", "Calibration", "Classified", "Evaluated", "backtest", "backtest_report", "calibrate", "calibrated_policy",
            "classify_vector", "evaluate_items", "format_backtest", "next_version"]

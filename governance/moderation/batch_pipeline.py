@@ -17,9 +17,12 @@ from sqlalchemy.orm import Session
 from governance.embedding.protocol import EmbeddingError, Task, UnusableVector
 from governance.embedding.vector_cache import Embedded, embed_each, task_key
 from governance.ingest.assets import LoadedAsset, RejectedInput, load
+from governance.ingest.content_hashes import content_hashes
 from governance.ingest.events import InvalidEvent, UploadEvent
 from governance.ingest.inbox import dead_letter
 from governance.moderation import knn_cache
+from governance.moderation.hash_banks import store_hashes
+from governance.moderation.hash_matching import match_uploads
 from governance.moderation.decisions import decision_message, decision_payload, decision_row, reject_row
 from governance.moderation.pipeline import Context, anomaly_threshold, asset_fields, for_tenant, knn_scan
 from governance.platform.faults import fault_injection_point
@@ -117,6 +120,10 @@ def _classify(session: Session, ctx: Context, tenant: str, items: list[_Item]) -
     repository.store_embeddings(session, tenant, embedder.model_id, embedder.dims, [
         dict(asset_pk=asset_pks[i.upload.asset_id], sha256=i.loaded.sha256, modality=i.loaded.content.modality,
              task=v.task, vector=v.vector) for i in items for v in i.vectors])
+    # Hash-bank matching comes before the vote: a known hash decides whatever the neighbours say.
+    hashes = {i.event_id: content_hashes(i.loaded) for i in items}
+    store_hashes(session, tenant, [(asset_pks[i.upload.asset_id], hashes[i.event_id]) for i in items])
+    matched = dict(zip(hashes, match_uploads(session, tenant, ctx.policy, list(hashes.values()))))
     version = repository.bank_version(session, tenant)
     neighbors: dict[str, list] = {}
     for task in sorted({i.vectors[0].task for i in items}):
@@ -124,6 +131,10 @@ def _classify(session: Session, ctx: Context, tenant: str, items: list[_Item]) -
         found = knn_cache.nearest(session, tenant, embedder.model_id, embedder.dims, task,
                                    [i.vectors[0].vector for i in group], ctx.policy.k, version, **knn_scan(ctx))
         neighbors.update((i.event_id, n) for i, n in zip(group, found))
+    pdq = {event_id: next((h.signal for h in found if h.signal_type == "pdq"), None)
+           for event_id, found in hashes.items()}
+    exemplar_pdq = repository.asset_pdq_hashes(session, tenant, [
+        n.asset_id for event_id, found in neighbors.items() if pdq[event_id] for n in found])
     thresholds: dict[tuple[str, str], float] = {}
     rows = []
     for item in items:
@@ -131,7 +142,7 @@ def _classify(session: Session, ctx: Context, tenant: str, items: list[_Item]) -
         if key not in thresholds:
             thresholds[key] = anomaly_threshold(session, ctx, tenant, *key, version)
         rows.append(decision_row(ctx, item.upload, asset_pks[item.upload.asset_id], neighbors[item.event_id],
-                                 thresholds[key], version))
+                                 thresholds[key], version, matched[item.event_id], pdq[item.event_id], exemplar_pdq))
     return rows
 
 

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 from governance.ingest.events import UploadEvent
 from governance.moderation import anomaly
 from governance.moderation.pipeline import Context
-from governance.moderation.policy_rules import decide
+from governance.moderation.hash_matching import pdq_distance
+from governance.moderation.policy_rules import HashMatch, decide
 from governance.moderation.vote import knn_vote
 from governance.storage import repository
 
@@ -18,15 +19,19 @@ from governance.storage import repository
 def reject_row(ctx: Context, tenant: str, event_id: str, asset_id: str | None, reason: str) -> dict:
     return dict(tenant=tenant, event_id=event_id, asset_id=asset_id, asset_pk=None, action="reject", label=None,
                 score=0.0, labels=[], anomaly=None, neighbors=[], reason=reason,
-                embedding_model=None, policy_version=ctx.policy.version, bank_version=None)
+                embedding_model=None, policy_version=ctx.policy.version, bank_version=None,
+                hash_matches=[], hash_missed=None)
 
 
 def decision_row(ctx: Context, upload: UploadEvent, asset_pk: int, neighbors: list, threshold: float,
-                 version: int) -> dict:
-    """The vote, anomaly score and policy outcome for one upload's neighbours, as a decision row."""
+                 version: int, hash_matches: list[HashMatch] = (), pdq: str | None = None,
+                 exemplar_pdq: dict[str, tuple[str, int | None]] | None = None) -> dict:
+    """The hash matches, vote, anomaly score and policy outcome for one upload, as a decision row.
+    `pdq` is the upload's own PDQ hash and `exemplar_pdq` those of its neighbours, so a block by the
+    near-duplicate rule can say how far apart the two PDQ hashes were (`hash_missed`)."""
     vote = knn_vote(neighbors, ctx.policy.k)
     scored = anomaly.score([n.distance for n in neighbors], ctx.policy.k, threshold)
-    outcome = decide(vote, neighbors, scored, ctx.policy)
+    outcome = decide(vote, neighbors, scored, ctx.policy, hash_matches)
     return dict(
         tenant=upload.tenant, event_id=upload.event_id, asset_id=upload.asset_id, asset_pk=asset_pk,
         action=outcome.action, label=vote.label, score=round(vote.score, 6),
@@ -35,8 +40,23 @@ def decision_row(ctx: Context, upload: UploadEvent, asset_pk: int, neighbors: li
         neighbors=[{"asset_id": n.asset_id, "label": n.label, "distance": round(n.distance, 6),
                     **({"polarity": n.polarity} if n.polarity != "positive" else {})} for n in neighbors],
         reason=outcome.reason, embedding_model=ctx.embedder.model_id, policy_version=ctx.policy.version,
-        bank_version=version,
+        bank_version=version, hash_matches=[m.as_dict() for m in hash_matches],
+        hash_missed=_hash_missed(ctx, outcome, hash_matches, pdq, exemplar_pdq or {}),
     )
+
+
+def _hash_missed(ctx: Context, outcome, hash_matches: list[HashMatch], pdq: str | None,
+                 exemplar_pdq: dict[str, tuple[str, int | None]]) -> dict | None:
+    """When the embedding's near-duplicate rule blocked what no hash of that label matched: the
+    exemplar, and the PDQ distance between the two pictures where both have a hash (PDQ does not
+    survive larger crops or overlays; the embedding often does)."""
+    exemplar = outcome.near_duplicate
+    if exemplar is None or any(m.label == exemplar.label and m.polarity == "positive" for m in hash_matches):
+        return None
+    theirs = exemplar_pdq.get(exemplar.asset_id)
+    return {"label": exemplar.label, "asset_id": exemplar.asset_id, "distance": round(exemplar.distance, 6),
+            "pdq_distance": pdq_distance(pdq, theirs[0]) if pdq and theirs else None,
+            "hash_distance": ctx.policy.for_label(exemplar.label).hash_distance}
 
 
 def decision_message(public: dict) -> dict:
@@ -53,13 +73,15 @@ def decision_payload(row: dict) -> dict:
         "action": row["action"], "label": row["label"], "score": row["score"], "labels": row["labels"],
         "anomaly": row["anomaly"], "neighbors": row["neighbors"], "reason": row["reason"],
         "embedding_model": row["embedding_model"], "policy_version": row["policy_version"],
-        "bank_version": row.get("bank_version"),
+        "bank_version": row.get("bank_version"), "hash_matches": row.get("hash_matches") or [],
+        "hash_missed": row.get("hash_missed"),
         "decided_at": decided_at.isoformat() if isinstance(decided_at, datetime) else decided_at,
     }
 
 
 _PAYLOAD_COLUMNS = ("event_id", "asset_id", "tenant", "action", "label", "score", "labels", "anomaly", "neighbors",
-                    "reason", "embedding_model", "policy_version", "bank_version", "decided_at")
+                    "reason", "embedding_model", "policy_version", "bank_version", "hash_matches", "hash_missed",
+                    "decided_at")
 
 
 def stored_payload(decision) -> dict:

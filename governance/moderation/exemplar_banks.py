@@ -9,10 +9,15 @@ from sqlalchemy.orm import Session
 from governance.embedding.protocol import EmbeddingError, Task
 from governance.embedding.vector_cache import embed_each
 from governance.ingest.assets import RejectedInput, load
+from governance.ingest.content_hashes import content_hashes
 from governance.ingest.events import InvalidEvent, UploadEvent
+from governance.moderation.hash_banks import store_hashes
 from governance.moderation.pipeline import Context, asset_fields, for_tenant
 from governance.moderation.review import retroactive_matches
 from governance.storage import repository
+
+
+MAX_LABEL_LENGTH = 128  # exemplars.label
 
 
 @dataclass
@@ -20,6 +25,7 @@ class ImportResult:
     imported: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (asset_id or line, reason)
     retroactive: list[dict] = field(default_factory=list)  # review items opened by new known-bad exemplars
+    bank_version: int | None = None  # after the batch (of its last tenant, when it names several)
 
 
 def import_exemplars(session: Session, ctx: Context, raw_items: list[dict], *, source: str = "import",
@@ -32,6 +38,8 @@ def import_exemplars(session: Session, ctx: Context, raw_items: list[dict], *, s
             item = UploadEvent.parse(raw)
             if not item.label:
                 raise InvalidEvent("missing_field: label is required for an exemplar")
+            if len(item.label) > MAX_LABEL_LENGTH:
+                raise InvalidEvent(f"invalid_field: a label has at most {MAX_LABEL_LENGTH} characters")
             ready.append((item, load(item, ctx.settings)))
         except (InvalidEvent, RejectedInput) as exc:
             result.rejected.append((str(raw.get("asset_id") if isinstance(raw, dict) else raw), str(exc)))
@@ -50,6 +58,7 @@ def import_exemplars(session: Session, ctx: Context, raw_items: list[dict], *, s
                 good.append((item, loaded, vector))
         asset_pks = repository.upsert_assets(session, tenant, [
             dict(asset_id=item.asset_id, **asset_fields(item, loaded)) for item, loaded, _ in good])
+        store_hashes(session, tenant, [(asset_pks[item.asset_id], content_hashes(loaded)) for item, loaded, _ in good])
         repository.store_embeddings(session, tenant, embedder.model_id, embedder.dims, [
             dict(asset_pk=asset_pks[item.asset_id], sha256=loaded.sha256, modality=loaded.content.modality,
                  task=vector.task, vector=vector.vector, in_bank=True) for item, loaded, vector in good])
@@ -61,7 +70,7 @@ def import_exemplars(session: Session, ctx: Context, raw_items: list[dict], *, s
             result.imported += 1
             if item.polarity == "positive":
                 added.append((asset_pk, item.asset_id, item.label))
-        repository.bump_bank_version(session, tenant)
+        result.bank_version = repository.bump_bank_version(session, tenant)
         result.retroactive += retroactive_matches(session, tenant_ctx, tenant, tenant_ctx.policy, added)
     progress(len(raw_items))
     return result
@@ -119,19 +128,46 @@ def set_enabled(session: Session, ctx: Context, tenant: str, asset_id: str, enab
 
 
 def export_exemplars(session: Session, tenant: str) -> Iterable[dict]:
-    """One JSON-ready object per exemplar: label, polarity, enabled, provenance and the content
-    reference (`uri`, or the `text` itself when it was stored whole, else `text_excerpt`)."""
+    """One JSON-ready object per exemplar (see `exemplar_item`), in the order they were added."""
     for exemplar, asset in repository.iter_exemplars(session, tenant):
-        item = {"asset_id": asset.asset_id, "tenant": tenant, "label": exemplar.label,
-                "polarity": exemplar.polarity, "enabled": exemplar.enabled, "source": exemplar.source,
-                "created_by": exemplar.created_by, "created_at": exemplar.created_at.isoformat(),
-                "modality": asset.modality, "mime_type": asset.mime_type, "sha256": asset.sha256}
-        if asset.source_uri:
-            item["uri"] = asset.source_uri
-        elif asset.modality == "text" and asset.text_excerpt is not None and len(asset.text_excerpt) < 2000:
-            item["text"] = asset.text_excerpt
-        elif asset.text_excerpt:
-            item["text_excerpt"] = asset.text_excerpt
-        if asset.title:
-            item["title"] = asset.title
-        yield item
+        yield exemplar_item(tenant, exemplar, asset)
+
+
+def exemplar_page(session: Session, tenant: str, *, label: str | None = None, after: int | None = None,
+                  limit: int = 100) -> tuple[list[dict], int | None]:
+    """One page of `export_exemplars` (optionally of one label) starting after a position, and the
+    position of its last item when more follow (else None)."""
+    rows = repository.exemplar_page(session, tenant, label, after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [exemplar_item(tenant, x, a) for x, a in rows], (rows[-1][0].id if more else None)
+
+
+def exemplar_item(tenant: str, exemplar, asset) -> dict:
+    """label, polarity, enabled, provenance and the content reference (`uri`, or the `text`
+    itself when it was stored whole, else `text_excerpt`)."""
+    item = {"asset_id": asset.asset_id, "tenant": tenant, "label": exemplar.label,
+            "polarity": exemplar.polarity, "enabled": exemplar.enabled, "source": exemplar.source,
+            "created_by": exemplar.created_by, "created_at": exemplar.created_at.isoformat(),
+            "modality": asset.modality, "mime_type": asset.mime_type, "sha256": asset.sha256}
+    if asset.source_uri:
+        item["uri"] = asset.source_uri
+    elif asset.modality == "text" and asset.text_excerpt is not None and len(asset.text_excerpt) < 2000:
+        item["text"] = asset.text_excerpt
+    elif asset.text_excerpt:
+        item["text_excerpt"] = asset.text_excerpt
+    if asset.title:
+        item["title"] = asset.title
+    return item
+
+
+def bank_summary(session: Session, tenant: str) -> dict:
+    """The bank at a glance: its version and, per label, the enabled positive and negative
+    exemplars and the disabled ones."""
+    labels: dict[str, dict] = {}
+    for label, polarity, enabled, count in repository.exemplar_counts(session, tenant):
+        row = labels.setdefault(label, {"label": label, "positive": 0, "negative": 0, "disabled": 0})
+        row["disabled" if not enabled else polarity] += count
+    return {"tenant": tenant, "bank_version": repository.bank_version(session, tenant),
+            "exemplars": sum(r["positive"] + r["negative"] + r["disabled"] for r in labels.values()),
+            "labels": list(labels.values())}

@@ -20,6 +20,8 @@ A policy file (see examples/policy.toml):
     auto_threshold = 0.9            # score >= this: the action is taken ("confirmed")
     review_threshold = 0.6          # score >= this: review ("suggested"); below: allowed
     near_duplicate_distance = 0.05  # cosine distance to a spam exemplar that blocks whatever the vote
+    on_hash_match = "block"         # what a known spam hash does: block|review (default review)
+    hash_distance = 31              # PDQ bits (of 256) that still match (default 31); MD5/SHA-256 are exact
 
 Thresholds are in [0, 1] or `inf` (never). The stored version keeps the file's text as applied;
 a version string can be applied once per tenant, and re-applying an identical earlier version
@@ -44,10 +46,21 @@ TOP_KEYS = {"version", "tenant", "description", "k", "tie_margin", "anomaly_acti
 LABEL_KEYS = {f.name for f in fields(LabelPolicy)}
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}$")
 MAX_K = 200
+HASH_ACTIONS = ("block", "review")
+MAX_HASH_DISTANCE = 128  # half of PDQ's 256 bits: unrelated pictures are ~128 apart
+HASH_DEFAULTS = LabelPolicy()
 
 
 class PolicyError(ValueError):
-    """The file is not a valid policy; the message lists every problem found."""
+    """The file is not a valid policy; the message lists every problem found, `errors` each one."""
+
+    def __init__(self, errors: str | list[str]):
+        self.errors = [errors] if isinstance(errors, str) else list(errors)
+        super().__init__("; ".join(self.errors))
+
+
+class PolicyConflict(PolicyError):
+    """The file is valid but contradicts what is stored (its version was applied with other content)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,19 @@ def _label_policy(errors: list[str], where: str, table, base: LabelPolicy) -> La
             errors.append(f"{where}.near_duplicate_distance: must be a cosine distance in [0, 2], got {value!r}")
         else:
             values["near_duplicate_distance"] = float(value)
+    if "on_hash_match" in table:
+        if table["on_hash_match"] not in HASH_ACTIONS:
+            errors.append(f"{where}.on_hash_match: must be one of {', '.join(HASH_ACTIONS)}, "
+                          f"got {table['on_hash_match']!r}")
+        else:
+            values["on_hash_match"] = table["on_hash_match"]
+    if "hash_distance" in table:
+        value = table["hash_distance"]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_HASH_DISTANCE:
+            errors.append(f"{where}.hash_distance: must be an integer number of PDQ bits in "
+                          f"[0, {MAX_HASH_DISTANCE}], got {value!r}")
+        else:
+            values["hash_distance"] = value
     rule = replace(base, **values)
     if rule.review_threshold > rule.auto_threshold:
         errors.append(f"{where}: review_threshold ({rule.review_threshold}) is above auto_threshold "
@@ -145,12 +171,12 @@ def policy_from_document(document: dict) -> ParsedPolicy:
         errors.append("labels: must be a table of label tables ([labels.NAME])")
         raw_labels = {}
     for name, table in raw_labels.items():
-        if not name or len(name) > 128:
-            errors.append(f"labels.{name!r}: a label name has 1-128 characters")
+        if not name or len(name) > 128 or "\x00" in name:
+            errors.append(f"labels.{name!r}: a label name has 1-128 characters, none of them NUL")
             continue
         labels[name] = _label_policy(errors, f"labels.{name}", table, default)
     if errors:
-        raise PolicyError("; ".join(errors))
+        raise PolicyError(errors)
     policy = Policy(version=version, k=k, tie_margin=float(tie_margin), anomaly_action=anomaly_action,
                     retroactive_days=retroactive_days, default=default, labels=labels)
     return ParsedPolicy(policy=policy, tenant=tenant, description=description)
@@ -163,9 +189,13 @@ def _json_number(value: float | None):
 def policy_document(policy: Policy) -> dict:
     """A JSON-safe, fully expanded form (every label with every field); `inf` becomes the string "inf"."""
     def rule(r: LabelPolicy) -> dict:
+        # The hash fields only where they differ from their defaults, so that a version applied before
+        # hash banks existed keeps the same document and can still be re-applied (a rollback).
+        hashes = {name: getattr(r, name) for name in ("on_hash_match", "hash_distance")
+                  if getattr(r, name) != getattr(HASH_DEFAULTS, name)}
         return {"action": r.action, "auto_threshold": _json_number(r.auto_threshold),
                 "review_threshold": _json_number(r.review_threshold),
-                "near_duplicate_distance": r.near_duplicate_distance}
+                "near_duplicate_distance": r.near_duplicate_distance, **hashes}
     return {"version": policy.version, "k": policy.k, "tie_margin": policy.tie_margin,
             "anomaly_action": policy.anomaly_action, "retroactive_days": policy.retroactive_days,
             "default": rule(policy.default), "labels": {name: rule(r) for name, r in sorted(policy.labels.items())}}
@@ -199,17 +229,19 @@ def policy_to_toml(policy: Policy, *, tenant: str | None = None, description: st
               f"anomaly_action = {_toml_value(policy.anomaly_action)}",
               f"retroactive_days = {policy.retroactive_days}"]
 
-    def table(name: str, r: LabelPolicy, note: str | None) -> list[str]:
+    def table(name: str, r: LabelPolicy, note: str | None, base: LabelPolicy) -> list[str]:
         out = ["", f"[{name}]"] + ([f"# {note}"] if note else [])
         out += [f"action = {_toml_value(r.action)}", f"auto_threshold = {_toml_value(float(r.auto_threshold))}",
                 f"review_threshold = {_toml_value(float(r.review_threshold))}"]
         if r.near_duplicate_distance is not None:
             out.append(f"near_duplicate_distance = {_toml_value(float(r.near_duplicate_distance))}")
+        out += [f"{name} = {_toml_value(getattr(r, name))}" for name in ("on_hash_match", "hash_distance")
+                if getattr(r, name) != getattr(base, name)]  # a label inherits them from [default]
         return out
 
-    lines += table("default", policy.default, None)
+    lines += table("default", policy.default, None, HASH_DEFAULTS)
     for name, rule in sorted(policy.labels.items()):
-        lines += table(f"labels.{_toml_key(name)}", rule, (comments or {}).get(name))
+        lines += table(f"labels.{_toml_key(name)}", rule, (comments or {}).get(name), policy.default)
     return "\n".join(lines) + "\n"
 
 
@@ -233,7 +265,7 @@ def apply_policy(session: Session, text: str, *, tenant: str | None = None, who:
     existing = repository.policy_version_row(session, tenant, policy.version)
     if existing is not None:
         if existing.document != document:
-            raise PolicyError(f"version: {policy.version!r} was already applied to tenant {tenant!r} with "
+            raise PolicyConflict(f"version: {policy.version!r} was already applied to tenant {tenant!r} with "
                               "different content; give the new content a new version")
         repository.reapply_policy_version(session, tenant, existing.id, who)
         created = False
@@ -283,3 +315,26 @@ def stored_policy(session: Session, tenant: str, version: str | None = None) -> 
         return ref[1], repository.policy_source(session, tenant, ref[0])
     row = repository.policy_version_row(session, tenant, version)
     return None if row is None else (row.version, row.source)
+
+
+def policy_history(session: Session, tenant: str) -> list[dict]:
+    """Every applied version, current first: version, when and by whom it was (last) applied."""
+    return [{"version": row.version, "applied_at": row.applied_at.isoformat(), "applied_by": row.applied_by,
+             "current": i == 0} for i, row in enumerate(repository.policy_versions(session, tenant))]
+
+
+def policy_file(session: Session, tenant: str, version: str | None = None) -> dict | None:
+    """A policy as stored: its version, TOML text and normalised document. Without `version`, the
+    one that decides the tenant's uploads now, with `applied` False while the builtin policy is in
+    use (no file was applied); None only for a named version the tenant never applied."""
+    found = stored_policy(session, tenant, version)
+    if found is None:
+        if version is not None:
+            return None
+        builtin = Policy()
+        return {"version": builtin.version, "applied": False, "document": policy_document(builtin),
+                "source": policy_to_toml(builtin, header=f"tenant {tenant}: no policy applied; the builtin "
+                                                         "policy is in use")}
+    version, source = found
+    return {"version": version, "applied": True, "document": policy_document(parse_policy(source).policy),
+            "source": source}

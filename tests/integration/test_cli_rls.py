@@ -302,7 +302,8 @@ def test_decisions_export_and_cluster_reports_stay_in_their_tenant(probe_url, ba
 
 
 DECISION_FIELDS = {"event_id", "asset_id", "tenant", "action", "label", "score", "labels", "anomaly", "neighbors",
-                   "reason", "embedding_model", "policy_version", "bank_version", "decided_at"}
+                   "reason", "embedding_model", "policy_version", "bank_version", "hash_matches", "hash_missed",
+                   "decided_at"}
 
 
 def assert_decision_contract(line: dict) -> None:
@@ -316,6 +317,9 @@ def assert_decision_contract(line: dict) -> None:
     decided_at = datetime.fromisoformat(line["decided_at"])
     assert decided_at.utcoffset() is not None and line["decided_at"] == decided_at.isoformat()
     assert isinstance(line["labels"], list) and isinstance(line["neighbors"], list)
+    assert isinstance(line["hash_matches"], list) and (line["hash_missed"] is None or isinstance(line["hash_missed"], dict))
+    for match in line["hash_matches"]:
+        assert {"signal_type", "distance", "label", "source", "bank_version"} <= set(match)
     for entry in line["labels"]:
         assert set(entry) == {"label", "score"} and isinstance(entry["label"], str) and 0 <= entry["score"] <= 1
     for neighbor in line["neighbors"]:
@@ -345,3 +349,70 @@ def test_every_exported_decision_line_keeps_the_documented_contract(probe_url, b
     assert by_asset["u3"]["label"] == "cooking" and by_asset["u3"]["neighbors"][0]["label"] == "cooking"
     for line in lines:
         assert_decision_contract(line)
+
+
+def test_webhooks_create_list_and_delete_stay_in_their_tenant(probe_url, two_tenants, capsys, monkeypatch):
+    a, b = two_tenants
+    code, _, err = run_code(capsys, "webhooks", "create", "--tenant", a, "--url", "http://127.0.0.1:9/a",
+                            "--events", "decision")
+    assert code == 2 and "ssrf_blocked" in err  # a loopback receiver, without the operator's setting
+    monkeypatch.setenv("GOVERNANCE_WEBHOOK_ALLOW_PRIVATE", "1")
+    made = {t: run_cli(capsys, "webhooks", "create", "--tenant", t, "--url", f"http://127.0.0.1:9/{t}",
+                       "--events", "decision,override", "--json")[0] for t in (a, b)}
+    assert made[a]["secret"].startswith("whsec_") and made[a]["secret"] != made[b]["secret"]
+    assert (made[a]["tenant"], made[a]["events"]) == (a, ["decision", "override"])
+
+    def listed(*scope):
+        code, out, _ = run_code(capsys, "webhooks", "list", *scope, "--json")
+        assert code == 0
+        return [(s["id"], s["tenant"]) for s in json.loads(out) if s["tenant"] in (a, b) and "secret" not in s]
+    assert listed("--tenant", a) == [(made[a]["id"], a)]
+    assert listed() == [(made[a]["id"], a), (made[b]["id"], b)]  # the operator's view: every tenant
+    assert run_code(capsys, "webhooks", "list", "--tenant", a)[1] \
+        == f"{made[a]['id']}\t{a}\tdecision,override\thttp://127.0.0.1:9/{a}\n"
+    code, out, _ = run_code(capsys, "webhooks", "create", "--tenant", a, "--url", "http://127.0.0.1:9/x",
+                            "--events", "alert")
+    plain_id = out.split("\t")[0]
+    assert code == 0 and out.splitlines()[1].startswith("secret (shown once): whsec_")
+    assert run_code(capsys, "webhooks", "delete", plain_id, "--tenant", a)[0] == 0
+    code, _, err = run_code(capsys, "webhooks", "delete", made[b]["id"], "--tenant", a)
+    assert code == 2 and "no webhook subscription" in err  # B's id does not exist in A's scope
+    assert listed("--tenant", b) == [(made[b]["id"], b)]
+    assert run_code(capsys, "webhooks", "delete", made[b]["id"], "--tenant", b)[:2] == (0, f"deleted {made[b]['id']}\n")
+    assert run_code(capsys, "webhooks", "delete", made[a]["id"])[0] == 0  # an operator, by id alone
+    assert listed() == []
+
+
+def test_hashes_import_export_disable_stay_in_their_tenant(probe_url, two_tenants, capsys, tmp_path, database_url):
+    from governance.storage.hash_tables import BankHash
+
+    a, b = two_tenants
+    pdq, md5 = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22", "cab08b36195edb1a1231d2d09fa450e0"
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text(json.dumps({"signal_type": "pdq", "signal": pdq, "label": "csam", "source": "ncmec"}) + "\n")
+    [done] = run_cli(capsys, "hashes", "import", str(jsonl), "--tenant", a)
+    assert (done["tenant"], done["imported"], done["by_type"], done["bank_version"]) == (a, 1, {"pdq": 1}, 1)
+    plain = tmp_path / "b.txt"
+    plain.write_text(f"{md5}\n")
+    [done] = run_cli(capsys, "hashes", "import", str(plain), "--tenant", b, "--signal-type", "md5", "--label", "spam",
+                     "--source", "feed")
+    assert done["by_type"] == {"md5": 1}
+    assert [(h["signal"], h["source"]) for h in run_cli(capsys, "hashes", "export", "--tenant", a)] == [(pdq, "ncmec")]
+    assert [(h["signal"], h["label"]) for h in run_cli(capsys, "hashes", "export", "--tenant", b)] == [(md5, "spam")]
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"signal_type,signal,label\nmd5,{md5},spam\nmd5,nothex,spam\n")
+    code, out, err = run_code(capsys, "hashes", "import", str(bad), "--tenant", a)
+    assert code == 2 and out == "" and f"{bad}: line 3: md5 signal must be 32 hex digits" in err
+    assert "nothing imported: 1 bad line(s)" in err
+    assert [h["signal"] for h in run_cli(capsys, "hashes", "export", "--tenant", a)] == [pdq]  # not half imported
+
+    code, out, _ = run_code(capsys, "hashes", "disable", "--source", "feed", "--tenant", a)  # B's source
+    assert (code, out) == (0, "disabled 0 hash(es); hash bank version 2\n")
+    code, out, _ = run_code(capsys, "hashes", "disable", "--source", "feed", "--tenant", b)
+    assert (code, out) == (0, "disabled 1 hash(es); hash bank version 2\n")
+    assert run_code(capsys, "hashes", "disable", "--tenant", b)[0] == 2  # neither a signal nor a source
+    assert run_code(capsys, "hashes", "enable", "--signal", md5, "--tenant", b)[1].startswith("enabled 1 hash(es)")
+    states = dict(owner_rows(database_url, select(BankHash.tenant, BankHash.enabled)
+                             .where(BankHash.tenant.in_([a, b]))))
+    assert states == {a: True, b: True}

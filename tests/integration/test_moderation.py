@@ -18,7 +18,7 @@ from governance.moderation.policy_store import PolicyError, apply_policy
 from governance.storage import repository
 from governance.storage.tables import Asset, Decision, Embedding, Exemplar, OutboxMessage
 from tests.integration import helpers
-from tests.integration.helpers import knn_path_served, upload
+from tests.integration.helpers import flagged_decision, knn_path_served, upload
 
 BANK = {**helpers.BANK, "spam": [helpers.SPAM]}
 SPAM_COPY = helpers.SPAM + "!"
@@ -231,13 +231,6 @@ def test_backtest_shows_how_decisions_would_change_and_writes_nothing(db, ctx, t
 
 
 # --- anomaly alerts ---------------------------------------------------------------------------------
-
-def flagged_decision(db, tenant, n, at, score):
-    repository.insert_decisions(db, [dict(
-        tenant=tenant, event_id=f"e{n}", asset_id=f"a{n}", asset_pk=None, action="review", label="x", score=0.5,
-        labels=[], anomaly={"score": score, "threshold": 0.5, "flagged": True}, neighbors=[], reason="anomaly",
-        embedding_model="m", policy_version="p", bank_version=1, decided_at=at)])
-
 
 def test_anomaly_alerts_are_grouped_per_window_and_rate_limited(db, tenant):
     config = alerts.AlertConfig(window_s=300, min_interval_s=900, settle_s=0, top=2)

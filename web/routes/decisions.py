@@ -1,34 +1,17 @@
 """GET /v1/decisions: the tenant's decisions, newest first, in pages behind an opaque cursor."""
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime, timezone
 
 from fastapi import APIRouter, Depends, Query
 
 from governance.moderation.decisions import decision_page
 from web.deps import TenantScope, tenant_scope
-from web.problems import Problem, problem_responses
+from web.pagination import decode_cursor, encode_cursor
+from web.problems import problem_responses
 from web.schemas import Action, DecisionPage
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
-
-
-def encode_cursor(position: tuple[datetime, int] | None) -> str | None:
-    if position is None:
-        return None
-    raw = json.dumps([position[0].isoformat(), position[1]]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        at, pk = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        position = (_aware(datetime.fromisoformat(at)), int(pk))
-    except (ValueError, TypeError, UnicodeDecodeError):
-        raise Problem("invalid-request", "cursor: not a cursor this API gave out") from None
-    return position
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -43,9 +26,9 @@ def _aware(moment: datetime | None) -> datetime | None:
 def list_decisions(action: Action | None = None, label: str | None = Query(None, max_length=128),
                    since: datetime | None = Query(None, description="decided at or after (ISO 8601)"),
                    until: datetime | None = Query(None, description="decided before (ISO 8601)"),
-                   limit: int = Query(100, ge=1, le=1000), cursor: str | None = Query(None, max_length=200),
+                   limit: int = Query(100, ge=1, le=1000), cursor: str | None = Query(None, max_length=400),
                    scope: TenantScope = Depends(tenant_scope("read"))):
-    after = decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor, datetime, int) if cursor else None
     with scope.transaction() as session:
         decisions, position = decision_page(session, scope.tenant, action=action, label=label, since=_aware(since),
                                             until=_aware(until), after=after, limit=limit)

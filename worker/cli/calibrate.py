@@ -53,7 +53,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_backtest(args) -> int:
-    from governance.moderation.backtest import backtest, format_backtest
+    from governance.moderation.backtest import backtest, backtest_report, format_backtest
     from governance.moderation.policy_store import PolicyError, parse_policy
 
     settings = prepare_environment()
@@ -68,13 +68,7 @@ def cmd_backtest(args) -> int:
         result = backtest(session, build_context(settings), args.tenant, candidate, days=args.days, limit=args.limit,
                           examples=args.examples)
     if args.json:
-        print(json.dumps({"candidate": result.candidate, "current": result.current, "replayed": result.replayed,
-                          "changed": result.changed,
-                          "stored_to_candidate": [{"from": a, "to": b, "count": n}
-                                                  for (a, b), n in sorted(result.stored_to_candidate.items())],
-                          "current_to_candidate": [{"from": a, "to": b, "count": n}
-                                                   for (a, b), n in sorted(result.current_to_candidate.items())],
-                          "examples": [row for rows in result.examples.values() for row in rows]}, indent=2))
+        print(json.dumps(backtest_report(result), indent=2))
     else:
         print(format_backtest(result))
     return 0

@@ -1,12 +1,11 @@
 """`governance clusters`: cluster the recent window now, and the stored reports' history."""
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 from governance.storage.db import transaction
-from worker.cli.common import build_context, enter_scope, prepare_environment, sessions, tenant_arg
+from worker.cli.common import (build_context, enter_scope, prepare_environment, print_json_lines, sessions,
+                               tenant_arg, tenant_transaction)
 
 
 def cmd_clusters_report(args) -> int:
@@ -23,12 +22,8 @@ def cmd_clusters_report(args) -> int:
 def cmd_clusters_history(args) -> int:
     from governance.clustering.stored_reports import history
 
-    settings = prepare_environment()
-    with transaction(sessions(settings)) as session:
-        enter_scope(session, args.tenant)
-        for row in history(session, args.tenant, args.limit):
-            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return 0
+    with tenant_transaction(args.tenant) as session:
+        return print_json_lines(history(session, args.tenant, args.limit))
 
 
 def add_commands(sub) -> None:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from governance.platform.config import Settings
@@ -34,6 +36,22 @@ def enter_scope(session, tenant: str | None) -> None:
         repository.enter_all_tenants(session)
     else:
         repository.enter_tenant(session, tenant)
+
+
+@contextmanager
+def tenant_transaction(tenant: str | None) -> Iterator:
+    """One transaction on the embedded defaults (or the configured servers), in `tenant`'s scope."""
+    from governance.storage.db import transaction
+
+    with transaction(sessions(prepare_environment())) as session:
+        enter_scope(session, tenant)
+        yield session
+
+
+def print_json_lines(rows: Iterable[dict]) -> int:
+    for row in rows:
+        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return 0
 
 
 def build_context(settings: Settings):

@@ -1,22 +1,15 @@
 """`governance decisions export`: the stored decisions, one JSON object per line."""
 from __future__ import annotations
 
-import json
-import sys
 
-from governance.storage.db import transaction
-from worker.cli.common import enter_scope, prepare_environment, sessions, tenant_arg
+from worker.cli.common import print_json_lines, tenant_arg, tenant_transaction
 
 
 def cmd_decisions_export(args) -> int:
     from governance.moderation.decisions import export_decisions
 
-    settings = prepare_environment()
-    with transaction(sessions(settings)) as session:
-        enter_scope(session, args.tenant)
-        for decision in export_decisions(session, args.tenant):
-            sys.stdout.write(json.dumps(decision, ensure_ascii=False) + "\n")
-    return 0
+    with tenant_transaction(args.tenant) as session:
+        return print_json_lines(export_decisions(session, args.tenant))
 
 
 def add_commands(sub) -> None:

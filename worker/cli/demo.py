@@ -1,7 +1,8 @@
 """`governance demo`: the whole job on embedded defaults and the bundled sample corpus.
 
-Migrate, load the sample exemplars, start a real worker process, publish the sample uploads,
-wait for every decision, print them, write a cluster report, and shut the worker down.
+Migrate, apply the sample's policy, load the sample exemplars, start a real worker process, publish
+the sample uploads, wait for every decision, print them, write a cluster report (its emerging-wave
+alerts), raise the anomaly alert at once, say where to look next, and shut the worker down.
 Running it again re-uses the same embedded servers and decisions (events are idempotent).
 """
 from __future__ import annotations
@@ -15,11 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from worker.cli.common import build_context, enter_scope, prepare_environment, sessions
+from worker.cli import demo_story as story
+from worker.cli.common import build_context, prepare_environment, tenant_transaction
 from worker.cli.exemplars import import_exemplar_file
 from worker.cli.publish import publish_file
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "governance" / "sample"
+POLICY = SAMPLE_DIR / "policy.toml"
 TENANT = "demo"
 
 
@@ -36,30 +39,31 @@ def _materialise(source: Path, target: Path) -> list[dict]:
     return rows
 
 
-def _table(rows: list[dict], expected: dict[str, str]) -> str:
-    header = f"{'asset':<24} {'action':<7} {'label':<14} {'score':>5} {'anomaly':>8}  {'expected':<12} reason"
-    lines = [header, "-" * len(header)]
-    for d in rows:
-        anomaly = d.get("anomaly") or {}
-        flag = f"{anomaly['score']:.2f}{'!' if anomaly.get('flagged') else ' '}" if anomaly else "-"
-        lines.append(f"{d['asset_id'][:24]:<24} {d['action']:<7} {str(d['label'] or '-')[:14]:<14} "
-                     f"{d['score']:>5.2f} {flag:>8}  {expected.get(d['asset_id'], '-')[:12]:<12} {d['reason'][:60]}")
-    return "\n".join(lines)
+def _apply_demo_policy() -> str:
+    """The sample's own policy, through the function `governance policy apply` calls."""
+    from governance.moderation.policy_store import apply_policy
+
+    with tenant_transaction(TENANT) as session:
+        applied = apply_policy(session, POLICY.read_text(encoding="utf-8"), tenant=TENANT, who="governance demo")
+    print(f"policy {applied.version} {'applied' if applied.created else 're-applied'} for tenant {TENANT} "
+          f"({POLICY.name}: confirmed spam and phishing blocked, suggested ones and anomalies reviewed)")
+    return applied.version
 
 
 def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
-    from governance.storage.db import transaction
-    from governance.storage.migrate import upgrade
     from governance.clustering.stored_reports import build_and_store
+    from governance.delivery.alerts import AlertConfig, alert_now
     from governance.moderation.decisions import export_decisions
+    from governance.storage.migrate import upgrade
 
-    # The bundled sample is tiny (a few dozen uploads per modality): smaller clusters count there.
+    # The bundled sample is small (about a hundred uploads): smaller clusters count there.
     os.environ.setdefault("GOVERNANCE_CLUSTER_MIN_SIZE", "5")
     roots = [r for r in os.environ.get("GOVERNANCE_FILE_ROOTS", "").split(":") if r]
     os.environ["GOVERNANCE_FILE_ROOTS"] = ":".join([*roots, str(SAMPLE_DIR)])
     settings = prepare_environment(need_broker=True)
     print(f"embedded data folder: {settings.data_dir}")
     upgrade(os.environ["DATABASE_URL"])
+    policy_version = _apply_demo_policy()
 
     work = Path(tempfile.mkdtemp(prefix="governance-demo-"))
     _materialise(SAMPLE_DIR / "exemplars.jsonl", work / "exemplars.jsonl")
@@ -68,7 +72,10 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
     print(f"exemplars loaded: {imported}" + (f" ({len(problems)} problems)" if problems else ""))
 
     log_path = work / "worker.log"
-    worker = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--concurrency", str(concurrency)],
+    # No beat: the demo does the beat's jobs itself, at once. A beat's report taken while the sample is
+    # still being decided would make the parcel wave look already known, and its alert never fire.
+    worker = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--concurrency", str(concurrency),
+                               "--no-beat"],
                               stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         accepted, _ = publish_file(settings, str(work / "uploads.jsonl"))
@@ -76,24 +83,25 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
         wanted = {row["event_id"] for row in uploads}
         deadline = time.monotonic() + timeout_s
         while True:
-            with transaction(sessions(settings)) as session:
-                enter_scope(session, TENANT)
+            with tenant_transaction(TENANT) as session:
                 found = [d for d in export_decisions(session, TENANT) if d["event_id"] in wanted]
             if len(found) >= len(wanted) or time.monotonic() > deadline or worker.poll() is not None:
                 break
             time.sleep(0.5)
         expected = {row["asset_id"]: (row.get("metadata") or {}).get("expected", "-") for row in uploads}
-        print(_table(sorted(found, key=lambda d: d["event_id"]), expected))
+        found.sort(key=lambda d: d["event_id"])
+        print(story.decision_table(found, expected))
         if len(found) < len(wanted):
             print(f"only {len(found)} of {len(wanted)} decisions arrived; worker log: {log_path}", file=sys.stderr)
             return 1
-        with transaction(sessions(settings)) as session:
-            enter_scope(session, TENANT)
+        print(story.tally(found, policy_version))
+        with tenant_transaction(TENANT) as session:
             paths = build_and_store(session, build_context(settings), TENANT, work / "report")
-        report = json.loads(paths["json"].read_text())
-        print(f"\n{len(report['clusters'])} clusters, {len(report['noise'])} noise points; "
-              f"{len(report.get('alerts', []))} emerging-cluster alerts")
-        print(f"cluster report: {paths['json']}\n                {paths.get('html', '')}")
+        print(story.cluster_lines(json.loads(paths["json"].read_text())))
+        with tenant_transaction(TENANT) as session:
+            alert = alert_now(session, TENANT, AlertConfig.from_settings(settings))
+        print(story.anomaly_alert_lines(alert))
+        print(story.where_to_look_next(paths))
         return 0
     finally:
         if worker.poll() is None:

@@ -1,13 +1,13 @@
 """`governance exemplars`: import, enable, disable and export a tenant's labelled exemplars."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 from governance.platform.config import Settings
 from governance.storage.db import transaction
-from worker.cli.common import build_context, enter_scope, fail, prepare_environment, progress, read_jsonl, sessions, tenant_arg
+from worker.cli.common import (build_context, enter_scope, fail, prepare_environment, print_json_lines,
+                               progress, read_jsonl, sessions, tenant_arg, tenant_transaction)
 
 
 def import_exemplar_file(settings: Settings, path: str, who: str | None, batch_size: int = 64):
@@ -75,12 +75,8 @@ def cmd_exemplars_toggle(args) -> int:
 def cmd_exemplars_export(args) -> int:
     from governance.moderation.exemplar_banks import export_exemplars
 
-    settings = prepare_environment()
-    with transaction(sessions(settings)) as session:
-        enter_scope(session, args.tenant)
-        for item in export_exemplars(session, args.tenant):
-            sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
-    return 0
+    with tenant_transaction(args.tenant) as session:
+        return print_json_lines(export_exemplars(session, args.tenant))
 
 
 def add_commands(sub) -> None:

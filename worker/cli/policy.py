@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from governance.storage.db import transaction
-from worker.cli.common import enter_scope, fail, prepare_environment, sessions, tenant_arg
+from worker.cli.common import enter_scope, fail, prepare_environment, sessions, tenant_arg, tenant_transaction
 
 
 def cmd_policy_apply(args) -> int:
@@ -30,34 +30,26 @@ def cmd_policy_apply(args) -> int:
 
 
 def cmd_policy_show(args) -> int:
-    from governance.moderation.policy_store import policy_to_toml, stored_policy
-    from governance.moderation.policy_rules import Policy
+    from governance.moderation.policy_store import policy_file
 
-    settings = prepare_environment()
-    with transaction(sessions(settings)) as session:
-        enter_scope(session, args.tenant)
-        found = stored_policy(session, args.tenant, args.version)
+    with tenant_transaction(args.tenant) as session:
+        found = policy_file(session, args.tenant, args.version)
     if found is None:
-        if args.version:
-            return fail(f"tenant {args.tenant} has no policy version {args.version!r}")
-        sys.stdout.write(policy_to_toml(Policy(), header=f"tenant {args.tenant}: no policy applied; the builtin "
-                                                        "policy is in use"))
-        return 0
-    version, source = found
-    print(f"# tenant {args.tenant}, policy version {version}")
+        return fail(f"tenant {args.tenant} has no policy version {args.version!r}")
+    source = found["source"]
+    if found["applied"]:
+        print(f"# tenant {args.tenant}, policy version {found['version']}")
     sys.stdout.write(source if source.endswith("\n") else source + "\n")
     return 0
 
 
 def cmd_policy_list(args) -> int:
-    from governance.storage import repository
+    from governance.moderation.policy_store import policy_history
 
-    settings = prepare_environment()
-    with transaction(sessions(settings)) as session:
-        enter_scope(session, args.tenant)
-        rows = repository.policy_versions(session, args.tenant)
-        for i, row in enumerate(rows):
-            print(f"{row.version}\t{row.applied_at.isoformat()}\t{row.applied_by or '-'}" + ("\tcurrent" if i == 0 else ""))
+    with tenant_transaction(args.tenant) as session:
+        for row in policy_history(session, args.tenant):
+            print(f"{row['version']}\t{row['applied_at']}\t{row['applied_by'] or '-'}"
+                  + ("\tcurrent" if row["current"] else ""))
     return 0
 
 

@@ -3,21 +3,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from governance.storage.db import transaction
-from worker.cli.common import build_context, enter_scope, fail, prepare_environment, sessions, tenant_arg
+from worker.cli.common import (build_context, enter_scope, fail, prepare_environment, print_json_lines,
+                               sessions, tenant_arg, tenant_transaction)
 
 
 def cmd_review_list(args) -> int:
     from governance.moderation.review import pending
 
-    settings = prepare_environment()
-    with transaction(sessions(settings)) as session:
-        enter_scope(session, args.tenant)
-        for item in pending(session, args.tenant, args.limit):
-            sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
-    return 0
+    with tenant_transaction(args.tenant) as session:
+        return print_json_lines(pending(session, args.tenant, args.limit))
 
 
 def cmd_review_decide(args) -> int:

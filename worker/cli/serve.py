@@ -22,7 +22,14 @@ def build_api(settings):
         with celery_app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=5)
 
-    return create_app(settings, lambda pairs: enqueue_batches(settings, pairs), broker_ping=broker_ping)
+    def run_cluster_report(tenant: str) -> None:
+        # Through this app by name, not `cluster_report.delay`: a shared task resolves Celery's
+        # current app per thread, and in the server's worker threads that is Celery's unconfigured
+        # default app, which sends to the default queue that no worker consumes.
+        celery_app.send_task("governance.cluster_report", args=[tenant])
+
+    return create_app(settings, lambda pairs: enqueue_batches(settings, pairs), broker_ping=broker_ping,
+                      run_cluster_report=run_cluster_report)
 
 
 def cmd_serve(args) -> int:

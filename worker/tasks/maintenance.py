@@ -10,7 +10,7 @@ import logging
 
 from celery import shared_task
 
-from governance.delivery import outbox_relay
+from governance.delivery import outbox_relay, subscription_delivery
 from governance.ingest import inbox
 from governance.platform import broker_state, metrics
 from governance.storage import repository
@@ -24,14 +24,21 @@ log = logging.getLogger(__name__)
 
 @shared_task(name="governance.relay_outbox", acks_late=True)
 def relay_outbox() -> dict:
+    """The operator's sinks, then the tenants' webhook subscriptions: two units of work, so a failing
+    sink never rolls back what the subscriptions were sent (nor the other way round)."""
     sinks = configured_sinks(settings())
-    if not sinks:
-        return {"delivered": 0, "failed": 0}
+    result = outbox_relay.RelayResult()
+    if sinks:
+        with transaction(sessions()) as session:
+            repository.enter_all_tenants(session)  # the relay is cross-tenant by design
+            result = outbox_relay.relay(session, sinks)
+        metrics.outbox_relayed(result.delivered, result.failed)
     with transaction(sessions()) as session:
-        repository.enter_all_tenants(session)  # the relay is cross-tenant by design
-        result = outbox_relay.relay(session, sinks)
-    metrics.outbox_relayed(result.delivered, result.failed)
-    return {"delivered": result.delivered, "failed": result.failed}
+        repository.enter_all_tenants(session)  # as the relay: every tenant's subscriptions
+        webhooks = subscription_delivery.deliver_due(session, settings())
+    metrics.webhooks_delivered(webhooks.delivered, webhooks.failed)
+    return {"delivered": result.delivered, "failed": result.failed,
+            "webhooks_delivered": webhooks.delivered, "webhooks_failed": webhooks.failed}
 
 
 @shared_task(name="governance.reconcile_events", acks_late=True)

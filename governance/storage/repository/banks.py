@@ -96,6 +96,27 @@ def iter_exemplars(session: Session, tenant: str) -> Iterator[tuple[Exemplar, As
         yield exemplar, asset
 
 
+def exemplar_page(session: Session, tenant: str, label: str | None, after_pk: int | None,
+                  limit: int) -> list[tuple[Exemplar, Asset]]:
+    """Exemplars in id order (optionally of one label), starting after the exemplar `after_pk`."""
+    query = (select(Exemplar, Asset).join(Asset, (Asset.id == Exemplar.asset_pk) & (Asset.tenant == tenant))
+             .where(Exemplar.tenant == tenant))
+    if label is not None:
+        query = query.where(Exemplar.label == label)
+    if after_pk is not None:
+        query = query.where(Exemplar.id > after_pk)
+    return [(exemplar, asset) for exemplar, asset in session.execute(query.order_by(Exemplar.id).limit(limit))]
+
+
+def exemplar_counts(session: Session, tenant: str) -> list[tuple[str, str, bool, int]]:
+    """(label, polarity, enabled, count) over the tenant's exemplars."""
+    rows = session.execute(select(Exemplar.label, Exemplar.polarity, Exemplar.enabled, func.count())
+                           .where(Exemplar.tenant == tenant)
+                           .group_by(Exemplar.label, Exemplar.polarity, Exemplar.enabled)
+                           .order_by(Exemplar.label))
+    return [(label, polarity, enabled, count) for label, polarity, enabled, count in rows]
+
+
 def audit_exemplar_vectors(session: Session, tenant: str, model: str,
                            dims: int) -> list[tuple[Exemplar, Asset, str, np.ndarray]]:
     """(exemplar, asset, task, vector) of every enabled positive exemplar with a vector of one model,

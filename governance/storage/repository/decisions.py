@@ -46,6 +46,11 @@ def latest_decision_for_asset(session: Session, tenant: str, asset_id: str) -> D
                            .with_for_update()).first()
 
 
+def decision_for_event(session: Session, tenant: str, event_id: str) -> Decision | None:
+    return session.scalars(select(Decision).where(Decision.tenant == tenant, Decision.event_id == event_id)
+                           .with_for_update()).first()
+
+
 def decisions_with_vectors(session: Session, tenant: str, model: str, dims: int, tasks: list[str],
                            since: datetime | None, limit: int) -> list[tuple[Decision, str, str, np.ndarray]]:
     """(decision, modality, task, vector) for decided uploads that have a stored vector of the model

@@ -5,6 +5,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from governance.storage.repository.webhooks import fan_out_to_subscriptions
 from governance.storage.tables import OutboxDelivery, OutboxMessage
 
 
@@ -45,7 +46,12 @@ def deliveries(session: Session, tenant: str, message_id: str | None = None) -> 
 
 def enqueue_outbox(session: Session, rows: list[dict]) -> None:
     """Queue messages (rows carry tenant, kind, message_id, payload); a message id already queued is
-    left alone, so a re-run enqueues nothing twice."""
+    left alone, so a re-run enqueues nothing twice. Each is owed to the tenant's webhook
+    subscriptions of its kind (webhooks.py) from the same transaction."""
     if rows:
         stmt = insert(OutboxMessage.__table__).on_conflict_do_nothing(index_elements=["tenant", "message_id"])
         session.execute(stmt, rows)
+        by_tenant: dict[str, list[str]] = {}
+        for row in rows:
+            by_tenant.setdefault(row["tenant"], []).append(row["message_id"])
+        fan_out_to_subscriptions(session, by_tenant)

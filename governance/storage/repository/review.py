@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -38,15 +38,30 @@ def _overridden(tenant: str):
                                         AuditEntry.event_id == Decision.event_id).exists())
 
 
-def pending_review_decisions(session: Session, tenant: str, limit: int) -> list[Decision]:
+# The review queue is two sources merged oldest first; a position in it is (opened at, source, id)
+# with source 0 for decisions and 1 for review items, so a page can start after any row of either.
+ReviewPosition = tuple[datetime, int, int]
+
+
+def _after(opened_at, source: int, pk, after: ReviewPosition | None):
+    if after is None:
+        return True
+    return tuple_(opened_at, literal(source), pk) > tuple_(literal(after[0]), literal(after[1]), literal(after[2]))
+
+
+def pending_review_decisions(session: Session, tenant: str, limit: int,
+                             after: ReviewPosition | None = None) -> list[Decision]:
     """Decisions that went to review and that nobody has overridden yet, oldest first."""
     return list(session.scalars(
-        select(Decision).where(Decision.tenant == tenant, Decision.action == "review", ~_overridden(tenant))
+        select(Decision).where(Decision.tenant == tenant, Decision.action == "review", ~_overridden(tenant),
+                               _after(Decision.decided_at, 0, Decision.id, after))
         .order_by(Decision.decided_at, Decision.id).limit(limit)))
 
 
-def open_review_items(session: Session, tenant: str, limit: int, asset_pk: int | None = None) -> list[ReviewItem]:
-    query = select(ReviewItem).where(ReviewItem.tenant == tenant, ReviewItem.status == "open")
+def open_review_items(session: Session, tenant: str, limit: int, asset_pk: int | None = None,
+                      after: ReviewPosition | None = None) -> list[ReviewItem]:
+    query = select(ReviewItem).where(ReviewItem.tenant == tenant, ReviewItem.status == "open",
+                                     _after(ReviewItem.created_at, 1, ReviewItem.id, after))
     if asset_pk is not None:
         query = query.where(ReviewItem.asset_pk == asset_pk)
     return list(session.scalars(query.order_by(ReviewItem.created_at, ReviewItem.id).limit(limit)))
