@@ -49,6 +49,15 @@ def test_requests_without_a_valid_key_are_refused_as_problems(api, api_key, e2e_
     assert revoked.status_code == 401
 
 
+def test_serve_exits_cleanly_on_sigterm(e2e_env, tmp_path):
+    from tests.e2e.api_fixtures import start_api
+
+    server = start_api(e2e_env, tmp_path / "serve.log")
+    server.stop()  # SIGTERM, as an orchestrator sends it
+    assert server.process.returncode == 0
+    assert "Finished server process" in server.log()
+
+
 def test_keys_list_shows_no_secret_and_revoke_of_an_unknown_key_fails(e2e_env, api_tenant):
     import json
 
