@@ -21,8 +21,8 @@ from governance.storage.repository.console import (
     revoke_console_session, set_reviewer_reveals_media, skip_lease, use_login_link,
 )
 from governance.storage.repository.decisions import (
-    dead_letters, decided_event_ids, decision_exists, decision_for_event, decisions_with_vectors, insert_dead_letter,
-    insert_decisions, iter_decisions, latest_decision_for_asset, tenants_with_recent_decisions,
+    dead_letters, decided_event_ids, decision_exists, decision_for_event, decision_page, decisions_for_events, decisions_of_asset,
+    decisions_with_vectors, insert_dead_letter, insert_decisions, iter_decisions, latest_decision_for_asset, tenants_with_recent_decisions,
 )
 from governance.storage.repository.embeddings import (
     asset_vectors, cached_vectors, content_lock_key, embedding_windows, lock_contents,
@@ -33,7 +33,7 @@ from governance.storage.repository.hashes import (
     recently_allowed_hashes, set_bank_hashes_enabled, store_asset_hashes, upsert_bank_hashes,
 )
 from governance.storage.repository.inbox import (
-    count_attempt, count_batch_delivery, event_payloads, event_status, lock_events, operational_counts,
+    count_attempt, count_batch_delivery, dead_letter_reasons, event_payloads, events_by_ids, event_status, lock_events, operational_counts,
     record_events, set_event_status, set_events_status, stale_events, touch_all_pending, touch_events,
     uncount_attempts,
 )
@@ -72,7 +72,8 @@ __all__ = [
     "store_asset_hashes", "upsert_bank_hashes",
     "audit_exemplar_vectors", "bank_asset_pks", "bank_exemplar_vectors", "bank_vectors", "bank_version",
     "bump_bank_version", "cached_vectors", "claim_outbox", "cluster_reports", "content_lock_key", "count_attempt",
-    "count_batch_delivery", "current_policy_ref", "dead_letters", "decided_event_ids", "decision_exists", "decision_for_event",
+    "count_batch_delivery", "current_policy_ref", "dead_letter_reasons", "dead_letters", "decided_event_ids", "decision_page", "decisions_for_events",
+    "decisions_of_asset", "events_by_ids", "decision_exists", "decision_for_event",
     "decisions_with_vectors", "delivered_sinks", "deliveries", "embedding_windows", "enqueue_outbox",
     "enter_all_tenants", "enter_tenant", "event_payloads", "event_status",
     "exemplar_counts", "exemplar_page", "exemplars_of_asset", "finish_batch_job", "flagged_summary", "insert_audit", "insert_batch_job",
