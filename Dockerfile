@@ -17,7 +17,7 @@ RUN groupadd --system --gid 10001 governance \
 WORKDIR /app
 COPY . /app
 RUN pip install --no-cache-dir -e . \
- && python -m compileall -q /app/governance /app/worker /app/migrations \
+ && python -m compileall -q /app/governance /app/worker /app/web /app/migrations \
  && mkdir -p /data /var/lib/governance \
  && chown governance:governance /data /var/lib/governance
 

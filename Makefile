@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench bench-quick soak eval clean
+.PHONY: install demo console test test-fast bench bench-quick soak eval clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), f"Python 3.12 is required, found {sys.version.split()[0]}"'
@@ -25,6 +25,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/governance demo
+
+# The demo, then the API and the review console kept up with a one-time login link (Ctrl-C stops).
+console: $(STAMP)
+	$(BIN)/governance demo --serve
 
 test: $(STAMP)
 	$(BIN)/lint-imports

@@ -147,6 +147,22 @@ def _embedders(r: dict) -> list[dict]:
     ]
 
 
+def _api(r: dict) -> list[dict]:
+    w = r["wait"]
+    return [
+        row("API ingest throughput", f"{r['api_events_per_s']:.0f} ev/s", f"{r['publish_events_per_s']:.0f} ev/s publish",
+            r["ratio"], ">= 0.80 of publish", r["ratio"] >= 0.8,
+            f"{r['events']} events, POST /v1/events in batches of {r['batch']}, one connection; "
+            "`governance publish FILE` as run, process start included"),
+        row("API ingest vs publish_file", f"{r['api_events_per_s']:.0f} ev/s",
+            f"{r['publish_file_events_per_s']:.0f} ev/s in process", r["ratio_to_publish_file"], "-", None,
+            "publish's function in the bench process: one INSERT for the file, no process start"),
+        row("API ?wait= latency p50/p99", f"{w['p50_ms']:.0f} ms / {w['p99_ms']:.0f} ms", "-", None, "-", None,
+            f"{w['requests']} single text events, offline embedder, 2 worker processes; "
+            f"{w['answered_202']} answered 202"),
+    ]
+
+
 def _hashes(r: dict) -> list[dict]:
     h = r["hashing"]
     out = [row("PDQ hashing per image", f"{h['pdq_ms']:.1f} ms", f"{h['surface_features_ms']:.1f} ms surface features",
@@ -164,7 +180,7 @@ def _hashes(r: dict) -> list[dict]:
 
 BUILDERS = {"pipeline": _pipeline, "gemini": _gemini, "knn": _knn, "writes": _writes,
             "clustering": _clustering, "embedders": _embedders, "images": _images, "memory": _memory,
-            "hashes": _hashes}
+            "api": _api, "hashes": _hashes}
 
 
 def for_section(name: str, result: dict) -> list[dict]:

@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from governance.platform.config import Settings
 from governance.platform.metrics import HttpMetrics
 from governance.storage.db import resolve_database_url, session_factory
+from web import console
 from web.deps import Enqueue, RunClusterReport, Services
 from web.problems import install_handlers
-from web.routes import health, keys
+from web.routes import assets, decisions, events, health, keys
 from web.routes import banks, clusters, policies, review
 from web.routes import webhooks as webhook_routes
 
@@ -45,10 +46,12 @@ def create_app(settings: Settings, enqueue: Enqueue, *, sessions: sessionmaker[S
         return response
 
     app.include_router(health.router)
-    app.include_router(keys.router)
+    for routes in (keys, events, assets, decisions):
+        app.include_router(routes.router)
     app.include_router(webhook_routes.router)
     for engine_routes in (banks, policies, review, clusters):  # the engine over HTTP
         app.include_router(engine_routes.router)
+    console.install(app)  # the review console's pages, under /console
     return app
 
 

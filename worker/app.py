@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_routes={
             "governance.process_upload": {"queue": UPLOADS_QUEUE},
             "governance.process_uploads": {"queue": UPLOADS_QUEUE},
+            "governance.submit_events": {"queue": UPLOADS_QUEUE},
             "governance.*": {"queue": MAINTENANCE_QUEUE},
         },
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},

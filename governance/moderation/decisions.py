@@ -90,9 +90,61 @@ def decision_payload(row: dict) -> dict:
     }
 
 
+_PAYLOAD_COLUMNS = ("event_id", "asset_id", "tenant", "action", "label", "score", "labels", "anomaly", "neighbors",
+                    "reason", "embedding_model", "policy_version", "bank_version", "hash_matches", "hash_missed",
+                    "ocr", "evidence_source", "decided_at")
+
+
+def stored_payload(decision) -> dict:
+    """The public payload of a stored decision row."""
+    return decision_payload({c: getattr(decision, c) for c in _PAYLOAD_COLUMNS})
+
+
 def export_decisions(session: Session, tenant: str) -> Iterable[dict]:
     for d in repository.iter_decisions(session, tenant):
-        yield decision_payload({c: getattr(d, c) for c in (
-            "event_id", "asset_id", "tenant", "action", "label", "score", "labels", "anomaly", "neighbors",
-            "reason", "embedding_model", "policy_version", "bank_version", "hash_matches", "hash_missed",
-            "ocr", "evidence_source", "decided_at")})
+        yield stored_payload(d)
+
+
+def event_outcomes(session: Session, tenant: str, event_ids: list[str]) -> dict[str, dict]:
+    """Per known event: its status (accepted, decided, dead), its decision's payload once there
+    is one, and the dead letter's reason once there is one. Unknown ids are absent."""
+    events = repository.events_by_ids(session, tenant, event_ids)
+    decided = repository.decisions_for_events(session, tenant, list(events))
+    dead = repository.dead_letter_reasons(session, tenant, [e for e, ev in events.items() if ev.status == "dead"])
+    return {event_id: {"event_id": event_id, "asset_id": event.asset_id,
+                       "status": "decided" if event_id in decided else event.status,
+                       "decision": stored_payload(decided[event_id]) if event_id in decided else None,
+                       "dead_letter_reason": dead.get(event_id)}
+            for event_id, event in events.items()}
+
+
+def decision_page(session: Session, tenant: str, *, action: str | None = None, label: str | None = None,
+                  since: datetime | None = None, until: datetime | None = None,
+                  after: tuple[datetime, int] | None = None, limit: int = 100
+                  ) -> tuple[list[dict], tuple[datetime, int] | None]:
+    """One page of decisions, newest first, and the position to continue after (None: last page)."""
+    rows = repository.decision_page(session, tenant, action=action, label=label, since=since, until=until,
+                                    before=after, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [stored_payload(d) for d in rows], ((rows[-1].decided_at, rows[-1].id) if more else None)
+
+
+def asset_history(session: Session, tenant: str, asset_id: str) -> dict | None:
+    """The asset as stored, its decisions newest first, and the hand-made changes to it (review
+    overrides, exemplar enables and disables) oldest first; None when nothing of it is known."""
+    asset = repository.asset_by_id(session, tenant, asset_id)
+    decisions = repository.decisions_of_asset(session, tenant, asset_id)
+    if asset is None and not decisions:
+        return None
+    audit = repository.audit_entries(session, tenant, asset_id=asset_id)
+    return {
+        "asset_id": asset_id,
+        "asset": None if asset is None else {
+            "modality": asset.modality, "mime_type": asset.mime_type, "size_bytes": asset.size_bytes,
+            "sha256": asset.sha256, "title": asset.title, "metadata": asset.extra, "status": asset.status,
+            "text_excerpt": asset.text_excerpt, "ocr_text": asset.ocr_text, "created_at": asset.created_at.isoformat()},
+        "decisions": [stored_payload(d) for d in decisions],
+        "review_history": [{"kind": e.kind, "event_id": e.event_id, "who": e.who, "at": e.at.isoformat(),
+                            "before": e.before, "after": e.after} for e in audit],
+    }

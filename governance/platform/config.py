@@ -157,6 +157,10 @@ class Settings:
     api_max_events: int
     api_rate_per_minute: int  # per key; 0: no limit
     api_rate_burst_s: float
+    # The review console (web/console/, governance/moderation/review_queue.py).
+    console_url: str  # where reviewers reach `governance serve`: the base of `console-link` URLs
+    console_lease_s: int
+    console_session_s: int
     quota_redis_url: str | None = field(repr=False)  # may carry a password
     gemini_api_key: str | None = field(repr=False)
     webhook_secret: str | None = field(repr=False)
@@ -261,6 +265,10 @@ class Settings:
             # Requests per minute per key, a token bucket in Redis shared by every API process.
             api_rate_per_minute=_int("GOVERNANCE_API_RATE_PER_MINUTE", 6000),
             api_rate_burst_s=_float("GOVERNANCE_API_RATE_BURST_S", 10.0),
+            console_url=_env("GOVERNANCE_CONSOLE_URL", "http://127.0.0.1:8000"),
+            # How long opening an item keeps it from other reviewers (renewed while the page is open).
+            console_lease_s=max(1, _int("GOVERNANCE_CONSOLE_LEASE_S", 600)),
+            console_session_s=max(60, _int("GOVERNANCE_CONSOLE_SESSION_S", 12 * 3600)),
             quota_redis_url=_env("GOVERNANCE_QUOTA_REDIS_URL") or _env("CELERY_BROKER_URL"),
             gemini_api_key=_env("GEMINI_API_KEY") or _env("GOOGLE_API_KEY"),
             webhook_secret=_env("GOVERNANCE_WEBHOOK_SECRET"),

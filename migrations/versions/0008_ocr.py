@@ -1,7 +1,7 @@
 """text inside images: the OCR text of an asset, the OCR evidence of a decision
 
 Revision ID: 0008_ocr
-Revises: 0007_hashes
+Revises: 0007_console
 
 - `assets.ocr_text`, `assets.ocr_confidence`: what OCR read in an image upload (cluster keywords use it).
 - `decisions.ocr`: `{text, confidence, label, score, used, ...}`; `decisions.evidence_source`:
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = "0008_ocr"
-down_revision = "0007_hashes"
+down_revision = "0007_console"
 branch_labels = None
 depends_on = None
 

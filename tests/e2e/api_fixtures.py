@@ -30,6 +30,7 @@ class ApiServer:
     base_url: str
     process: subprocess.Popen
     log_path: Path
+    env: dict
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -52,7 +53,7 @@ def start_api(env: dict, log_path: Path, timeout_s: float = 90) -> ApiServer:
     port = free_port()
     process = subprocess.Popen([CLI, "serve", "--port", str(port)], env=env, stdout=open(log_path, "w"),
                                stderr=subprocess.STDOUT)
-    server = ApiServer(f"http://127.0.0.1:{port}", process, log_path)
+    server = ApiServer(f"http://127.0.0.1:{port}", process, log_path, env)
     deadline = time.monotonic() + timeout_s
     while True:
         if process.poll() is not None:
@@ -77,7 +78,8 @@ def api(e2e_env, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api_worker(e2e_env, tmp_path_factory):
-    worker = Worker(e2e_env, tmp_path_factory.mktemp("api-worker") / "worker.log", concurrency=2)
+    # No beat: the reconciler would re-enqueue what the API failed to enqueue, and hide it.
+    worker = Worker(e2e_env, tmp_path_factory.mktemp("api-worker") / "worker.log", concurrency=2, extra=("--no-beat",))
     yield worker
     worker.stop()
 

@@ -49,6 +49,15 @@ def test_requests_without_a_valid_key_are_refused_as_problems(api, api_key, e2e_
     assert revoked.status_code == 401
 
 
+def test_serve_exits_cleanly_on_sigterm(e2e_env, tmp_path):
+    from tests.e2e.api_fixtures import start_api
+
+    server = start_api(e2e_env, tmp_path / "serve.log")
+    server.stop()  # SIGTERM, as an orchestrator sends it
+    assert server.process.returncode == 0
+    assert "Finished server process" in server.log()
+
+
 def test_keys_list_shows_no_secret_and_revoke_of_an_unknown_key_fails(e2e_env, api_tenant):
     import json
 
@@ -60,3 +69,26 @@ def test_keys_list_shows_no_secret_and_revoke_of_an_unknown_key_fails(e2e_env, a
     assert cli(e2e_env, "keys", "revoke", "key_0000", check=False).returncode == 1
     bad = cli(e2e_env, "keys", "create", "--tenant", api_tenant, "--scopes", "ingest,root", check=False)
     assert bad.returncode == 2 and "root" in bad.stderr
+
+
+def test_each_key_has_its_own_rate_limit_answered_with_retry_after(e2e_env, tmp_path, api_tenant):
+    from tests.e2e.api_fixtures import start_api
+
+    # One request a minute, a bucket of one: the second request within the minute is over the limit
+    # however slowly the machine runs.
+    server = start_api(dict(e2e_env, GOVERNANCE_API_RATE_PER_MINUTE="1", GOVERNANCE_API_RATE_BURST_S="60"),
+                       tmp_path / "serve.log")
+    try:
+        first, second = (create_key(e2e_env, api_tenant, "read")["key"] for _ in range(2))
+        with server.client(first) as http:
+            assert http.get("/v1/me").status_code == 200
+            limited = http.get("/v1/decisions")
+            assert limited.status_code == 429
+            assert limited.json()["type"] == "https://governance.dev/problems/rate-limited"
+            assert 1 <= int(limited.headers["retry-after"]) <= 60
+        with server.client(second) as http:
+            assert http.get("/v1/me").status_code == 200
+        with server.client() as http:  # health is not behind a key
+            assert http.get("/healthz").status_code == 200
+    finally:
+        server.stop()

@@ -363,6 +363,23 @@ def test_every_exported_decision_line_keeps_the_documented_contract(probe_url, b
         assert_decision_contract(line)
 
 
+def test_console_link_writes_its_tenants_link_only(probe_url, two_tenants, capsys, database_url):
+    from governance.access.console_sessions import hash_token
+    from governance.storage.tables import ConsoleLoginLink
+
+    a, b = two_tenants
+    [link] = run_cli(capsys, "console-link", "--tenant", a, "--who", "alice", "--json")
+    token = link["url"].rsplit("token=", 1)[1]
+    assert owner_rows(database_url, select(ConsoleLoginLink.tenant, ConsoleLoginLink.who, ConsoleLoginLink.token_hash)
+                      .where(ConsoleLoginLink.tenant.in_([a, b]))) == [(a, "alice", hash_token(token))]
+    with transaction(session_factory(probe_url)) as session:
+        repository.enter_tenant(session, b)
+        assert repository.use_login_link(session, a, hash_token(token)) is None  # B's scope cannot spend it
+    with transaction(session_factory(probe_url)) as session:
+        repository.enter_tenant(session, a)
+        assert repository.use_login_link(session, a, hash_token(token)) == "alice"
+
+
 def test_webhooks_create_list_and_delete_stay_in_their_tenant(probe_url, two_tenants, capsys, monkeypatch):
     a, b = two_tenants
     code, _, err = run_code(capsys, "webhooks", "create", "--tenant", a, "--url", "http://127.0.0.1:9/a",

@@ -167,6 +167,9 @@ def test_expected_commands():
     assert as_argv(services()["migrate"]["command"]) == ["governance", "db", "upgrade"]
     assert as_argv(services()["worker"]["command"]) == ["governance", "worker", "--concurrency", "2", "--no-beat"]
     assert as_argv(services()["beat"]["command"]) == ["governance", "beat"]
+    assert as_argv(services()["web"]["command"]) == ["governance", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert services()["web"]["ports"] == ["127.0.0.1:8000:8000"]
+    assert "/readyz" in " ".join(healthcheck_argv(services()["web"]))
 
 
 def test_healthchecks_exist_for_postgres_redis_and_worker():

@@ -18,10 +18,12 @@ def test_the_closing_lines_name_the_report_the_console_and_the_api_docs():
     paths = {"json": Path("/r/report.json"), "html": Path("/r/report.html")}
     coming = demo_story.where_to_look_next(paths)
     assert "/r/report.html" in coming and "/r/report.json" in coming
-    assert "review console  coming with `governance demo --serve`" in coming
+    assert "review console  run `governance demo --serve` (or `make console`) for a login link" in coming
     assert "http://127.0.0.1:8000/docs" in coming
-    served = demo_story.where_to_look_next(paths, console_url="http://127.0.0.1:8000/review/login/abc")
-    assert "review console  http://127.0.0.1:8000/review/login/abc" in served and "coming with" not in served
+    served = demo_story.where_to_look_next(paths, console_url="http://127.0.0.1:9000/console/login?tenant=demo&token=a",
+                                           api_docs_url="http://127.0.0.1:9000/docs")
+    assert "review console  http://127.0.0.1:9000/console/login?tenant=demo&token=a" in served
+    assert "HTTP API docs   http://127.0.0.1:9000/docs" in served and "--serve" not in served
 
 
 def test_the_tally_orders_actions_by_severity_and_counts_their_reasons():

@@ -44,7 +44,7 @@ class SubscriptionList(BaseModel):
 
 @router.post("/webhooks", status_code=201, response_model=CreatedSubscription,
              summary="Subscribe a receiver to this tenant's events; the secret is returned once",
-             responses=problem_responses(401, 403, 422, 429))
+             responses=problem_responses(400, 401, 403, 422, 429))
 def create_webhook(body: NewSubscription, scope: TenantScope = Depends(tenant_scope("admin"))) -> dict:
     try:
         with scope.transaction() as session:

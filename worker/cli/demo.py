@@ -3,7 +3,9 @@
 Migrate, apply the sample's policy, load the sample exemplars, start a real worker process, publish
 the sample uploads, wait for every decision, print them, write a cluster report (its emerging-wave
 alerts), raise the anomaly alert at once, say where to look next, and shut the worker down.
-Running it again re-uses the same embedded servers and decisions (events are idempotent).
+With `--serve` it then keeps the worker, the HTTP API and the review console up and prints a
+one-time console login link, until Ctrl-C. Running it again re-uses the same embedded servers and
+decisions (events are idempotent).
 """
 from __future__ import annotations
 
@@ -50,7 +52,31 @@ def _apply_demo_policy() -> str:
     return applied.version
 
 
-def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
+DEMO_REVIEWER = "demo-reviewer"
+LINK_TTL_S = 3600
+
+
+def _serve(settings, report_paths: dict, host: str, port: int) -> int:
+    """The API and the console on the demo's servers, with a login link, until Ctrl-C."""
+    import uvicorn
+
+    from governance.access.console_sessions import create_login_link
+    from worker.cli.serve import build_api
+
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # as `governance serve`: the API keeps its own registry
+    base = f"http://{host}:{port}"
+    app = build_api(settings)
+    with tenant_transaction(TENANT) as session:
+        link = create_login_link(session, TENANT, DEMO_REVIEWER, LINK_TTL_S)
+    print(story.where_to_look_next(report_paths, console_url=link.url(base), api_docs_url=f"{base}/docs"))
+    print(f"\nserving the API and the review console on {base} (the link works once, for an hour); "
+          "Ctrl-C stops", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    print("stopped")
+    return 0
+
+
+def run_demo(concurrency: int = 2, timeout_s: float = 300, serve: tuple[str, int] | None = None) -> int:
     from governance.clustering.stored_reports import build_and_store
     from governance.delivery.alerts import AlertConfig, alert_now
     from governance.moderation.decisions import export_decisions
@@ -101,6 +127,8 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
         with tenant_transaction(TENANT) as session:
             alert = alert_now(session, TENANT, AlertConfig.from_settings(settings))
         print(story.anomaly_alert_lines(alert))
+        if serve is not None:
+            return _serve(settings, paths, *serve)
         print(story.where_to_look_next(paths))
         return 0
     finally:
@@ -113,11 +141,16 @@ def run_demo(concurrency: int = 2, timeout_s: float = 300) -> int:
 
 
 def cmd_demo(args) -> int:
-    return run_demo(concurrency=args.concurrency, timeout_s=args.timeout)
+    return run_demo(concurrency=args.concurrency, timeout_s=args.timeout,
+                    serve=(args.host, args.port) if args.serve else None)
 
 
 def add_commands(sub) -> None:
     demo = sub.add_parser("demo", help="the main job on embedded defaults and the bundled sample")
     demo.add_argument("--concurrency", type=int, default=2)
     demo.add_argument("--timeout", type=float, default=300)
+    demo.add_argument("--serve", action="store_true",
+                      help="then keep the API and the review console up and print a login link (Ctrl-C stops)")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
     demo.set_defaults(func=cmd_demo)

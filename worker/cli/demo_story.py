@@ -63,13 +63,15 @@ def anomaly_alert_lines(alert: dict | None) -> str:
     return "\n".join(lines)
 
 
-def where_to_look_next(report_paths: dict[str, Path], *, console_url: str | None = None) -> str:
-    """The closing lines. `console_url` is the review console's link once `--serve` runs one."""
-    console = console_url or "coming with `governance demo --serve`"
+def where_to_look_next(report_paths: dict[str, Path], *, console_url: str | None = None,
+                       api_docs_url: str | None = None) -> str:
+    """The closing lines. `console_url` is the review console's login link once `--serve` runs one."""
+    console = console_url or "run `governance demo --serve` (or `make console`) for a login link"
+    docs = api_docs_url or "run `governance serve`, then open http://127.0.0.1:8000/docs"
     return "\n".join([
         "\nwhere to look next:",
         f"  cluster report  {report_paths.get('html', '')}",
         f"                  {report_paths['json']}",
         f"  review console  {console}",
-        "  HTTP API docs   run `governance serve`, then open http://127.0.0.1:8000/docs",
+        f"  HTTP API docs   {docs}",
     ])

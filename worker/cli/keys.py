@@ -7,10 +7,24 @@ from governance.storage.db import transaction
 from worker.cli.common import enter_scope, fail, prepare_environment, sessions, tenant_arg
 
 
+def prepared():
+    """On the embedded defaults, migrated first: `keys create` is often the first command of a
+    fresh install. A DATABASE_URL of the operator's is migrated by its owner (`governance db upgrade`)."""
+    from governance.platform.config import Settings
+    from governance.storage.db import resolve_database_url
+    from governance.storage.migrate import upgrade
+
+    embedded = Settings.from_env().database_url is None
+    settings = prepare_environment()
+    if embedded:
+        upgrade(resolve_database_url(settings))
+    return settings
+
+
 def cmd_keys_create(args) -> int:
     from governance.access.api_keys import InvalidKeyRequest, create_key
 
-    settings = prepare_environment()
+    settings = prepared()
     try:
         with transaction(sessions(settings)) as session:
             enter_scope(session, args.tenant)
@@ -28,7 +42,7 @@ def cmd_keys_create(args) -> int:
 def cmd_keys_list(args) -> int:
     from governance.access.api_keys import key_summary, list_keys
 
-    settings = prepare_environment()
+    settings = prepared()
     with transaction(sessions(settings)) as session:
         enter_scope(session, args.tenant)  # without --tenant: every tenant's keys, for the operator
         rows = [key_summary(r) for r in list_keys(session, args.tenant)]
@@ -44,7 +58,7 @@ def cmd_keys_list(args) -> int:
 def cmd_keys_revoke(args) -> int:
     from governance.access.api_keys import revoke_key
 
-    settings = prepare_environment()
+    settings = prepared()
     with transaction(sessions(settings)) as session:
         enter_scope(session, None)  # a key id is global; the operator revokes without naming its tenant
         row = revoke_key(session, args.id)

@@ -5,6 +5,7 @@ other command, then hands the app the one function it needs from the worker side
 from __future__ import annotations
 
 import os
+import signal
 
 from worker.cli.common import prepare_environment
 
@@ -13,6 +14,10 @@ def build_api(settings):
     from web.app import create_app
     from worker.app import app as celery_app
     from worker.tasks.uploads import enqueue_batches
+
+    # uvicorn runs handlers in a thread pool, and Celery's current app is per thread: without this a
+    # handler's thread would fall back to Celery's unconfigured default app and its `celery` queue.
+    celery_app.set_default()
 
     def broker_ping() -> None:
         with celery_app.connection_for_write() as connection:
@@ -39,9 +44,17 @@ def cmd_serve(args) -> int:
     from governance.storage.migrate import upgrade
 
     upgrade(resolve_database_url(settings))
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler it
+    # found: with the default one the process would die by the signal, skipping exit handlers
+    # (coverage's among them). This one makes a SIGTERM a clean exit 0 after the graceful shutdown.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(build_api(settings), host=args.host, port=args.port, log_level=args.log_level,
                 access_log=args.access_log)
     return 0
+
+
+def _exit_cleanly(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 def add_commands(sub) -> None:

@@ -154,6 +154,30 @@ def _hand_to_single_tasks(tenant: str, event_ids: list[str]) -> None:
         log.warning("batch events handed to single-event tasks", extra={"tenant": tenant, "events": len(event_ids)})
 
 
+@shared_task(name="governance.submit_events", bind=True, acks_late=True, max_retries=None)
+def submit_events(self, events: list) -> dict:
+    """Producers on the broker: accept a JSON list of upload events (each naming its tenant) into
+    the inbox exactly as `governance publish` does, then enqueue the new ones after commit.
+
+    Idempotent, so a redelivered message changes nothing: an identical event is only counted
+    as a duplicate. The refused ones are logged with their index and reason."""
+    items = list(enumerate(events)) if isinstance(events, list) else []
+    if not isinstance(events, list):
+        log.error("governance.submit_events takes a list of events", extra={"got": type(events).__name__})
+    try:
+        with transient_failures("*", [], {"events": len(items)}, " the submission"):
+            with transaction(sessions()) as session:
+                repository.enter_all_tenants(session)  # cross-tenant by design, as publish: each event names its tenant
+                accepted = inbox.accept_events(session, items)
+    except Transient as failure:
+        raise self.retry(exc=failure.cause, countdown=retry_delay(self.request.retries))
+    enqueue_batches(settings(), accepted.new)
+    for index, reason in accepted.refused:
+        log.warning("submitted event refused", extra={"index": index, "reason": reason[:500]})
+    return {"accepted": len(accepted.new), "duplicates": accepted.duplicates,
+            "refused": [[index, reason] for index, reason in accepted.refused]}
+
+
 def enqueue_batches(settings, keys: list[tuple[str, str]]) -> None:
     """Send (tenant, event_id) pairs as governance.process_uploads messages of one tenant each."""
     by_tenant: dict[str, list[str]] = {}

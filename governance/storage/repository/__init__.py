@@ -14,9 +14,15 @@ from governance.storage.repository.banks import (
 from governance.storage.repository.clusters import (
     cluster_reports, latest_cluster_report, recent_assets_for_clustering, store_cluster_report,
 )
+from governance.storage.repository.console import (
+    assets_by_ids, audit_log_page, bank_exemplars, bank_label_counts, bank_labels, claim_lease, decision_for_event, decisions_of_asset,
+    insert_console_session, insert_login_link, latest_cluster_of_asset, latest_report_cluster, live_console_session,
+    live_lease, release_lease, review_queue_counts, review_queue_item, review_queue_items, reviewer_reveals_media,
+    revoke_console_session, set_reviewer_reveals_media, skip_lease, use_login_link,
+)
 from governance.storage.repository.decisions import (
-    dead_letters, decided_event_ids, decision_exists, decision_for_event, decisions_with_vectors, insert_dead_letter,
-    insert_decisions, iter_decisions, latest_decision_for_asset, tenants_with_recent_decisions,
+    dead_letters, decided_event_ids, decision_exists, decision_for_event, decision_page, decisions_for_events, decisions_of_asset,
+    decisions_with_vectors, insert_dead_letter, insert_decisions, iter_decisions, latest_decision_for_asset, tenants_with_recent_decisions,
 )
 from governance.storage.repository.embeddings import (
     asset_vectors, cached_vectors, content_lock_key, embedding_windows, lock_contents,
@@ -27,7 +33,7 @@ from governance.storage.repository.hashes import (
     recently_allowed_hashes, set_bank_hashes_enabled, store_asset_hashes, upsert_bank_hashes,
 )
 from governance.storage.repository.inbox import (
-    count_attempt, count_batch_delivery, event_payloads, event_status, lock_events, operational_counts,
+    count_attempt, count_batch_delivery, dead_letter_reasons, event_payloads, events_by_ids, event_status, lock_events, operational_counts,
     record_events, set_event_status, set_events_status, stale_events, touch_all_pending, touch_events,
     uncount_attempts,
 )
@@ -54,13 +60,20 @@ from governance.storage.repository.webhooks import (
 )
 
 __all__ = [
-    "activate_tenant_model", "active_tenant_model", "api_keys", "insert_api_key", "key_by_hash", "revoke_api_key", "add_exemplar", "add_usage", "anomaly_threshold", "APP_ROLE",
-    "as_array", "asset_by_id", "asset_pdq_hashes", "bump_hash_bank_version", "enabled_bank_hashes",
+    "assets_by_ids", "audit_log_page", "bank_exemplars", "bank_label_counts", "bank_labels", "claim_lease",
+    "decision_for_event", "decisions_of_asset", "insert_console_session", "insert_login_link",
+    "latest_cluster_of_asset", "latest_report_cluster", "live_console_session", "live_lease", "release_lease",
+    "review_queue_counts", "review_queue_item", "review_queue_items", "reviewer_reveals_media",
+    "revoke_console_session", "set_reviewer_reveals_media", "skip_lease", "use_login_link", "activate_tenant_model",
+    "active_tenant_model", "api_keys", "insert_api_key", "key_by_hash", "revoke_api_key", "add_exemplar",
+    "add_usage", "anomaly_threshold", "APP_ROLE", "as_array", "asset_by_id", "asset_sources", "asset_vectors",
+    "assets_with_tasks", "audit_entries", "asset_pdq_hashes", "bump_hash_bank_version", "enabled_bank_hashes",
     "hash_bank_version", "iter_bank_hashes", "recently_allowed_hashes", "set_bank_hashes_enabled",
-    "store_asset_hashes", "upsert_bank_hashes", "asset_sources", "asset_vectors", "assets_with_tasks", "audit_entries",
+    "store_asset_hashes", "upsert_bank_hashes",
     "audit_exemplar_vectors", "bank_asset_pks", "bank_exemplar_vectors", "bank_vectors", "bank_version",
     "bump_bank_version", "cached_vectors", "claim_outbox", "cluster_reports", "content_lock_key", "count_attempt",
-    "count_batch_delivery", "current_policy_ref", "dead_letters", "decided_event_ids", "decision_exists", "decision_for_event",
+    "count_batch_delivery", "current_policy_ref", "dead_letter_reasons", "dead_letters", "decided_event_ids", "decision_page", "decisions_for_events",
+    "decisions_of_asset", "events_by_ids", "decision_exists", "decision_for_event",
     "decisions_with_vectors", "delivered_sinks", "deliveries", "embedding_windows", "enqueue_outbox",
     "enter_all_tenants", "enter_tenant", "event_payloads", "event_status",
     "exemplar_counts", "exemplar_page", "exemplars_of_asset", "finish_batch_job", "flagged_summary", "insert_audit", "insert_batch_job",

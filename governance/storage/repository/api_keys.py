@@ -2,6 +2,8 @@
 `key_by_hash` runs in the cross-tenant scope (`enter_all_tenants`); everything else in one tenant's."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -29,14 +31,13 @@ def insert_api_key(session: Session, *, key_id: str, tenant: str, name: str | No
 
 def key_by_hash(session: Session, key_hash: str) -> ApiKeyRow | None:
     """The unrevoked key with this hash, its last use noted (at most once a minute)."""
-    key = session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))).first()
-    if key is None:
+    found = session.execute(select(ApiKey, func.now()).where(ApiKey.key_hash == key_hash,
+                                                             ApiKey.revoked_at.is_(None))).first()
+    if found is None:
         return None
-    session.execute(update(ApiKey).where(
-        ApiKey.id == key.id,
-        (ApiKey.last_used_at.is_(None))
-        | (ApiKey.last_used_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, LAST_USED_RESOLUTION_S)))
-        .values(last_used_at=func.now()))
+    key, now = found
+    if key.last_used_at is None or now - key.last_used_at > timedelta(seconds=LAST_USED_RESOLUTION_S):
+        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=func.now()))
     return _row(key)
 
 

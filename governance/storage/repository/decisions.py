@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Iterator
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -78,3 +78,35 @@ def insert_decisions(session: Session, rows: list[dict]) -> set[str]:
         return set()
     stmt = insert(Decision.__table__).on_conflict_do_nothing(index_elements=["tenant", "event_id"])
     return set(session.scalars(stmt.returning(Decision.__table__.c.event_id), rows))
+
+
+def decisions_for_events(session: Session, tenant: str, event_ids: list[str]) -> dict[str, Decision]:
+    if not event_ids:
+        return {}
+    return {d.event_id: d for d in session.scalars(select(Decision).where(Decision.tenant == tenant,
+                                                                           Decision.event_id.in_(event_ids)))}
+
+
+def decisions_of_asset(session: Session, tenant: str, asset_id: str) -> list[Decision]:
+    """Newest first."""
+    return list(session.scalars(select(Decision).where(Decision.tenant == tenant, Decision.asset_id == asset_id)
+                                .order_by(Decision.decided_at.desc(), Decision.id.desc())))
+
+
+def decision_page(session: Session, tenant: str, *, action: str | None = None, label: str | None = None,
+                  since: datetime | None = None, until: datetime | None = None,
+                  before: tuple[datetime, int] | None = None, limit: int = 100) -> list[Decision]:
+    """Newest first; `before` is the (decided_at, id) of the last row of the previous page (keyset
+    pagination: a page is as cheap at the millionth row as at the first)."""
+    query = select(Decision).where(Decision.tenant == tenant)
+    if action is not None:
+        query = query.where(Decision.action == action)
+    if label is not None:
+        query = query.where(Decision.label == label)
+    if since is not None:
+        query = query.where(Decision.decided_at >= since)
+    if until is not None:
+        query = query.where(Decision.decided_at < until)
+    if before is not None:
+        query = query.where(tuple_(Decision.decided_at, Decision.id) < tuple_(*before))
+    return list(session.scalars(query.order_by(Decision.decided_at.desc(), Decision.id.desc()).limit(limit)))

@@ -1,0 +1,65 @@
+"""Getting into the review console on a real PostgreSQL: one-time links, sessions, CSRF, tenant scope."""
+from sqlalchemy import select, text, update
+
+from governance.access import console_sessions as cs
+from governance.storage import repository
+from governance.storage.tables import ConsoleLoginLink, ConsoleSession
+
+
+def test_a_link_logs_in_once_and_stores_only_hashes(db, tenant):
+    link = cs.create_login_link(db, tenant, "alice", ttl_s=900)
+    stored = db.scalars(select(ConsoleLoginLink).where(ConsoleLoginLink.tenant == tenant)).one()
+    assert stored.token_hash == cs.hash_token(link.token) and link.token not in stored.token_hash
+    assert link.url("http://h:1/").startswith(f"http://h:1/console/login?tenant={tenant}&token=")
+
+    reviewer = cs.redeem_login_link(db, tenant, link.token)
+    assert reviewer is not None and reviewer.who == "alice" and reviewer.via == "link"
+    assert cs.redeem_login_link(db, tenant, link.token) is None  # void after first use
+    row = db.scalars(select(ConsoleSession).where(ConsoleSession.id == reviewer.id)).one()
+    token = reviewer.cookie.rpartition(".")[2]
+    assert row.token_hash == cs.hash_token(token) and token not in row.token_hash
+
+
+def test_an_expired_or_unknown_link_is_void(db, tenant):
+    link = cs.create_login_link(db, tenant, "bob", ttl_s=900)
+    db.execute(update(ConsoleLoginLink).where(ConsoleLoginLink.tenant == tenant)
+               .values(expires_at=text("clock_timestamp() - interval '1 second'")))
+    assert cs.redeem_login_link(db, tenant, link.token) is None
+    assert cs.redeem_login_link(db, tenant, "not-a-token") is None
+
+
+def test_another_tenants_scope_cannot_use_a_link_or_a_session(db, tenant):
+    other = tenant + "-b"
+    link = cs.create_login_link(db, tenant, "carol")
+    reviewer = cs.start_session(db, tenant, "carol", "api_key")
+    repository.enter_tenant(db, other)
+    assert cs.redeem_login_link(db, tenant, link.token) is None  # row-level security hides it
+    assert cs.resume_session(db, reviewer.cookie) is None
+
+
+def test_a_session_resumes_from_its_cookie_checks_csrf_and_ends(db, tenant):
+    started = cs.start_session(db, tenant, "dora", "link")
+    assert cs.cookie_tenant(started.cookie) == tenant
+    assert cs.cookie_tenant("no-separator") is None and cs.cookie_tenant(None) is None
+    resumed = cs.resume_session(db, started.cookie)
+    assert resumed.id == started.id and resumed.who == "dora" and resumed.cookie is None
+    assert resumed.csrf_ok(started.csrf_token)
+    assert not resumed.csrf_ok(None) and not resumed.csrf_ok("") and not resumed.csrf_ok(started.csrf_token + "x")
+    assert cs.resume_session(db, started.cookie + "x") is None
+    cs.end_session(db, resumed)
+    assert cs.resume_session(db, started.cookie) is None
+
+
+def test_an_expired_session_is_gone(db, tenant):
+    started = cs.start_session(db, tenant, "erin", "link", ttl_s=3600)
+    db.execute(update(ConsoleSession).where(ConsoleSession.id == started.id)
+               .values(expires_at=text("clock_timestamp() - interval '1 second'")))
+    assert cs.resume_session(db, started.cookie) is None
+
+
+def test_reviewer_media_setting_defaults_to_blurred(db, tenant):
+    assert repository.reviewer_reveals_media(db, tenant, "fay") is False
+    repository.set_reviewer_reveals_media(db, tenant, "fay", True)
+    assert repository.reviewer_reveals_media(db, tenant, "fay") is True
+    repository.set_reviewer_reveals_media(db, tenant, "fay", False)
+    assert repository.reviewer_reveals_media(db, tenant, "fay") is False
