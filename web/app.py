@@ -14,9 +14,7 @@ from governance.storage.db import resolve_database_url, session_factory
 from web import console
 from web.deps import Enqueue, RunClusterReport, Services
 from web.problems import install_handlers
-from web.routes import assets, decisions, events, health, keys
-from web.routes import banks, clusters, policies, review
-from web.routes import webhooks as webhook_routes
+from web.routes import assets, banks, clusters, decisions, events, health, keys, policies, review, webhooks
 
 API_VERSION = "1"
 
@@ -45,12 +43,8 @@ def create_app(settings: Settings, enqueue: Enqueue, *, sessions: sessionmaker[S
                         time.monotonic() - started)
         return response
 
-    app.include_router(health.router)
-    for routes in (keys, events, assets, decisions):
+    for routes in (health, keys, events, assets, decisions, webhooks, banks, policies, review, clusters):
         app.include_router(routes.router)
-    app.include_router(webhook_routes.router)
-    for engine_routes in (banks, policies, review, clusters):  # the engine over HTTP
-        app.include_router(engine_routes.router)
     console.install(app)  # the review console's pages, under /console
     return app
 
