@@ -51,7 +51,7 @@ def screens(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(e2e_env, tmp_path_factory):
     started = start_api(e2e_env, tmp_path_factory.mktemp("console-serve") / "serve.log")
     yield started
@@ -64,7 +64,9 @@ def server(e2e_env, tmp_path_factory):
         started.stop()
 
 
-@pytest.fixture(scope="session")
+# Package scope: the console's server and worker (with its beat) stop when the browser tests end, so
+# they never consume the shared broker's messages meant for the e2e tests' own workers.
+@pytest.fixture(scope="package")
 def console_worker(e2e_env, tmp_path_factory):
     started = Worker(e2e_env, tmp_path_factory.mktemp("console-worker") / "worker.log", concurrency=2)
     yield started
@@ -144,7 +146,7 @@ def new_tenant(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def world(e2e_env, server, console_worker, tmp_path_factory):
     """Two tenants with a bank, a policy that sends every prediction to review, and uploads decided
     by the real worker: {tenant, other, events: {asset_id: event_id}, folder}."""
