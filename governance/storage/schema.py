@@ -1,5 +1,5 @@
 """Every table module imported, so that one metadata holds every table (Alembic, `db check`)."""
-from governance.storage import embedding_tables, hash_tables, tables
+from governance.storage import console_tables, embedding_tables, hash_tables, tables
 
-TABLE_MODULES = (tables, embedding_tables, hash_tables)
+TABLE_MODULES = (tables, embedding_tables, hash_tables, console_tables)
 metadata = tables.Base.metadata

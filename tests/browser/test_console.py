@@ -6,7 +6,8 @@ import time
 
 from sqlalchemy import select, text
 
-from governance.storage.tables import AuditEntry, OutboxMessage, ReviewLease
+from governance.storage.console_tables import ReviewLease
+from governance.storage.tables import AuditEntry, OutboxMessage
 from tests.browser.conftest import DESKTOP, PHONE, db_rows, expire_leases, login_link, shoot
 from tests.e2e.conftest import cli, wait_for_decisions, write_jsonl
 from tests.integration.helpers import SPAM

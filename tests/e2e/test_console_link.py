@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from governance.access.console_sessions import hash_token
 from governance.storage.db import engine_for
-from governance.storage.tables import ConsoleLoginLink
+from governance.storage.console_tables import ConsoleLoginLink
 from tests.e2e.conftest import cli
 
 

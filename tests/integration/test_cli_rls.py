@@ -365,7 +365,7 @@ def test_every_exported_decision_line_keeps_the_documented_contract(probe_url, b
 
 def test_console_link_writes_its_tenants_link_only(probe_url, two_tenants, capsys, database_url):
     from governance.access.console_sessions import hash_token
-    from governance.storage.tables import ConsoleLoginLink
+    from governance.storage.console_tables import ConsoleLoginLink
 
     a, b = two_tenants
     [link] = run_cli(capsys, "console-link", "--tenant", a, "--who", "alice", "--json")

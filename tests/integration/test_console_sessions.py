@@ -3,7 +3,7 @@ from sqlalchemy import select, text, update
 
 from governance.access import console_sessions as cs
 from governance.storage import repository
-from governance.storage.tables import ConsoleLoginLink, ConsoleSession
+from governance.storage.console_tables import ConsoleLoginLink, ConsoleSession
 
 
 def test_a_link_logs_in_once_and_stores_only_hashes(db, tenant):

@@ -10,7 +10,8 @@ from governance.moderation.policy_store import apply_policy, current_policy
 from governance.moderation.policy_rules import Policy
 from governance.storage import repository
 from governance.storage.db import engine_for, session_factory, transaction
-from governance.storage.tables import AuditEntry, Decision, OutboxMessage, ReviewLease
+from governance.storage.console_tables import ReviewLease
+from governance.storage.tables import AuditEntry, OutboxMessage
 from tests.integration.helpers import SPAM, seed, upload
 
 POLICY = """

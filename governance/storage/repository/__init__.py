@@ -15,7 +15,7 @@ from governance.storage.repository.clusters import (
     cluster_reports, latest_cluster_report, recent_assets_for_clustering, store_cluster_report,
 )
 from governance.storage.repository.console import (
-    assets_by_ids, audit_log_page, bank_exemplars, bank_label_counts, bank_labels, claim_lease, decision_for_event, decisions_of_asset,
+    assets_by_ids, audit_log_page, bank_exemplars, bank_label_counts, bank_labels, claim_lease,
     insert_console_session, insert_login_link, latest_cluster_of_asset, latest_report_cluster, live_console_session,
     live_lease, release_lease, review_queue_counts, review_queue_item, review_queue_items, reviewer_reveals_media,
     revoke_console_session, set_reviewer_reveals_media, skip_lease, use_login_link,

@@ -12,7 +12,8 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from governance.storage.tables import Asset, ConsoleLoginLink, ConsoleSession, Decision, ReviewerSetting, ReviewLease
+from governance.storage.console_tables import ConsoleLoginLink, ConsoleSession, ReviewerSetting, ReviewLease
+from governance.storage.tables import Asset
 
 
 # --- links and sessions -------------------------------------------------------------------------
@@ -65,16 +66,6 @@ def set_reviewer_reveals_media(session: Session, tenant: str, who: str, reveal: 
 
 
 # --- evidence -------------------------------------------------------------------------------------
-
-def decision_for_event(session: Session, tenant: str, event_id: str) -> Decision | None:
-    return session.scalars(select(Decision).where(Decision.tenant == tenant, Decision.event_id == event_id)).first()
-
-
-def decisions_of_asset(session: Session, tenant: str, asset_id: str, limit: int = 20) -> list[Decision]:
-    """The asset's decisions, newest first."""
-    return list(session.scalars(select(Decision).where(Decision.tenant == tenant, Decision.asset_id == asset_id)
-                                .order_by(Decision.decided_at.desc(), Decision.id.desc()).limit(limit)))
-
 
 def assets_by_ids(session: Session, tenant: str, asset_ids: list[str]) -> dict[str, Asset]:
     if not asset_ids:
