@@ -17,10 +17,9 @@ Pipeline (all seeded, so the same input gives the same report):
    cosine is compared to that of random pairs of the sample: a cluster whose mean squared
    pairwise distance is more than MAX_SPREAD_RATIO of the background's is not a wave. Its place is
    taken by the tight leaves of the same HDBSCAN tree inside it (a wave in a crowd), else noise.
-5. Rows outside the sample go to the nearest cluster centroid in the reduced space if their
-   distance is <= that cluster's ASSIGN_PERCENTILE-th percentile of its own sample members'
-   distances to the centroid (each cluster's own spread, so tight waves stay tight), else noise.
-   With sampling, a cluster must have about min_cluster_size * n / sample_size rows to be found.
+5. Rows outside the sample join the cluster they would be a core point of at that cluster's own
+   density (governance.clustering.assignment), else noise. With sampling, a cluster must have
+   about min_cluster_size * n / sample_size rows to be found.
 6. Per-cluster statistics in the original space, stable ids (see cluster_identity), keywords,
    emerging-wave alerts and a 2-D map (the first two PCA components, which PCA already gives).
 """
@@ -33,6 +32,7 @@ from sklearn.cluster import HDBSCAN
 from sklearn.decomposition import PCA
 from sklearn.feature_extraction.text import CountVectorizer
 
+from governance.clustering.assignment import ASSIGN_CANDIDATES, REACH_PERCENTILE, SampledCluster, assign_rows
 from governance.clustering.identity import (
     CENTROID_MAX_DISTANCE, MIN_SHARED, OVERLAP_THRESHOLD, SIZE_TOLERANCE, PreviousCluster, match_identities,
     new_cluster_id,
@@ -40,7 +40,6 @@ from governance.clustering.identity import (
 
 __all__ = ["PreviousCluster", "analyse", "previous_clusters_from_report"]
 
-ASSIGN_PERCENTILE = 95.0
 # A random subset of the background scores ~1.0 (its pairs are as far apart as any); 0.9 keeps waves
 # whose mean pairwise cosine is >= ~0.1 above the background's (synthetic 768-d waves are lost only
 # when that gap falls to ~0.1, where they are barely distinguishable from random uploads).
@@ -88,24 +87,16 @@ def _distinct_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, inverse.ravel()
 
 
-def _assign_outside(reduced: np.ndarray, cluster_of: np.ndarray, outside: np.ndarray) -> None:
-    """Nearest-centroid assignment of non-sampled rows, in place, within each cluster's own radius."""
+def _assign_outside(reduced: np.ndarray, cluster_of: np.ndarray, outside: np.ndarray, min_samples: int) -> None:
+    """Give each non-sampled row, in place, the cluster it would be a core point of (see assignment)."""
     k = int(cluster_of.max()) + 1
     if k <= 0 or outside.size == 0:
         return
-    centroids = np.stack([reduced[cluster_of == c].mean(axis=0) for c in range(k)])
-    radius = np.array([
-        np.percentile(np.linalg.norm(reduced[cluster_of == c] - centroids[c], axis=1), ASSIGN_PERCENTILE)
-        for c in range(k)
-    ])
-    c_sq = (centroids.astype(np.float64) ** 2).sum(axis=1)
+    clusters = [SampledCluster.of(reduced[cluster_of == c], min_samples) for c in range(k)]
+    centroids = np.stack([c.centroid for c in clusters])
     for start in range(0, outside.size, _CHUNK):
         rows = outside[start:start + _CHUNK]
-        block = reduced[rows].astype(np.float64)
-        sq = np.maximum((block ** 2).sum(axis=1)[:, None] - 2.0 * block @ centroids.T + c_sq[None, :], 0.0)
-        nearest = sq.argmin(axis=1)
-        within = np.sqrt(sq[np.arange(rows.size), nearest]) <= radius[nearest] + _TOLERANCE
-        cluster_of[rows] = np.where(within, nearest, -1)
+        cluster_of[rows] = assign_rows(reduced[rows], clusters, centroids, min_samples)
 
 
 def mean_pairwise_cosine(unit_rows: np.ndarray) -> float:
@@ -158,7 +149,7 @@ def _cluster(vectors: np.ndarray, reduced: np.ndarray, sample: np.ndarray,
         cluster_of[sample], dropped = found, len(diffuse)
     if sample.size < n:
         outside = np.setdiff1d(np.arange(n), sample, assume_unique=True)
-        _assign_outside(reduced, cluster_of, outside)
+        _assign_outside(reduced, cluster_of, outside, min_samples_for(min_cluster_size))
     return cluster_of, background, dropped
 
 
@@ -334,8 +325,8 @@ def analyse(
             "pca_explained_variance": round(explained, 4), "metric": "euclidean (on PCA of unit vectors)",
             "min_cluster_size": min_cluster_size, "min_samples": min_samples_for(min_cluster_size),
             "max_dims": max_dims, "sample_size": sample_size, "sampled": bool(sample.size < n),
-            "n_sampled": int(sample.size), "assign_rule": f"nearest centroid within p{ASSIGN_PERCENTILE:g} "
-            "of the cluster's member-to-centroid distances (reduced space), else noise",
+            "n_sampled": int(sample.size), "assign_rule": f"core distance to the sampled members of the {ASSIGN_CANDIDATES} nearest "
+            f"clusters within p{REACH_PERCENTILE:g} of the cluster's own core distances (reduced space), else noise",
             "background_mean_cosine": round(background, 4), "max_spread_ratio": MAX_SPREAD_RATIO,
             "diffuse_clusters_dropped": dropped, "repeated_asset_rows_dropped": repeated, "seed": seed, "emerging_min_size": emerging_min_size,
             "emerging_unlabelled_share": emerging_unlabelled_share,

@@ -8,7 +8,7 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from governance.clustering.analysis import _assign_outside, analyse, previous_clusters_from_report
+from governance.clustering.analysis import analyse, previous_clusters_from_report
 from governance.clustering.identity import PreviousCluster, new_cluster_id
 
 
@@ -171,20 +171,6 @@ def test_exact_duplicate_waves_outside_the_sample_are_assigned():
     report = run(ids, vectors, sample_size=300)
     assert [c["size"] for c in report["clusters"]] == [400, 300, 200, 100] and report["noise"] == []
     assert all(c["cohesion"] == pytest.approx(1.0, abs=1e-4) for c in report["clusters"])
-
-
-def test_assignment_rule_uses_each_clusters_own_p95_radius():
-    rng = np.random.default_rng(0)
-    tight = rng.normal(0.0, 0.1, size=(200, 2))  # cluster 0 around the origin, p95 radius ~0.25
-    wide = rng.normal(0.0, 1.0, size=(200, 2)) + [10.0, 0.0]  # cluster 1, p95 radius ~2.5
-    # With this seed: tight p95 = 0.24, max 0.39; wide p95 = 2.45, max 3.88.
-    outside = np.array([[0.15, 0.0], [0.32, 0.0], [1.0, 0.0], [11.5, 0.0], [13.2, 0.0], [10.0, 4.5]])
-    reduced = np.vstack([tight, wide, outside]).astype(np.float32)
-    cluster_of = np.array([0] * 200 + [1] * 200 + [-1] * 6)
-    _assign_outside(reduced, cluster_of, np.arange(400, 406))
-    # 1.0 from the tight cluster is noise although far inside the wide cluster's radius; 0.32 and
-    # 3.2 are inside their cluster's farthest member but beyond its p95, so noise as well.
-    assert cluster_of[400:].tolist() == [0, -1, -1, 1, -1, -1]
 
 
 def test_keywords_name_the_distinctive_word_of_a_text_cluster_and_media_has_none():
