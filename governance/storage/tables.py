@@ -7,12 +7,13 @@ dimension; see `INDEXED_DIMS`.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from pgvector.sqlalchemy import HALFVEC, Vector
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text,
-    UniqueConstraint, func,
+    BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, ForeignKeyConstraint, Index, Integer,
+    PrimaryKeyConstraint, String, Text, UniqueConstraint, func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -22,6 +23,10 @@ from governance.storage.db import metadata
 HALFVEC_ABOVE_DIMS = 2000
 # Dimensions that get an HNSW index: MiniLM (384), Gemini's recommended sizes, and 1,024.
 INDEXED_DIMS = (384, 768, 1024, 1536, 3072)
+# The bulk tables (embeddings, decisions) are declarative hash partitions by tenant; the
+# partition count lives in migration 0009 (the definitions only need the partition key).
+PARTITIONED_BY_TENANT = {"postgresql_partition_by": "HASH (tenant)"}
+PARTITION_NAME = re.compile(r"^(embeddings|decisions)_p\d+$")  # embeddings_p0 … as the migration names them
 
 
 def bank_index_name(dims: int) -> str:
@@ -74,14 +79,18 @@ class Asset(Base):
     ocr_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="embedded")
     created_at: Mapped[datetime] = now_column()
-    __table_args__ = (UniqueConstraint("tenant", "asset_id"), Index(None, "tenant", "sha256"))
+    # (tenant, id) is what the partitioned tables' foreign keys point at (migration 0009).
+    __table_args__ = (UniqueConstraint("tenant", "asset_id"), UniqueConstraint("tenant", "id"),
+                      Index(None, "tenant", "sha256"))
 
 
 class Embedding(Base):
+    """Hash-partitioned by tenant (migration 0009): every key carries `tenant`."""
+
     __tablename__ = "embeddings"
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(128))
-    asset_pk: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    asset_pk: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     modality: Mapped[str] = mapped_column(String(16))
     model: Mapped[str] = mapped_column(String(128))
@@ -93,7 +102,9 @@ class Embedding(Base):
     vector_half = mapped_column(HALFVEC(), nullable=True)
     created_at: Mapped[datetime] = now_column()
     __table_args__ = (
-        UniqueConstraint("asset_pk", "model", "dims", "task"),
+        PrimaryKeyConstraint("tenant", "id"),
+        ForeignKeyConstraint(["tenant", "asset_pk"], ["assets.tenant", "assets.id"], ondelete="CASCADE"),
+        UniqueConstraint("tenant", "asset_pk", "model", "dims", "task"),
         Index(None, "tenant", "sha256", "model", "dims", "task"),
         Index(None, "tenant", "model", "dims", "task", "created_at"),
         CheckConstraint(
@@ -101,6 +112,7 @@ class Embedding(Base):
             f"(dims > {HALFVEC_ABOVE_DIMS} AND vector_half IS NOT NULL AND vector IS NULL)",
             name="one_vector_column",
         ),
+        PARTITIONED_BY_TENANT,
     )
 
 
@@ -149,12 +161,14 @@ class AnomalyBaseline(Base):
 
 
 class Decision(Base):
+    """Hash-partitioned by tenant (migration 0009): every key carries `tenant`."""
+
     __tablename__ = "decisions"
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(128))
     event_id: Mapped[str] = mapped_column(String(256))
     asset_id: Mapped[str | None] = mapped_column(String(256))
-    asset_pk: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"))
+    asset_pk: Mapped[int | None] = mapped_column(BigInteger)
     action: Mapped[str] = mapped_column(String(16))
     label: Mapped[str | None] = mapped_column(String(128))
     score: Mapped[float] = mapped_column(Float, default=0.0)
@@ -175,10 +189,14 @@ class Decision(Base):
     evidence_source: Mapped[str | None] = mapped_column(String(8), nullable=True)
     decided_at: Mapped[datetime] = now_column()
     __table_args__ = (
+        PrimaryKeyConstraint("tenant", "id"),
+        # A decision outlives its asset: only asset_pk is cleared, never the tenant (PostgreSQL 15+).
+        ForeignKeyConstraint(["tenant", "asset_pk"], ["assets.tenant", "assets.id"], ondelete="SET NULL (asset_pk)"),
         UniqueConstraint("tenant", "event_id"),
         CheckConstraint("action IN ('allow','review','block','reject')", name="known_action"),
         Index(None, "tenant", "decided_at"),
         Index(None, "tenant", "asset_pk"),
+        PARTITIONED_BY_TENANT,
     )
 
 

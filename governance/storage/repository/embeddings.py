@@ -88,7 +88,7 @@ def store_embeddings(session: Session, tenant: str, model: str, dims: int, rows:
         FROM unnest(CAST(:asset_pks AS bigint[]), CAST(:shas AS text[]), CAST(:modalities AS text[]),
                     CAST(:tasks AS text[]), CAST(:in_bank AS boolean[]), CAST(:vectors AS text[]))
              AS r(asset_pk, sha256, modality, task, in_bank, v)
-        ON CONFLICT (asset_pk, model, dims, task) DO UPDATE
+        ON CONFLICT (tenant, asset_pk, model, dims, task) DO UPDATE
         SET {column} = excluded.{column}, sha256 = excluded.sha256, modality = excluded.modality,
             in_bank = embeddings.in_bank OR excluded.in_bank
     """), {"tenant": tenant, "model": model, "dims": dims, "asset_pks": [r["asset_pk"] for r in unique],
