@@ -6,8 +6,11 @@ covers interpreter + imports + input data + the call, and "own peak" = peak - RS
 The baseline, measured in the same run, is scikit-learn's HDBSCAN with the same
 min_cluster_size/min_samples on the raw 768-d vectors.
 
-    .venv/bin/python bench/bench_clustering.py            # 10k, 30k, 100k + raw baseline at 10k
-    .venv/bin/python bench/bench_clustering.py --quick    # 3k, 6k, 12k + raw baseline at 3k
+    .venv/bin/python bench/bench_clustering.py            # 5k, 30k, 100k + raw baseline at 5k; 1M sampled
+    .venv/bin/python bench/bench_clustering.py --quick    # 3k, 6k, 12k + raw baseline at 3k; 200k sampled
+
+The sampled run at scale (1M, GOVERNANCE_CLUSTER_SAMPLE's default) and the assignment rule's
+agreement with the unsampled run (every row through HDBSCAN, at 100k) are measured in the same run.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DIMS = 768
+SAMPLE = 20_000  # GOVERNANCE_CLUSTER_SAMPLE's default
 WAVES = 40
 NOISE_SHARE = 0.10  # background uploads that belong to no wave
 SPREAD = 0.8  # norm of a member's offset from its wave centre before normalising (cos to centre ~0.78)
@@ -32,6 +36,10 @@ SPREAD = 0.8  # norm of a member's offset from its wave centre before normalisin
 # The full run starts at 5k too: the baseline runs at sizes[0], and at 10k it took ~4 min on the
 # shared 2-core box, too much of the suite's 30-minute budget (`python -m bench`).
 FULL_SIZES, QUICK_SIZES = (5_000, 30_000, 100_000), (3_000, 6_000, 12_000)
+# The sampled run at scale, and the size at which the sampled result is compared with the unsampled
+# one (HDBSCAN on every row), each with the sample size it uses.
+FULL_SCALE, QUICK_SCALE = (1_000_000, SAMPLE), (200_000, SAMPLE)
+FULL_AGREEMENT, QUICK_AGREEMENT = (100_000, SAMPLE), (12_000, 3_000)
 
 
 def make_waves(n: int, seed: int = 0, dims: int = DIMS) -> tuple[np.ndarray, np.ndarray]:
@@ -85,34 +93,66 @@ def _reset_peak() -> bool:
         return False
 
 
-def _child(kind: str, n: int) -> dict:
+def _labels(report: dict, ids: list[str]) -> np.ndarray:
+    cluster_of = {a: k for k, c in enumerate(report["clusters"]) for a in c["members"]}
+    return np.array([cluster_of.get(a, -1) for a in ids])
+
+
+def agreement(reference: np.ndarray, sampled: np.ndarray) -> dict:
+    """How closely the sampled run reproduces the unsampled one: ARI (noise as singletons, as in
+    quality()) and the share of rows whose noise/non-noise verdict is the same."""
+    same = quality(reference, sampled)
+    return {"ari_vs_unsampled": same["ari"],
+            "same_noise_verdict": round(float(((reference < 0) == (sampled < 0)).mean()), 4)}
+
+
+def _child_agreement(n: int, sample: int) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from governance.clustering.analysis import analyse
+
+    vectors, truth = make_waves(n)
+    ids = [f"a{i}" for i in range(n)]
+    runs = {}
+    for name, size in (("unsampled", n), ("sampled", sample)):
+        started = time.perf_counter()
+        report = analyse(ids, vectors, [None] * n, [None] * n, [False] * n, sample_size=size)
+        runs[name] = (time.perf_counter() - started, _labels(report, ids))
+    return {"kind": "agreement", "n": n, "sample": sample, **agreement(runs["unsampled"][1], runs["sampled"][1]),
+            "unsampled_seconds": round(runs["unsampled"][0], 2), "sampled_seconds": round(runs["sampled"][0], 2),
+            "unsampled_ari": quality(truth, runs["unsampled"][1])["ari"],
+            "sampled_ari": quality(truth, runs["sampled"][1])["ari"]}
+
+
+def _child(kind: str, n: int, sample: int = SAMPLE) -> dict:
     from sklearn.cluster import HDBSCAN
 
     sys.path.insert(0, str(ROOT))
     from governance.clustering.analysis import analyse, min_samples_for
 
+    if kind == "agreement":
+        return _child_agreement(n, sample)
     vectors, truth = make_waves(n)
     ids = [f"a{i}" for i in range(n)]
     before = _status_mb("VmRSS")
     reset = _reset_peak()
     started = time.perf_counter()
     if kind == "ours":
-        report = analyse(ids, vectors, [None] * n, [None] * n, [False] * n)
+        report = analyse(ids, vectors, [None] * n, [None] * n, [False] * n, sample_size=sample)
         elapsed = time.perf_counter() - started
-        cluster_of = {a: k for k, c in enumerate(report["clusters"]) for a in c["members"]}
-        predicted = np.array([cluster_of.get(a, -1) for a in ids])
+        predicted = _labels(report, ids)
     else:  # the naive alternative: library defaults on the raw vectors, same density parameters
         predicted = HDBSCAN(min_cluster_size=8, min_samples=min_samples_for(8), copy=True).fit_predict(vectors)
         elapsed = time.perf_counter() - started
     # VmHWM after the reset is the peak RSS of the call itself; else fall back to the lifetime peak.
     peak = _status_mb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"kind": kind, "n": n, "seconds": round(elapsed, 2), "peak_rss_mb": round(peak),
+    return {"kind": kind, "n": n, "sample": sample, "seconds": round(elapsed, 2), "peak_rss_mb": round(peak),
+            "input_mb": round(vectors.nbytes / 2**20),
             "own_peak_mb": round(peak - before), **quality(truth, predicted), "clusters": int(predicted.max() + 1)}
 
 
-def _measure(kind: str, n: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, str(n)], capture_output=True, text=True,
-                         check=True, cwd=ROOT)
+def _measure(kind: str, n: int, sample: int = SAMPLE) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", kind, str(n), str(sample)], capture_output=True,
+                         text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -128,9 +168,12 @@ def run(quick: bool) -> dict:
     load_before = os.getloadavg()[0]
     ours = [_measure("ours", n) for n in sizes]
     baseline = _measure("raw", sizes[0])
+    at_scale = _measure("ours", *(QUICK_SCALE if quick else FULL_SCALE))
+    rule = _measure("agreement", *(QUICK_AGREEMENT if quick else FULL_AGREEMENT))
     same = ours[0]
     # Timings are wall clock: other work on the machine inflates them, so the load is reported.
-    return {"ours": ours, "baseline": baseline, "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    return {"ours": ours, "baseline": baseline, "at_scale": at_scale, "agreement": rule,
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "cpus": os.cpu_count(), "growth_exponent": round(growth_exponent(ours), 2),
             "speedup_vs_baseline": round(baseline["seconds"] / max(same["seconds"], 1e-3), 1),
             "memory_ratio_vs_baseline": round(baseline["own_peak_mb"] / max(same["own_peak_mb"], 1), 2)}
@@ -142,9 +185,14 @@ def _table(result: dict) -> str:
     lines = [head, "-" * len(head)]
     rows = [("PCA + HDBSCAN (analyse)", r) for r in result["ours"]]
     rows.append(("sklearn HDBSCAN, raw 768-d", result["baseline"]))
+    rows.append((f"sampled ({result['at_scale']['sample'] // 1000}k) PCA + HDBSCAN", result["at_scale"]))
     for name, r in rows:
         lines.append(f"{name:<30}{r['n']:>8}{r['seconds']:>9.2f}{r['peak_rss_mb']:>13}{r['own_peak_mb']:>13}"
                      f"{r['ari']:>8.3f}{r['clusters']:>10}{r['background_to_noise']:>11.1%}{r['members_to_noise']:>13.1%}")
+    a = result["agreement"]
+    lines.append(f"assignment rule at n={a['n']}, sample {a['sample']}: ARI vs the unsampled run {a['ari_vs_unsampled']}, "
+                 f"same noise verdict {a['same_noise_verdict']:.1%}; ARI vs truth {a['sampled_ari']} sampled "
+                 f"({a['sampled_seconds']} s) vs {a['unsampled_ari']} unsampled ({a['unsampled_seconds']} s)")
     lines.append(f"{result['cpus']} CPUs; 1-min load average before/after: {result['load_average']}")
     lines.append("ARI counts each noise point as a singleton; bg->noise: background uploads left as noise; "
                  "wave->noise: wave members lost to noise")
@@ -158,10 +206,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
     parser.add_argument("--json", action="store_true", help="print the result dict as JSON too")
-    parser.add_argument("--child", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "N", "SAMPLE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_child(args.child[0], int(args.child[1]))))
+        print(json.dumps(_child(args.child[0], int(args.child[1]), int(args.child[2]))))
     else:
         result = run(args.quick)
         print(_table(result))

@@ -108,6 +108,25 @@ def _clustering(r: dict) -> list[dict]:
             f"ARI {big['ari']:.3f}, own peak {big['own_peak_mb']} MB"),
         row("clustering growth exp.", f"{r['growth_exponent']:.2f}", "1.0 = linear", r["growth_exponent"], "-", None,
             "seconds vs N at " + ", ".join(f"{o['n'] // 1000}k" for o in ours)),
+        *_clustering_at_scale(r, big),
+    ]
+
+
+def _clustering_at_scale(r: dict, full: dict) -> list[dict]:
+    if "at_scale" not in r:
+        return []
+    s, a = r["at_scale"], r["agreement"]
+    return [
+        row(f"clustering @{s['n'] // 1000}k (sampled)", f"{s['seconds']:.1f} s, peak {s['peak_rss_mb']} MB",
+            f"{full['seconds']:.1f} s @{full['n'] // 1000}k", s["seconds"] / max(full["seconds"], 1e-3),
+            "<= 300 s", s["seconds"] <= 300,
+            f"sample {s['sample'] // 1000}k; own peak {s['own_peak_mb']} MB over {s['input_mb']} MB of input; "
+            f"ARI {s['ari']:.3f}"),
+        row(f"clustering assignment vs unsampled @{a['n'] // 1000}k", f"ARI {a['ari_vs_unsampled']:.3f}",
+            "1.0 = the unsampled run", a["ari_vs_unsampled"], "-", None,
+            f"sample {a['sample'] // 1000}k; same noise verdict {a['same_noise_verdict']:.1%}; ARI vs truth "
+            f"{a['sampled_ari']:.3f} sampled ({a['sampled_seconds']:.0f} s) vs {a['unsampled_ari']:.3f} unsampled "
+            f"({a['unsampled_seconds']:.0f} s)"),
     ]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,15 +31,48 @@ def active_tenants(session: Session, ctx: Context) -> list[str]:
     return repository.tenants_with_recent_decisions(session, since)
 
 
-def _load_rows(session: Session, ctx: Context, tenant: str) -> list[tuple]:
+class _ModalityRows:
+    """One modality's rows as analyse() takes them, filled batch by batch from the stream.
+
+    The vectors go into one buffer that doubles in place when full (ndarray.resize reallocates,
+    and a large block is remapped rather than copied), so the window's vectors are held once; a
+    list of blocks concatenated at the end would hold them twice at that moment."""
+
+    def __init__(self, dims: int):
+        self.vectors = np.empty((4096, dims), dtype=np.float32)
+        self.asset_ids: list[str] = []
+        self.texts: list[str | None] = []
+        self.labels: list[str | None] = []
+        self.anomalous: list[bool] = []
+
+    def add(self, row: tuple) -> None:
+        asset_id, vector, text, label, flagged, action = row[:6]
+        if len(self.asset_ids) == self.vectors.shape[0]:
+            self.vectors.resize((2 * self.vectors.shape[0], self.vectors.shape[1]), refcheck=False)
+        self.vectors[len(self.asset_ids)] = repository.as_array(vector)
+        self.asset_ids.append(asset_id)
+        self.texts.append(text)
+        # Only an automatic decision's label counts as known; review and reject are "unlabelled".
+        self.labels.append(label if action not in ("review", "reject") else None)
+        self.anomalous.append(bool(flagged))
+
+
+def _load_rows(session: Session, ctx: Context, tenant: str) -> tuple[dict[str, _ModalityRows], int]:
     settings, embedder = ctx.settings, ctx.embedder
     since = datetime.now(timezone.utc) - timedelta(days=settings.cluster_window_days)
-    rows = []
     # Media may be stored under a task-independent key; gather every key the clustering task maps to.
-    for key in sorted({task_key(embedder, Task.CLUSTERING, m) for m in MODALITIES}):
-        rows += repository.recent_assets_for_clustering(session, tenant, embedder.model_id, embedder.dims, key,
-                                                        since, limit=max(settings.cluster_sample * 5, 1000))
-    return rows
+    keys = sorted({task_key(embedder, Task.CLUSTERING, m) for m in MODALITIES})
+    by_modality: dict[str, _ModalityRows] = {}
+    items = 0
+    for key in keys:
+        for batch in repository.stream_assets_for_clustering(session, tenant, embedder.model_id, embedder.dims, key,
+                                                             since, limit=settings.cluster_max_rows):
+            for row in batch:
+                if row[6] not in by_modality:
+                    by_modality[row[6]] = _ModalityRows(embedder.dims)
+                by_modality[row[6]].add(row)
+            items += len(batch)
+    return by_modality, items
 
 
 def _merge(parts: list[dict], previous_ids: list[str]) -> dict:
@@ -73,27 +105,22 @@ def _normalised(points: list[dict]) -> list[dict]:
 def build_report(session: Session, ctx: Context, tenant: str) -> dict:
     ctx = for_tenant(session, ctx, tenant)  # the tenant's active model
     settings, embedder = ctx.settings, ctx.embedder
-    rows = _load_rows(session, ctx, tenant)
+    by_modality, items = _load_rows(session, ctx, tenant)
     previous = repository.latest_cluster_report(session, tenant)
     previous_report = previous.report if previous else {"clusters": []}
-    by_modality: dict[str, list[tuple]] = defaultdict(list)
-    for row in rows:
-        by_modality[row[6]].append(row)
     parts = []
     for modality in sorted(by_modality):
-        group = by_modality[modality]
-        asset_ids = [r[0] for r in group]
-        vectors = np.stack([repository.as_array(r[1]) for r in group])
+        group = by_modality.pop(modality)  # each modality's buffer is freed once it is clustered
+        vectors = group.vectors[:len(group.asset_ids)]
         parts.append((modality, analyse(
-            asset_ids, vectors, [r[2] for r in group],
-            # Only an automatic decision's label counts as known; review and reject are "unlabelled".
-            [r[3] if r[5] not in ("review", "reject") else None for r in group], [bool(r[4]) for r in group],
-            previous=previous_clusters_from_report(previous_report, asset_ids, vectors),
+            group.asset_ids, vectors, group.texts, group.labels, group.anomalous,
+            previous=previous_clusters_from_report(previous_report, group.asset_ids, vectors),
             min_cluster_size=settings.cluster_min_size, sample_size=settings.cluster_sample,
         )))
+        del group, vectors
     report = _merge(parts, [c["cluster_id"] for c in previous_report.get("clusters", [])])
     report.update(tenant=tenant, model=embedder.model_id, generated_at=datetime.now(timezone.utc).isoformat(),
-                  window_days=settings.cluster_window_days, items=len(rows))
+                  window_days=settings.cluster_window_days, items=items)
     return finite_json(report)
 
 

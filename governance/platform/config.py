@@ -123,6 +123,7 @@ class Settings:
     cluster_interval_s: int
     cluster_min_size: int
     cluster_sample: int
+    cluster_max_rows: int
     webhook_url: str | None
     webhook_allow_private: bool
     decision_queue: str | None
@@ -224,6 +225,7 @@ class Settings:
             cluster_interval_s=_int("GOVERNANCE_CLUSTER_INTERVAL_S", 3600),
             cluster_min_size=_int("GOVERNANCE_CLUSTER_MIN_SIZE", 8),
             cluster_sample=_int("GOVERNANCE_CLUSTER_SAMPLE", 20_000),
+            cluster_max_rows=_int("GOVERNANCE_CLUSTER_MAX_ROWS", 1_000_000),
             webhook_url=_env("GOVERNANCE_WEBHOOK_URL"),
             # Tenant webhook subscriptions may name loopback, private and link-local receivers: for tests
             # and local development only (a subscription URL is tenant input, like an upload URL).

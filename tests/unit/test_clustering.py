@@ -264,3 +264,21 @@ def test_a_wave_inside_a_diffuse_cluster_takes_its_place():
     split = _split_diffuse(vectors, sample, points, 8, background, found, parent, diffuse)
     assert set(split[360:]) == {0}  # the whole wave, as one cluster
     assert (split[:360] == -1).mean() > 0.95  # the crowd stays noise
+
+
+def test_duplicates_in_large_inputs_are_found_by_hash_exactly_as_by_sorting(monkeypatch):
+    from governance.clustering import analysis
+
+    rng = np.random.default_rng(4)
+    vectors = rng.standard_normal((3000, 6)).astype(np.float32)  # 24 bytes a row: the hash pads to 8-byte words
+    vectors[100:400] = vectors[7]
+    vectors[2000:2010] = vectors[2999]
+    vectors[50, 5] = np.nextafter(vectors[7, 5], np.float32(10))  # one bit from a duplicate: distinct
+    monkeypatch.setattr(analysis, "_HASH_ROWS_ABOVE", 10**9)
+    exact_first, exact_inverse = analysis._distinct_rows(vectors)
+    monkeypatch.setattr(analysis, "_HASH_ROWS_ABOVE", 0)
+    first, inverse = analysis._distinct_rows(vectors)
+    assert len(first) == len(exact_first) == 3000 - 300 - 10
+    assert np.array_equal(vectors[first[inverse]], vectors)  # every row maps to an identical representative
+    # The same grouping: rows share a representative under one method exactly when they do under the other.
+    assert np.array_equal(inverse[:, None] == inverse[None, :], exact_inverse[:, None] == exact_inverse[None, :])

@@ -13,6 +13,7 @@ from governance.storage.repository.banks import (
 )
 from governance.storage.repository.clusters import (
     cluster_reports, latest_cluster_report, recent_assets_for_clustering, store_cluster_report,
+    stream_assets_for_clustering,
 )
 from governance.storage.repository.console import (
     assets_by_ids, audit_log_page, bank_exemplars, bank_label_counts, bank_labels, claim_lease,
@@ -82,7 +83,7 @@ __all__ = [
     "lock_alert_state", "lock_contents", "lock_events", "lock_tenant_models", "nearest_exemplars",
     "open_batch_jobs", "open_review_items", "operational_counts",
     "pending_review_decisions", "policy_source", "policy_version_row", "policy_versions", "reapply_policy_version", "ReviewPosition",
-    "recent_assets_for_clustering", "recently_allowed_near", "record_events", "resolve_review_items",
+    "recent_assets_for_clustering", "stream_assets_for_clustering", "recently_allowed_near", "record_events", "resolve_review_items",
     "set_event_status", "set_events_status", "set_exemplar_enabled", "set_knn_scan", "stale_events",
     "store_anomaly_threshold", "store_cluster_report", "store_embedding_windows",
     "store_embeddings", "sync_in_bank", "tenants_with_flagged_decisions", "tenants_with_recent_decisions",

@@ -1,6 +1,7 @@
 """Stored cluster reports."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -13,7 +14,16 @@ from governance.storage.tables import Asset, Cluster, ClusterReport, Decision, E
 
 def recent_assets_for_clustering(session: Session, tenant: str, model: str, dims: int, task: str,
                                  since: datetime, limit: int) -> list[tuple]:
-    """(asset_id, vector, text_excerpt, decision label, anomaly flagged, action, modality) for the window's uploads.
+    """All of stream_assets_for_clustering's rows in one list (for small windows and tests)."""
+    return [row for batch in stream_assets_for_clustering(session, tenant, model, dims, task, since, limit)
+            for row in batch]
+
+
+def stream_assets_for_clustering(session: Session, tenant: str, model: str, dims: int, task: str,
+                                 since: datetime, limit: int, batch_rows: int = 5000) -> Iterator[list[tuple]]:
+    """(asset_id, vector, text_excerpt, decision label, anomaly flagged, action, modality) for the window's
+    uploads, in batches of batch_rows read through a server-side cursor: a million 768-d rows never sit
+    in the driver at once (a plain fetch holds every row, ~3 GB of vectors plus per-row objects).
     An image's excerpt is the text OCR read in it, so cluster keywords can name a wave of text pictures.
 
     One row per asset: the vector of its current content (an asset id re-uploaded with other content
@@ -34,7 +44,8 @@ def recent_assets_for_clustering(session: Session, tenant: str, model: str, dims
     ).subquery()
     # A stable pseudo-random sample when capped.
     query = select(latest).order_by(func.md5(latest.c.asset_id)).limit(limit)
-    return [tuple(r) for r in session.execute(query)]
+    for batch in session.execute(query.execution_options(yield_per=batch_rows)).partitions():
+        yield [tuple(r) for r in batch]
 
 
 def latest_cluster_report(session: Session, tenant: str) -> ClusterReport | None:
