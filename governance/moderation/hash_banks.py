@@ -65,6 +65,7 @@ class HashEdit:
     changed: list[tuple[str, str, str, str]]  # (signal_type, signal, label, polarity)
     bank_version: int
     retroactive: list[dict] = field(default_factory=list)
+    matched: int = 0  # bank hashes that match the filters, changed or already in the asked state
 
 
 def set_hashes_enabled(session: Session, ctx: Context, tenant: str, enabled: bool, *, signal: str | None = None,
@@ -74,12 +75,14 @@ def set_hashes_enabled(session: Session, ctx: Context, tenant: str, enabled: boo
     Re-enabling known-bad hashes re-checks recent allows, as importing them does."""
     if signal is None and source is None:
         raise HashBankError("name a signal or a source: a whole bank is not disabled by accident")
+    signal = signal.lower() if signal else None
+    matched = repository.count_bank_hashes(session, tenant, signal=signal, signal_type=signal_type, label=label,
+                                           source=source)
     version = repository.bump_hash_bank_version(session, tenant)
-    changed = repository.set_bank_hashes_enabled(session, tenant, enabled, bank_version=version,
-                                                 signal=signal.lower() if signal else None,
+    changed = repository.set_bank_hashes_enabled(session, tenant, enabled, bank_version=version, signal=signal,
                                                  signal_type=signal_type, label=label, source=source)
     if not changed:
-        return HashEdit([], version)
+        return HashEdit([], version, matched=matched)
     repository.insert_audit(session, tenant=tenant, kind="hash_enable" if enabled else "hash_disable", who=who,
                             before={"enabled": not enabled},
                             after={"enabled": enabled, "hashes": len(changed), "signal": signal, "source": source,
@@ -89,15 +92,30 @@ def set_hashes_enabled(session: Session, ctx: Context, tenant: str, enabled: boo
         policy = for_tenant(session, ctx, tenant).policy
         retroactive = retroactive_hash_matches(session, tenant, policy, [
             HashEntry(t, s, lab, pol, source or "enable") for t, s, lab, pol in changed if pol == "positive"])
-    return HashEdit(changed, version, retroactive)
+    return HashEdit(changed, version, retroactive, matched)
 
 
 def export_hashes(session: Session, tenant: str) -> Iterable[dict]:
     """The JSONL form `import` reads, with state and provenance: one object per bank hash."""
     for h in repository.iter_bank_hashes(session, tenant):
-        yield {"signal_type": h.signal_type, "signal": h.signal, "label": h.label, "polarity": h.polarity,
-               "source": h.source, "enabled": h.enabled, "bank_version": h.bank_version,
-               "created_by": h.created_by, "created_at": h.created_at.isoformat(), "tenant": tenant}
+        yield hash_item(tenant, h)
+
+
+def hash_page(session: Session, tenant: str, *, signal_type: str | None = None, label: str | None = None,
+              after: int | None = None, limit: int = 100) -> tuple[list[dict], int | None]:
+    """One page of `export_hashes` (optionally of one signal type and label) starting after a
+    position, and the position of its last item when more follow (else None)."""
+    rows = repository.bank_hash_page(session, tenant, signal_type=signal_type, label=label, after_pk=after,
+                                     limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [hash_item(tenant, h) for h in rows], (rows[-1].id if more else None)
+
+
+def hash_item(tenant: str, h) -> dict:
+    return {"signal_type": h.signal_type, "signal": h.signal, "label": h.label, "polarity": h.polarity,
+            "source": h.source, "enabled": h.enabled, "bank_version": h.bank_version,
+            "created_by": h.created_by, "created_at": h.created_at.isoformat(), "tenant": tenant}
 
 
 def retroactive_hash_matches(session: Session, tenant: str, policy: Policy, entries: list[HashEntry],

@@ -87,6 +87,29 @@ def iter_bank_hashes(session: Session, tenant: str) -> Iterator[BankHash]:
                                .execution_options(yield_per=5000))
 
 
+def bank_hash_page(session: Session, tenant: str, *, signal_type: str | None, label: str | None,
+                   after_pk: int | None, limit: int) -> list[BankHash]:
+    """Bank hashes in id order (optionally of one signal type and label), starting after `after_pk`."""
+    query = select(BankHash).where(BankHash.tenant == tenant)
+    for column, value in ((BankHash.signal_type, signal_type), (BankHash.label, label)):
+        if value is not None:
+            query = query.where(column == value)
+    if after_pk is not None:
+        query = query.where(BankHash.id > after_pk)
+    return list(session.scalars(query.order_by(BankHash.id).limit(limit)))
+
+
+def count_bank_hashes(session: Session, tenant: str, *, signal: str | None = None, signal_type: str | None = None,
+                      label: str | None = None, source: str | None = None) -> int:
+    """How many bank hashes, enabled or not, match every given filter."""
+    query = select(func.count()).select_from(BankHash).where(BankHash.tenant == tenant)
+    for column, value in ((BankHash.signal, signal), (BankHash.signal_type, signal_type), (BankHash.label, label),
+                          (BankHash.source, source)):
+        if value is not None:
+            query = query.where(column == value)
+    return session.scalar(query) or 0
+
+
 def recently_allowed_hashes(session: Session, tenant: str, signal_type: str, since: datetime, *,
                             signals: list[str] | None = None,
                             min_quality: int | None = None) -> list[tuple[int, str, str, str]]:
