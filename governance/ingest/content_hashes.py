@@ -3,19 +3,27 @@
 PDQ (Meta's perceptual photo hash) comes from the `pdqhash` bindings of the reference C++ code, as
 `threatexchange` computes it, so a hash here equals one that `threatexchange` or HMA wrote for the
 same picture; MD5 and SHA-256 are of the bytes as uploaded (`LoadedAsset.md5`, `.sha256`), which
-is what MD5 video lists and SHA-256 lists are made of. vPDQ (video) is not computed: the `vpdq`
-package builds only against the FFmpeg development libraries, which the install does not carry.
+is what MD5 video lists and SHA-256 lists are made of. vPDQ (video: a PDQ hash, quality and
+timestamp per second of frames) comes from threatexchange's VPDQSignal over the `vpdq` bindings,
+which build only against the FFmpeg development libraries: without them (`VPDQ_AVAILABLE` false)
+video gets no vPDQ hash and vPDQ lines are refused on import.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import io
+import json
+import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from governance.ingest.assets import LoadedAsset
 
-SIGNAL_TYPES = ("pdq", "md5", "sha256")
+VPDQ_AVAILABLE = importlib.util.find_spec("vpdq") is not None
+SIGNAL_TYPES = ("pdq", "md5", "sha256") + (("vpdq",) if VPDQ_AVAILABLE else ())
 HEX_LENGTH = {"pdq": 64, "md5": 32, "sha256": 64}
 # Below this quality PDQ's authors call a hash too unreliable to match on (threatexchange's
 # PdqSignal.QUALITY_THRESHOLD): flat or tiny pictures, whose hashes collide.
@@ -24,9 +32,18 @@ PDQ_QUALITY_THRESHOLD = 50
 
 @dataclass(frozen=True)
 class ContentHash:
-    signal_type: str  # pdq|md5|sha256
-    signal: str  # lowercase hex
-    quality: int | None = None  # PDQ's 0-100 quality; None for the byte hashes
+    signal_type: str  # pdq|md5|sha256|vpdq
+    signal: str  # lowercase hex; for vpdq threatexchange's JSON list of "pdq_hex,quality,timestamp"
+    quality: int | None = None  # PDQ's 0-100 quality; None for the byte hashes and vpdq (per frame)
+
+
+def vpdq_key(signal: str) -> str:
+    """The stored key of a vPDQ hash (its features are too long to index): SHA-256 of its JSON."""
+    return hashlib.sha256(signal.encode()).hexdigest()
+
+
+def canonical_vpdq(features: list[str]) -> str:
+    return json.dumps(features)
 
 
 def content_hashes(loaded: LoadedAsset) -> list[ContentHash]:
@@ -37,7 +54,23 @@ def content_hashes(loaded: LoadedAsset) -> list[ContentHash]:
     if loaded.content.modality == "image" and loaded.content.data:
         signal, quality = pdq_hash(loaded.content.data)
         hashes.append(ContentHash("pdq", signal, quality))
+    if loaded.content.modality == "video" and loaded.content.data and VPDQ_AVAILABLE:
+        hashes.append(ContentHash("vpdq", vpdq_hash(loaded.content.data)))
     return hashes
+
+
+def vpdq_hash(video_bytes: bytes) -> str:
+    """threatexchange's vPDQ signal of a video file ingest has already validated (one frame a
+    second). The bindings read a path, so the bytes go through a private temporary file."""
+    from threatexchange.extensions.vpdq.vpdq import VPDQSignal
+
+    handle, path = tempfile.mkstemp(suffix=".video")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(video_bytes)
+        return canonical_vpdq(json.loads(VPDQSignal.hash_from_file(path)))
+    finally:
+        os.unlink(path)
 
 
 def pdq_hash(image_bytes: bytes) -> tuple[str, int]:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from governance.embedding.protocol import Task
 from governance.embedding.vector_cache import task_key
-from governance.ingest.content_hashes import PDQ_QUALITY_THRESHOLD
+from governance.ingest.content_hashes import PDQ_QUALITY_THRESHOLD, vpdq_key
 from governance.moderation.bank_audit import Finding, audit
 from governance.moderation.hash_audit import BankedHash, ExemplarHash, HashFinding, audit_hashes
 from governance.moderation.pipeline import Context, for_tenant
@@ -71,7 +71,8 @@ def disable_command(asset_id: str, label: str, tenant: str) -> str:
 
 
 def hash_disable_command(h: BankedHash, tenant: str) -> str:
-    return (f"governance hashes disable --signal {h.signal} --signal-type {h.signal_type} "
+    signal = vpdq_key(h.signal) if h.signal_type == "vpdq" else h.signal  # the key, not the long JSON
+    return (f"governance hashes disable --signal {signal} --signal-type {h.signal_type} "
             f"--label {shlex.quote(h.label)} --tenant {shlex.quote(tenant)}")
 
 

@@ -13,8 +13,8 @@ from typing import Iterable
 
 from sqlalchemy.orm import Session
 
-from governance.ingest.content_hashes import PDQ_QUALITY_THRESHOLD, ContentHash
-from governance.moderation.hash_files import HashEntry
+from governance.ingest.content_hashes import PDQ_QUALITY_THRESHOLD, ContentHash, vpdq_key
+from governance.moderation.hash_files import HashEntry, vpdq_signal
 from governance.moderation.hash_index import build_index, pack_hex
 from governance.moderation.pipeline import Context, for_tenant
 from governance.moderation.policy_rules import Policy
@@ -25,8 +25,13 @@ def store_hashes(session: Session, tenant: str, assets: list[tuple[int, list[Con
     """Keep each asset's hashes (asset_pk, its hashes), so later bank hashes can re-check it. The
     SHA-256 is the asset row's own `sha256` already, so only MD5 and PDQ get rows here."""
     repository.store_asset_hashes(session, tenant, [
-        {"asset_pk": asset_pk, "signal_type": h.signal_type, "signal": h.signal, "quality": h.quality}
+        {"asset_pk": asset_pk, "signal_type": h.signal_type, "quality": h.quality, **_stored_signal(h)}
         for asset_pk, hashes in assets for h in hashes if h.signal_type != "sha256"])
+
+
+def _stored_signal(h: ContentHash) -> dict:
+    """A vPDQ signal is stored as `features`, keyed by its SHA-256 (it is too long to index)."""
+    return {"signal": vpdq_key(h.signal), "features": h.signal} if h.signal_type == "vpdq" else {"signal": h.signal}
 
 
 @dataclass
@@ -75,6 +80,8 @@ def set_hashes_enabled(session: Session, ctx: Context, tenant: str, enabled: boo
     Re-enabling known-bad hashes re-checks recent allows, as importing them does."""
     if signal is None and source is None:
         raise HashBankError("name a signal or a source: a whole bank is not disabled by accident")
+    if signal and signal.lstrip().startswith("["):  # a vPDQ signal itself rather than its key
+        signal = vpdq_key(vpdq_signal(signal))
     signal = signal.lower() if signal else None
     matched = repository.count_bank_hashes(session, tenant, signal=signal, signal_type=signal_type, label=label,
                                            source=source)
@@ -113,7 +120,7 @@ def hash_page(session: Session, tenant: str, *, signal_type: str | None = None, 
 
 
 def hash_item(tenant: str, h) -> dict:
-    return {"signal_type": h.signal_type, "signal": h.signal, "label": h.label, "polarity": h.polarity,
+    return {"signal_type": h.signal_type, "signal": h.features or h.signal, "label": h.label, "polarity": h.polarity,
             "source": h.source, "enabled": h.enabled, "bank_version": h.bank_version,
             "created_by": h.created_by, "created_at": h.created_at.isoformat(), "tenant": tenant}
 
@@ -121,7 +128,9 @@ def hash_item(tenant: str, h) -> dict:
 def retroactive_hash_matches(session: Session, tenant: str, policy: Policy, entries: list[HashEntry],
                              now: datetime | None = None) -> list[dict]:
     """Open `retroactive` review items for assets allowed in the last `retroactive_days` whose stored
-    hash matches a new known-bad hash of a label within its hash distance."""
+    hash matches a new known-bad hash of a label within its hash distance. vPDQ hashes are matched
+    when uploads are decided, not retroactively (each comparison is a frame-by-frame scan)."""
+    entries = [e for e in entries if e.signal_type != "vpdq"]
     if policy.retroactive_days <= 0 or not entries:
         return []
     since = (now or datetime.now(timezone.utc)) - timedelta(days=policy.retroactive_days)

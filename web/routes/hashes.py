@@ -19,7 +19,7 @@ from web.problems import Problem, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["hash banks"])
 
-SignalType = Literal["pdq", "md5", "sha256"]
+SignalType = Literal["pdq", "md5", "sha256", "vpdq"]  # vpdq: where the vpdq package is installed
 LIST_TYPES = NDJSON_TYPES + ("text/csv", "text/plain")
 _LIST_BODY = {"requestBody": {"required": True, "description": "JSONL, CSV with a header, or one hash a line, as "
                                                                "`governance hashes import` reads",
@@ -111,7 +111,8 @@ def _import(scope: TenantScope, entries) -> dict:
 
 def _toggle(enabled: bool):
     def route(signal_type: SignalType = Path(...),
-              signal: str = Path(..., pattern=r"^[0-9a-fA-F]{32}$|^[0-9a-fA-F]{64}$"),
+              signal: str = Path(..., pattern=r"^[0-9a-fA-F]{32}$|^[0-9a-fA-F]{64}$",
+                                 description="lowercase hex; for vpdq the key: the SHA-256 of its JSON"),
               label: str | None = Query(None, **TEXT, description="only the hash of this label (default: all)"),
               scope: TenantScope = Depends(tenant_scope("admin"))):
         try:
