@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import numpy as np
 
 from governance.ingest.assets import LoadedAsset
 
+log = logging.getLogger(__name__)
 VPDQ_AVAILABLE = importlib.util.find_spec("vpdq") is not None
 SIGNAL_TYPES = ("pdq", "md5", "sha256") + (("vpdq",) if VPDQ_AVAILABLE else ())
 HEX_LENGTH = {"pdq": 64, "md5": 32, "sha256": 64}
@@ -55,22 +57,29 @@ def content_hashes(loaded: LoadedAsset) -> list[ContentHash]:
         signal, quality = pdq_hash(loaded.content.data)
         hashes.append(ContentHash("pdq", signal, quality))
     if loaded.content.modality == "video" and loaded.content.data and VPDQ_AVAILABLE:
-        hashes.append(ContentHash("vpdq", vpdq_hash(loaded.content.data)))
+        signal = vpdq_hash(loaded.content.data)
+        if signal is not None:
+            hashes.append(ContentHash("vpdq", signal))
     return hashes
 
 
-def vpdq_hash(video_bytes: bytes) -> str:
+def vpdq_hash(video_bytes: bytes) -> str | None:
     """threatexchange's vPDQ signal of a video file ingest has already validated (one frame a
-    second). The bindings read a path, so the bytes go through a private temporary file."""
+    second), or None when the bindings cannot read it (the upload is still decided: it only goes
+    without a vPDQ hash). The bindings read a path, so the bytes go through a private temporary file."""
     from threatexchange.extensions.vpdq.vpdq import VPDQSignal
 
     handle, path = tempfile.mkstemp(suffix=".video")
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(video_bytes)
-        return canonical_vpdq(json.loads(VPDQSignal.hash_from_file(path)))
+        features = json.loads(VPDQSignal.hash_from_file(path))
+    except Exception as exc:  # noqa: BLE001 - the bindings raise a bare Exception for a video they cannot read
+        log.warning("no vPDQ hash: %s", str(exc)[:200])
+        return None
     finally:
         os.unlink(path)
+    return canonical_vpdq(features) if features else None
 
 
 def pdq_hash(image_bytes: bytes) -> tuple[str, int]:
