@@ -30,7 +30,8 @@ from governance.storage.repository.embeddings import (
     store_embedding_windows, store_embeddings,
 )
 from governance.storage.repository.hashes import (
-    asset_pdq_hashes, bump_hash_bank_version, enabled_bank_hashes, hash_bank_version, iter_bank_hashes,
+    asset_pdq_hashes, bank_hash_page, bump_hash_bank_version, count_bank_hashes, enabled_bank_hashes,
+    hash_bank_version, iter_bank_hashes,
     recently_allowed_hashes, set_bank_hashes_enabled, store_asset_hashes, upsert_bank_hashes,
 )
 from governance.storage.repository.inbox import (
@@ -68,7 +69,8 @@ __all__ = [
     "revoke_console_session", "set_reviewer_reveals_media", "skip_lease", "use_login_link", "activate_tenant_model",
     "active_tenant_model", "api_keys", "insert_api_key", "key_by_hash", "live_key_scopes", "revoke_api_key", "add_exemplar",
     "add_usage", "anomaly_threshold", "APP_ROLE", "as_array", "asset_by_id", "asset_sources", "asset_vectors",
-    "assets_with_tasks", "audit_entries", "asset_pdq_hashes", "bump_hash_bank_version", "enabled_bank_hashes",
+    "assets_with_tasks", "audit_entries", "asset_pdq_hashes", "bank_hash_page", "bump_hash_bank_version",
+    "count_bank_hashes", "enabled_bank_hashes",
     "hash_bank_version", "iter_bank_hashes", "recently_allowed_hashes", "set_bank_hashes_enabled",
     "store_asset_hashes", "upsert_bank_hashes",
     "audit_exemplar_vectors", "bank_asset_pks", "bank_exemplar_vectors", "bank_vectors", "bank_version",
