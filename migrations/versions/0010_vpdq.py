@@ -1,7 +1,7 @@
 """vPDQ hashes: the features of a video's vPDQ signal
 
-Revision ID: 0009_vpdq
-Revises: 0008_ocr
+Revision ID: 0010_vpdq
+Revises: 0009_console_admin
 
 - `asset_hashes.features`, `bank_hashes.features`: a vPDQ signal (threatexchange's JSON list of
   "pdq_hex,quality,timestamp"), too long for the indexed `signal` column, which holds its SHA-256
@@ -10,8 +10,8 @@ Revises: 0008_ocr
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0009_vpdq"
-down_revision = "0008_ocr"
+revision = "0010_vpdq"
+down_revision = "0009_console_admin"
 branch_labels = None
 depends_on = None
 
