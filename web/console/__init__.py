@@ -14,7 +14,7 @@ from web.problems import problem_response
 
 
 def install(app: FastAPI) -> None:
-    from web.console import audit, auth, banks, bulk, pages
+    from web.console import audit, auth, banks, bulk, pages, quality
 
     @app.exception_handler(auth.NotSignedIn)
     async def _not_signed_in(request: Request, exc: auth.NotSignedIn):
@@ -27,3 +27,4 @@ def install(app: FastAPI) -> None:
     app.include_router(audit.router, prefix="/console")
     app.include_router(bulk.router, prefix="/console")
     app.include_router(banks.router, prefix="/console")
+    app.include_router(quality.router, prefix="/console")
