@@ -18,6 +18,7 @@ import threading
 
 MAX_WIDTH = 900
 MAX_HEIGHT = 1400
+MIN_SIDE = 8
 MAX_PDF_BYTES = 50 * 1024 * 1024
 RENDER_SECONDS = 10.0
 RENDER_MEMORY_BYTES = 1024 * 1024 * 1024
@@ -49,10 +50,14 @@ def _limit_self() -> None:
 
 
 def scale_for(width_pt: float, height_pt: float) -> float:
-    """Points to pixels so the page fits MAX_WIDTH x MAX_HEIGHT (and never upscales past 3x)."""
-    if width_pt <= 0 or height_pt <= 0:
+    """Points to pixels so the page fits MAX_WIDTH x MAX_HEIGHT (and never upscales past 3x). A page
+    that would come out under MIN_SIDE pixels on a side shows a reviewer nothing: ValueError."""
+    if not (width_pt > 0 and height_pt > 0):
         raise ValueError("a page has no area")
-    return min(MAX_WIDTH / width_pt, MAX_HEIGHT / height_pt, 3.0)
+    scale = min(MAX_WIDTH / width_pt, MAX_HEIGHT / height_pt, 3.0)
+    if min(width_pt, height_pt) * scale < MIN_SIDE:
+        raise ValueError(f"a {width_pt:g} x {height_pt:g} pt page is too thin to draw")
+    return scale
 
 
 def render(data: bytes) -> bytes:
