@@ -3,7 +3,7 @@
 **Sampling.** After a reviewer decides an item in the console, `GOVERNANCE_REVIEW_SECOND_SHARE` of
 the events (chosen from a hash of the event id, `quality.sampled_for_second_review`, so a rerun
 picks the same ones) wait in the `second_review` queue. The reviewer who decided first never gets
-it: the queue leaves it out for them and the console refuses them the item.
+it: the queue leaves it out for them and the console refuses them the item (review_queue.OwnDecision).
 
 **Blind.** The second reviewer sees the item as the automatic decision left it: its evidence, not
 the first reviewer's action (review_evidence hides the hand-made history while the review is open).
@@ -24,10 +24,6 @@ from governance.moderation import quality, review
 from governance.storage import repository
 
 NOTE = "second review disagrees with the first"
-
-
-class OwnDecision(review.ReviewError):
-    """The reviewer asked for the second review of their own decision."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,7 @@ def decide_second(session: Session, tenant: str, event_id: str, asset_id: str | 
     if opened is None or opened.status != "open":
         raise review.ReviewError(f"{event_id} has no open second review")
     if opened.first_who == who:
-        raise OwnDecision(f"{who} made the first decision on {event_id}: its second review is for someone else")
+        raise review.ReviewError(f"{who} made the first decision on {event_id}: its second review is for someone else")
     if action == "block" and not label:
         raise review.ReviewError("block needs a label")
     first = quality.outcome(opened.first_action, opened.first_label)

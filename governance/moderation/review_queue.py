@@ -4,8 +4,8 @@ An item is an event waiting for a person (see `review.pending`): a decision that
 and was not overridden, or an open retroactive review item. Its queue is the first word of its
 reason (`suggested`, `no_match`, `near_tie`, `anomaly`, `confirmed`, `retroactive`), or `escalated`
 once a reviewer escalated it; a reviewer's decision sampled for a blind second review waits in
-`second_review` for anyone but that reviewer (review_quality.py). Items are ordered by the severity of their label's policy action
-(block before review before allow), then by score, then oldest first.
+`second_review` for anyone but that reviewer (review_quality.py). Items are ordered by the severity
+of their label's policy action (block before review before allow), then by score, then oldest first.
 
 Opening an item claims a lease on it for one console session (default 10 minutes); deciding,
 escalating or skipping releases it, and so does its expiry. A decision is `review.decide`, the
@@ -40,6 +40,10 @@ class LeaseHeld(review.ReviewError):
 
 class NotWaiting(review.ReviewError):
     """The event does not wait for a person (unknown, or already decided by a reviewer)."""
+
+
+class OwnDecision(NotWaiting):
+    """The event waits for the blind second review of this reviewer's own decision: not for them."""
 
 
 @dataclass(frozen=True)
@@ -150,8 +154,8 @@ def claim(session: Session, policy: Policy, tenant: str, event_id: str, reviewer
 
 def _check_not_own(item: QueueItem, reviewer: Reviewer) -> None:
     if item.blind and item.first_who == reviewer.who:
-        raise review_quality.OwnDecision(f"{reviewer.who} made the first decision on {item.event_id}: "
-                                         "its second review is for another reviewer")
+        raise OwnDecision(f"{reviewer.who} made the first decision on {item.event_id}: "
+                          "its second review is for another reviewer")
 
 
 def _check_holder(session: Session, tenant: str, event_id: str, reviewer: Reviewer) -> None:
@@ -187,10 +191,12 @@ def escalate(session: Session, policy: Policy, tenant: str, event_id: str, revie
 
 
 def decide(session: Session, ctx: Context, tenant: str, event_id: str, action: str, reviewer: Reviewer, *,
-           label: str | None = None, note: str | None = None) -> review.Override | review_quality.SecondDecision:
+           label: str | None = None, note: str | None = None, sample: bool = True
+           ) -> review.Override | review_quality.SecondDecision:
     """A reviewer's decision on the item: exactly `review.decide` (audit row, exemplar, outbox
     message, retroactive matching), then the lease is released, and the decision may be sampled
-    for a second review. On a second review, the decision is only recorded (review_quality)."""
+    for a second review (`sample`; bulk decisions are not). On a second review, the decision is
+    only recorded (review_quality)."""
     policy = for_tenant(session, ctx, tenant).policy
     item = waiting_item(session, policy, tenant, event_id)
     if item is None or item.asset_id is None:
@@ -208,7 +214,7 @@ def decide(session: Session, ctx: Context, tenant: str, event_id: str, action: s
     repository.release_lease(session, tenant, event_id, reviewer.session_id)
     if item.second_status is not None:
         review_quality.resolve(session, tenant, event_id, reviewer.who)
-    else:
+    elif sample:
         review_quality.sample(session, ctx.settings.review_second_share, tenant, event_id, item.asset_id,
                               audit_id=done.audit_id, who=reviewer.who, action=action, label=done.after["label"])
     return done

@@ -83,6 +83,9 @@ def test_a_sampled_decision_goes_blind_to_another_reviewer_and_a_disagreement_es
     assert "alice" not in bob.content()  # not even in the markup
     assert bob.inner_text("#hist ~ *") == "No earlier decisions or overrides."
     shoot(bob, screens, "item-second-review-1280")
+    bob.goto(server.base_url + "/console/audit")  # nor on the audit page while the review is open
+    audited = bob.inner_text("#audit")
+    assert "n-0" in audited and not any(f"s-{i}" in audited for i in range(4)) and "alice" in audited
     overrides_before = count(database_url, AuditEntry, AuditEntry.tenant == tenant, AuditEntry.kind == "override")
     outbox_before = count(database_url, OutboxMessage, OutboxMessage.tenant == tenant)
     exemplars_before = count(database_url, Exemplar, Exemplar.tenant == tenant)

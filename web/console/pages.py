@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from governance.moderation import review_evidence, review_quality, review_queue
+from governance.moderation import review_evidence, review_queue
 from governance.moderation.pipeline import Context, for_tenant
 from governance.moderation.review import ReviewError
 from governance.storage import repository
@@ -94,7 +94,7 @@ def item_page(request: Request, event_id: str, group: str | None = None, key: st
                 leased = True
             except review_queue.LeaseHeld as held:
                 held_by = held.who
-            except review_quality.OwnDecision:
+            except review_queue.OwnDecision:
                 own = True
         order = [i.event_id for i in review_queue.queue_items(session, policy, reviewer.tenant, group, key, 500,
                                                               who=reviewer.who)]
@@ -117,7 +117,7 @@ def _act(request: Request, csrf: str, action):
             return action(session, reviewer, review_queue.Reviewer(reviewer.id, reviewer.who))
     except review_queue.LeaseHeld as exc:
         raise Problem("conflict", str(exc)) from None
-    except (review_queue.NotWaiting, review_quality.OwnDecision) as exc:
+    except review_queue.NotWaiting as exc:
         raise Problem("conflict", str(exc)) from None
     except ReviewError as exc:
         raise Problem("invalid-request", str(exc)) from None

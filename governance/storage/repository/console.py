@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -248,12 +248,19 @@ def bank_labels(session: Session, tenant: str) -> list[str]:
 
 
 def audit_log_page(session: Session, tenant: str, *, who: str | None = None, label: str | None = None,
-                   since: datetime | None = None, until: datetime | None = None, limit: int = 500) -> list:
+                   since: datetime | None = None, until: datetime | None = None, limit: int = 500,
+                   viewer: str | None = None) -> list:
     """Hand-made changes (overrides, escalations, policy and exemplar edits), newest first; `label`
-    matches the label before or after the change."""
+    matches the label before or after the change. With `viewer`, without the rows of items whose
+    blind second review is open, unless the viewer made the first decision."""
+    from governance.storage.console_tables import SecondReview
     from governance.storage.tables import AuditEntry
 
     query = select(AuditEntry).where(AuditEntry.tenant == tenant)
+    if viewer is not None:
+        query = query.where(~exists().where(
+            SecondReview.tenant == tenant, SecondReview.event_id == AuditEntry.event_id,
+            SecondReview.status == "open", SecondReview.first_who != viewer))
     if who:
         query = query.where(AuditEntry.who == who)
     if label:
