@@ -134,6 +134,10 @@ def test_an_item_added_as_an_exemplar_labels_the_next_similar_upload(
     page.goto(f"{server.base_url}/console/review/{events['scam-1']}")
     assert page.locator("#f-exemplar select[name=label] option[value=spam]").count() == 1
     shoot(page, screens, "item-exemplar-form-1280")
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shoot(page, screens, "item-exemplar-form-390")
+    page.set_viewport_size({"width": 1280, "height": 900})
     refused = page.request.post(f"{server.base_url}/console/review/{events['scam-1']}/exemplar",
                                 form={"label": "spam", "polarity": "positive"})
     assert refused.status == 403
