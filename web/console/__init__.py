@@ -14,7 +14,7 @@ from web.problems import problem_response
 
 
 def install(app: FastAPI) -> None:
-    from web.console import audit, auth, banks, bulk, cluster_map, pages, policy
+    from web.console import audit, auth, banks, bulk, cluster_map, pages, policy, quality
 
     @app.exception_handler(auth.NotSignedIn)
     async def _not_signed_in(request: Request, exc: auth.NotSignedIn):
@@ -29,3 +29,4 @@ def install(app: FastAPI) -> None:
     app.include_router(policy.router, prefix="/console")
     app.include_router(bulk.router, prefix="/console")
     app.include_router(banks.router, prefix="/console")
+    app.include_router(quality.router, prefix="/console")

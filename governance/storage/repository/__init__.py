@@ -50,6 +50,10 @@ from governance.storage.repository.review import (
     ReviewPosition, audit_entries, insert_audit, insert_review_item, open_review_items,
     pending_review_decisions, recently_allowed_near, resolve_review_items,
 )
+from governance.storage.repository.quality import (
+    decided_second_reviews, open_second_review, record_second_decision, reviewed_decisions,
+    second_review_counts, second_review_of_event, set_second_review_status,
+)
 from governance.storage.repository.rls import APP_ROLE, enter_all_tenants, enter_tenant
 from governance.storage.repository.tenant_models import (
     activate_tenant_model, active_tenant_model, finish_batch_job, insert_batch_job, lock_tenant_models,
@@ -62,6 +66,8 @@ from governance.storage.repository.webhooks import (
 )
 
 __all__ = [
+    "decided_second_reviews", "open_second_review", "record_second_decision", "reviewed_decisions",
+    "second_review_counts", "second_review_of_event", "set_second_review_status",
     "assets_by_ids", "audit_log_page", "bank_exemplars", "bank_label_counts", "bank_labels", "claim_lease",
     "decision_for_event", "decisions_of_asset", "insert_console_session", "insert_login_link",
     "latest_cluster_of_asset", "latest_report_cluster", "live_console_session", "live_lease", "release_lease",
