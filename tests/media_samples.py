@@ -104,3 +104,25 @@ def pdf_bytes(pages: int) -> bytes:
         writer.add_blank_page(width=72 + i, height=72)  # pages differ, so windows differ
     writer.write(buffer)
     return buffer.getvalue()
+
+
+def text_pdf(text: str, width: float = 300, height: float = 400) -> bytes:
+    """A one-page PDF with `text` drawn (and extractable) under a red band."""
+    safe = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    stream = (f"0.8 0.1 0.1 rg 20 {height - 70:.0f} {width - 40:.0f} 50 re f "
+              f"BT /F1 16 Tf 0 0 0 rg 24 {height / 2:.0f} Td ({safe}) Tj ET").encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width:g} {height:g}] "
+                "/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>").encode(),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+               b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)

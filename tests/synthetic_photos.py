@@ -64,3 +64,42 @@ TRANSFORMS = {
     "greyscale": lambda im: encode(greyscale(im)),
     "crop_1_percent": lambda im: encode(crop_1_percent(im)),
 }
+
+
+def photo_video(seeds: list[int], fps: int = 5, size: tuple[int, int] = (320, 240),
+                seconds_per_scene: int = 2) -> bytes:
+    """An H.264 MP4: a slow pan across each photo in turn, `seconds_per_scene` seconds each."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for seed in seeds:
+            wide = np.asarray(photo(seed, (size[0] + 2 * fps * seconds_per_scene, size[1])))
+            for i in range(fps * seconds_per_scene):
+                frame = np.ascontiguousarray(wide[:, 2 * i:2 * i + size[0]])
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def reencoded_video(data: bytes, size: tuple[int, int] = (240, 180), crf: int = 35) -> bytes:
+    """The copy a re-upload makes: decoded, scaled down and encoded again at a low quality."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(io.BytesIO(data)) as source, av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=5)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for frame in source.decode(video=0):
+            for packet in stream.encode(frame.reformat(width=size[0], height=size[1], format="yuv420p")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()

@@ -14,7 +14,7 @@ from governance.storage.db import resolve_database_url, session_factory
 from web import console
 from web.deps import Enqueue, RunClusterReport, Services
 from web.problems import install_handlers
-from web.routes import assets, banks, clusters, decisions, events, health, keys, policies, review, webhooks
+from web.routes import assets, banks, clusters, decisions, events, hashes, health, keys, policies, review, webhooks
 
 API_VERSION = "1"
 
@@ -43,7 +43,7 @@ def create_app(settings: Settings, enqueue: Enqueue, *, sessions: sessionmaker[S
                         time.monotonic() - started)
         return response
 
-    for routes in (health, keys, events, assets, decisions, webhooks, banks, policies, review, clusters):
+    for routes in (health, keys, events, assets, decisions, webhooks, banks, hashes, policies, review, clusters):
         app.include_router(routes.router)
     console.install(app)  # the review console's pages, under /console
     return app

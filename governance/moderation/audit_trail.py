@@ -33,11 +33,14 @@ def _day(value: date | None, after: bool = False) -> datetime | None:
     return start + timedelta(days=1) if after else start
 
 
-def audit_rows(session: Session, tenant: str, wanted: AuditFilter, limit: int = MAX_ROWS) -> list[dict]:
+def audit_rows(session: Session, tenant: str, wanted: AuditFilter, limit: int = MAX_ROWS,
+               viewer: str | None = None) -> list[dict]:
+    """The rows as the page and the CSV show them. For a `viewer`, an item waiting for its blind
+    second review has no rows unless the viewer made its first decision (review_quality.py)."""
     rows = []
     for entry in repository.audit_log_page(session, tenant, who=wanted.who or None, label=wanted.label or None,
                                            since=_day(wanted.since), until=_day(wanted.until, after=True),
-                                           limit=limit):
+                                           limit=limit, viewer=viewer):
         before, after = entry.before or {}, entry.after or {}
         rows.append({"id": entry.id, "at": entry.at.isoformat(), "kind": entry.kind, "who": entry.who,
                      "asset_id": entry.asset_id, "event_id": entry.event_id,

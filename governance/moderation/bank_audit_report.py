@@ -1,9 +1,11 @@
-"""`governance banks audit`: the tenant's exemplar bank through governance.moderation.bank_audit, as JSON and HTML.
+"""`governance banks audit`: the tenant's exemplar bank through governance.moderation.bank_audit,
+and its hash bank (against itself and the image exemplars) through hash_audit, as JSON and HTML.
 
 The audit reads the vectors the kNN vote compares (the tenant's active model, classification task,
-one set per modality), so its findings are about the bank as the worker sees it. Every finding
-carries the `governance exemplars disable` commands that would remove what it points at.
-Hash banks (issue 17, part 1) are not audited yet: they do not exist in this version.
+one set per modality), so its findings are about the bank as the worker sees it; the hash part
+reads the enabled bank hashes and the image exemplars' stored PDQ hashes, with each label's
+`hash_distance` from the tenant's policy. Every finding carries the `governance exemplars
+disable` or `governance hashes disable` commands that would remove what it points at.
 """
 from __future__ import annotations
 
@@ -21,13 +23,14 @@ from sqlalchemy.orm import Session
 
 from governance.embedding.protocol import Task
 from governance.embedding.vector_cache import task_key
+from governance.ingest.content_hashes import PDQ_QUALITY_THRESHOLD, vpdq_key
 from governance.moderation.bank_audit import Finding, audit
+from governance.moderation.hash_audit import BankedHash, ExemplarHash, HashFinding, audit_hashes
 from governance.moderation.pipeline import Context, for_tenant
 from governance.storage import repository
 
 EXCERPT_CHARS = 200
 THUMBNAIL_PX = 96
-HASH_BANK_NOTE = "hash banks are not audited: they arrive with issue 17 part 1 (PDQ/MD5 hash banks)"
 
 
 def audit_bank(session: Session, ctx: Context, tenant: str) -> dict:
@@ -44,17 +47,51 @@ def audit_bank(session: Session, ctx: Context, tenant: str) -> dict:
         found = audit(np.stack([v for _, _, v in members]), [e.label for e, _, _ in members], k=k,
                       sha256=[a.sha256 for _, a, _ in members])
         findings += [_describe(f, members, modality, tenant) for f in found]
+    hashes = [BankedHash(*row) for row in repository.enabled_bank_hashes(session, tenant)]
+    images = [(e, a) for e, a, _ in groups.get("image", [])]
+    pdq = repository.asset_pdq_hashes(session, tenant, [a.asset_id for _, a in images])
+    exemplars = [ExemplarHash(a.asset_id, e.label, pdq[a.asset_id][0]) for e, a in images
+                 if a.asset_id in pdq and (pdq[a.asset_id][1] or 0) >= PDQ_QUALITY_THRESHOLD]
+    policy = tenant_ctx.policy
+    found = audit_hashes(hashes, exemplars, lambda label: policy.for_label(label).hash_distance)
+    pks = {a.asset_id: a.id for _, a in images}
+    findings += [_describe_hashes(f, hashes, exemplars, pks, tenant) for f in found]
     return {"tenant": tenant, "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "model": embedder.model_id, "dims": embedder.dims, "k": k,
             "bank_version": repository.bank_version(session, tenant),
+            "hash_bank_version": repository.hash_bank_version(session, tenant),
             "exemplars": {modality: len(members) for modality, members in sorted(groups.items())},
-            "summary": dict(Counter(f["kind"] for f in findings)), "findings": findings,
-            "notes": [HASH_BANK_NOTE]}
+            "hashes": dict(sorted(Counter(h.signal_type for h in hashes).items())),
+            "summary": dict(Counter(f["kind"] for f in findings)), "findings": findings, "notes": []}
 
 
 def disable_command(asset_id: str, label: str, tenant: str) -> str:
     return (f"governance exemplars disable {shlex.quote(asset_id)} --label {shlex.quote(label)} "
             f"--tenant {shlex.quote(tenant)}")
+
+
+def hash_disable_command(h: BankedHash, tenant: str) -> str:
+    signal = vpdq_key(h.signal) if h.signal_type == "vpdq" else h.signal  # the key, not the long JSON
+    return (f"governance hashes disable --signal {signal} --signal-type {h.signal_type} "
+            f"--label {shlex.quote(h.label)} --tenant {shlex.quote(tenant)}")
+
+
+def _describe_hashes(finding: HashFinding, hashes: list[BankedHash], exemplars: list[ExemplarHash],
+                     pks: dict[str, int], tenant: str) -> dict:
+    """As _describe; which side is wrong is the reviewer's call, so every member's fix is listed."""
+    banked = [hashes[i] for i in finding.hashes]
+    images = [exemplars[i] for i in finding.exemplars]
+    labels = sorted({h.label for h in banked} | {x.label for x in images})
+    members = [{"asset_id": x.asset_id, "label": x.label, "asset_pk": pks[x.asset_id], "excerpt": None,
+                "bank": "exemplars",
+                "pdq": x.pdq} for x in images]
+    members += [{"asset_id": None, "label": h.label, "asset_pk": None, "excerpt": None, "bank": "hashes",
+                 "signal_type": h.signal_type, "signal": h.signal, "polarity": h.polarity, "source": h.source}
+                for h in banked]
+    return {"kind": finding.kind, "score": round(finding.score, 4), "modality": "hash",
+            "label": labels[0] if len(labels) == 1 else None, "detail": finding.detail, "members": members,
+            "fix": [disable_command(x.asset_id, x.label, tenant) for x in images]
+                   + [hash_disable_command(h, tenant) for h in banked]}
 
 
 def _describe(finding: Finding, members: list, modality: str, tenant: str) -> dict:
@@ -82,8 +119,8 @@ def thumbnails(session: Session, ctx: Context, tenant: str, report: dict, limit:
 
     from governance.embedding.reembed_sources import load_sources
 
-    pks = list(dict.fromkeys(m["asset_pk"] for f in report["findings"] if f["modality"] == "image"
-                             for m in f["members"]))[:limit]
+    pks = list(dict.fromkeys(m["asset_pk"] for f in report["findings"] if f["modality"] in ("image", "hash")
+                             for m in f["members"] if m["asset_pk"] is not None))[:limit]
     ready, _ = load_sources(session, ctx.settings, tenant, pks)
     out = {}
     for asset, loaded, _ in ready:
@@ -114,12 +151,13 @@ def render_html(report: dict, thumbs: dict[int, str]) -> str:
              f"<h1>Bank audit: {e(report['tenant'])}</h1>",
              f"<p>model {e(report['model'])} @{report['dims']}, k={report['k']}, bank version "
              f"{report['bank_version']}, generated {e(report['generated_at'])}; exemplars "
-             f"{e(json.dumps(report['exemplars']))}; findings {e(json.dumps(report['summary']))}</p>",
+             f"{e(json.dumps(report['exemplars']))}; hash bank version {report['hash_bank_version']}, hashes "
+             f"{e(json.dumps(report['hashes']))}; findings {e(json.dumps(report['summary']))}</p>",
              *(f"<p><em>{e(note)}</em></p>" for note in report["notes"]),
              "<table><tr><th>kind</th><th>score</th><th>label</th><th>members</th><th>detail</th><th>fix</th></tr>"]
     for f in report["findings"]:
         members = "".join(
-            f"<div>{e(m['asset_id'])} [{e(m['label'])}]"
+            f"<div>{e(m['asset_id'] or m['signal_type'] + ' ' + m['signal'])} [{e(m['label'])}]"
             + (f"<br><img alt='' src='{thumbs[m['asset_pk']]}'>" if m["asset_pk"] in thumbs else "")
             + (f"<br><q>{e(m['excerpt'])}</q>" if m["excerpt"] else "") + "</div>" for m in f["members"])
         fixes = "".join(f"<div><code>{e(cmd)}</code></div>" for cmd in f["fix"])

@@ -4,7 +4,8 @@ The page shows the cluster's waiting members as a grid and a random sample of th
 reviewer must look at before the bulk action is enabled; the web adapter makes the sample, signs
 it, and passes back what was viewed. A bulk decision is one `review_queue.decide` per member, so
 each member gets its own audit row, exemplar, outbox message and retroactive check, exactly as if
-decided one by one; members another reviewer holds are left alone and reported.
+decided one by one (but never sampled for a blind second review: the reviewer looked at a sample,
+not at each member); members another reviewer holds are left alone and reported.
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def decide_cluster(session: Session, ctx: Context, tenant: str, cluster_id: str,
         if item.held_by_session not in (None, reviewer.session_id):
             result.held.append(item.event_id)
             continue
-        review_queue.decide(session, ctx, tenant, item.event_id, action, reviewer, label=label,
+        review_queue.decide(session, ctx, tenant, item.event_id, action, reviewer, label=label, sample=False,
                             note=f"bulk decision of cluster {cluster_id}" + (f": {note}" if note else ""))
         result.decided.append(item.event_id)
     return result

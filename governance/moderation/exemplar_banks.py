@@ -127,6 +127,39 @@ def set_enabled(session: Session, ctx: Context, tenant: str, asset_id: str, enab
     return BankEdit(asset_id, labels, version, retroactive)
 
 
+POLARITIES = ("positive", "negative")
+
+
+def add_stored_asset(session: Session, ctx: Context, tenant: str, asset_id: str, label: str, polarity: str, *,
+                     source: str = "console", who: str | None = None, allowed_labels: Iterable[str] | None = None
+                     ) -> BankEdit:
+    """Make an asset the tenant already embedded an exemplar, from its stored vectors, as an import
+    does: the exemplar row (provenance `source` and `who`), `in_bank`, a bank version bump, an audit
+    row, and retroactive matching for a new positive exemplar."""
+    label = (label or "").strip()
+    if not label or len(label) > MAX_LABEL_LENGTH:
+        raise BankError(f"a label has 1 to {MAX_LABEL_LENGTH} characters")
+    if allowed_labels is not None and label not in set(allowed_labels):
+        raise BankError(f"{label!r} is not one of the policy's or the bank's labels")
+    if polarity not in POLARITIES:
+        raise BankError(f"polarity must be one of {', '.join(POLARITIES)}, got {polarity!r}")
+    asset = repository.asset_by_id(session, tenant, asset_id)
+    if asset is None:
+        raise BankError(f"no asset {asset_id!r} in tenant {tenant!r}")
+    tenant_ctx = for_tenant(session, ctx, tenant)
+    if not repository.asset_vectors(session, tenant, asset.id, tenant_ctx.embedder.model_id, tenant_ctx.embedder.dims):
+        raise BankError(f"asset {asset_id!r} has no vectors of the active model to vote with")
+    repository.add_exemplar(session, tenant, asset.id, label, polarity=polarity, source=source, created_by=who)
+    version = repository.bump_bank_version(session, tenant)
+    repository.insert_audit(session, tenant=tenant, kind="exemplar_add", asset_id=asset_id, who=who,
+                            before={"labels": []},
+                            after={"labels": [label], "label": label, "polarity": polarity, "source": source,
+                                   "bank_version": version})
+    retroactive = (retroactive_matches(session, tenant_ctx, tenant, tenant_ctx.policy, [(asset.id, asset_id, label)])
+                   if polarity == "positive" else [])
+    return BankEdit(asset_id, [label], version, retroactive)
+
+
 def export_exemplars(session: Session, tenant: str) -> Iterable[dict]:
     """One JSON-ready object per exemplar (see `exemplar_item`), in the order they were added."""
     for exemplar, asset in repository.iter_exemplars(session, tenant):

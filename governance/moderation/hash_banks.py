@@ -13,8 +13,8 @@ from typing import Iterable
 
 from sqlalchemy.orm import Session
 
-from governance.ingest.content_hashes import PDQ_QUALITY_THRESHOLD, ContentHash
-from governance.moderation.hash_files import HashEntry
+from governance.ingest.content_hashes import PDQ_QUALITY_THRESHOLD, ContentHash, vpdq_key
+from governance.moderation.hash_files import HashEntry, vpdq_signal
 from governance.moderation.hash_index import build_index, pack_hex
 from governance.moderation.pipeline import Context, for_tenant
 from governance.moderation.policy_rules import Policy
@@ -25,8 +25,13 @@ def store_hashes(session: Session, tenant: str, assets: list[tuple[int, list[Con
     """Keep each asset's hashes (asset_pk, its hashes), so later bank hashes can re-check it. The
     SHA-256 is the asset row's own `sha256` already, so only MD5 and PDQ get rows here."""
     repository.store_asset_hashes(session, tenant, [
-        {"asset_pk": asset_pk, "signal_type": h.signal_type, "signal": h.signal, "quality": h.quality}
+        {"asset_pk": asset_pk, "signal_type": h.signal_type, "quality": h.quality, **_stored_signal(h)}
         for asset_pk, hashes in assets for h in hashes if h.signal_type != "sha256"])
+
+
+def _stored_signal(h: ContentHash) -> dict:
+    """A vPDQ signal is stored as `features`, keyed by its SHA-256 (it is too long to index)."""
+    return {"signal": vpdq_key(h.signal), "features": h.signal} if h.signal_type == "vpdq" else {"signal": h.signal}
 
 
 @dataclass
@@ -65,6 +70,7 @@ class HashEdit:
     changed: list[tuple[str, str, str, str]]  # (signal_type, signal, label, polarity)
     bank_version: int
     retroactive: list[dict] = field(default_factory=list)
+    matched: int = 0  # bank hashes that match the filters, changed or already in the asked state
 
 
 def set_hashes_enabled(session: Session, ctx: Context, tenant: str, enabled: bool, *, signal: str | None = None,
@@ -74,12 +80,16 @@ def set_hashes_enabled(session: Session, ctx: Context, tenant: str, enabled: boo
     Re-enabling known-bad hashes re-checks recent allows, as importing them does."""
     if signal is None and source is None:
         raise HashBankError("name a signal or a source: a whole bank is not disabled by accident")
+    if signal and signal.lstrip().startswith("["):  # a vPDQ signal itself rather than its key
+        signal = vpdq_key(vpdq_signal(signal))
+    signal = signal.lower() if signal else None
+    matched = repository.count_bank_hashes(session, tenant, signal=signal, signal_type=signal_type, label=label,
+                                           source=source)
     version = repository.bump_hash_bank_version(session, tenant)
-    changed = repository.set_bank_hashes_enabled(session, tenant, enabled, bank_version=version,
-                                                 signal=signal.lower() if signal else None,
+    changed = repository.set_bank_hashes_enabled(session, tenant, enabled, bank_version=version, signal=signal,
                                                  signal_type=signal_type, label=label, source=source)
     if not changed:
-        return HashEdit([], version)
+        return HashEdit([], version, matched=matched)
     repository.insert_audit(session, tenant=tenant, kind="hash_enable" if enabled else "hash_disable", who=who,
                             before={"enabled": not enabled},
                             after={"enabled": enabled, "hashes": len(changed), "signal": signal, "source": source,
@@ -89,21 +99,38 @@ def set_hashes_enabled(session: Session, ctx: Context, tenant: str, enabled: boo
         policy = for_tenant(session, ctx, tenant).policy
         retroactive = retroactive_hash_matches(session, tenant, policy, [
             HashEntry(t, s, lab, pol, source or "enable") for t, s, lab, pol in changed if pol == "positive"])
-    return HashEdit(changed, version, retroactive)
+    return HashEdit(changed, version, retroactive, matched)
 
 
 def export_hashes(session: Session, tenant: str) -> Iterable[dict]:
     """The JSONL form `import` reads, with state and provenance: one object per bank hash."""
     for h in repository.iter_bank_hashes(session, tenant):
-        yield {"signal_type": h.signal_type, "signal": h.signal, "label": h.label, "polarity": h.polarity,
-               "source": h.source, "enabled": h.enabled, "bank_version": h.bank_version,
-               "created_by": h.created_by, "created_at": h.created_at.isoformat(), "tenant": tenant}
+        yield hash_item(tenant, h)
+
+
+def hash_page(session: Session, tenant: str, *, signal_type: str | None = None, label: str | None = None,
+              after: int | None = None, limit: int = 100) -> tuple[list[dict], int | None]:
+    """One page of `export_hashes` (optionally of one signal type and label) starting after a
+    position, and the position of its last item when more follow (else None)."""
+    rows = repository.bank_hash_page(session, tenant, signal_type=signal_type, label=label, after_pk=after,
+                                     limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [hash_item(tenant, h) for h in rows], (rows[-1].id if more else None)
+
+
+def hash_item(tenant: str, h) -> dict:
+    return {"signal_type": h.signal_type, "signal": h.features or h.signal, "label": h.label, "polarity": h.polarity,
+            "source": h.source, "enabled": h.enabled, "bank_version": h.bank_version,
+            "created_by": h.created_by, "created_at": h.created_at.isoformat(), "tenant": tenant}
 
 
 def retroactive_hash_matches(session: Session, tenant: str, policy: Policy, entries: list[HashEntry],
                              now: datetime | None = None) -> list[dict]:
     """Open `retroactive` review items for assets allowed in the last `retroactive_days` whose stored
-    hash matches a new known-bad hash of a label within its hash distance."""
+    hash matches a new known-bad hash of a label within its hash distance. vPDQ hashes are matched
+    when uploads are decided, not retroactively (each comparison is a frame-by-frame scan)."""
+    entries = [e for e in entries if e.signal_type != "vpdq"]
     if policy.retroactive_days <= 0 or not entries:
         return []
     since = (now or datetime.now(timezone.utc)) - timedelta(days=policy.retroactive_days)

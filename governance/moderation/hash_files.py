@@ -5,6 +5,8 @@ Three forms, told apart by their first non-blank line:
 - CSV with a header naming those columns (`signal` required, the rest as in JSONL);
 - plain: one hash a line, as HMA exports a signal type (needs `signal_type` from the command
   line), or `SIGNAL_TYPE HASH` a line, as `threatexchange hash` prints it; blank lines and `#` comments are skipped in every form.
+A vPDQ signal is threatexchange's: a JSON list of "pdq_hex,quality,timestamp" strings (in JSONL a
+string holding that list, as threatexchange's `signal_str`), accepted only where `vpdq` is installed.
 Label, polarity, source and signal type fall back to the command line's. Any bad line fails the
 whole file (HashFileError lists each by its number), so a list is never half imported.
 """
@@ -16,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from governance.ingest.content_hashes import HEX_LENGTH
+from governance.ingest.content_hashes import HEX_LENGTH, VPDQ_AVAILABLE, canonical_vpdq, vpdq_key
 
 SIGNAL_ALIASES = {"pdq": "pdq", "md5": "md5", "sha256": "sha256", "video_md5": "md5", "photo_md5": "md5",
                   "video_sha256": "sha256", "vpdq": "vpdq"}
@@ -45,7 +47,11 @@ class HashEntry:
     source: str = "import"
 
     def as_row(self) -> dict:
-        return {name: getattr(self, name) for name in FIELDS}
+        """The bank_hashes row: a vPDQ signal is stored as `features`, keyed by its SHA-256."""
+        row = {name: getattr(self, name) for name in FIELDS}
+        if self.signal_type == "vpdq":
+            row["signal"], row["features"] = vpdq_key(self.signal), self.signal
+        return row
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,8 @@ def _jsonl(lines: list[tuple[int, str]]) -> list[tuple[int, dict | str]]:
 def _plain(line: str) -> dict:
     """`HASH`, or `SIGNAL_TYPE HASH` as `threatexchange hash` prints it."""
     words = line.split()
+    if len(words) > 1 and words[0].lower() == "vpdq":
+        return {"signal_type": words[0], "signal": line[len(words[0]):].strip()}
     if len(words) == 2 and words[0].lower() in SIGNAL_ALIASES:
         return {"signal_type": words[0], "signal": words[1]}
     return {"signal": line}
@@ -137,11 +145,15 @@ def _entry(fields: dict | str, defaults: Defaults) -> HashEntry:
     if signal_type is None:
         raise ValueError(f"unknown signal_type {given!r} (known: {', '.join(sorted(SIGNAL_ALIASES))})")
     if signal_type == "vpdq":
-        raise ValueError("signal_type vpdq is not supported: the vpdq package needs the FFmpeg development "
-                         "libraries to build, which this install does not have")
-    signal = (fields.get("signal") or "").lower()
-    if not re.fullmatch(f"[0-9a-f]{{{HEX_LENGTH[signal_type]}}}", signal):
-        raise ValueError(f"{signal_type} signal must be {HEX_LENGTH[signal_type]} hex digits, got {signal[:80]!r}")
+        if not VPDQ_AVAILABLE:
+            raise ValueError("signal_type vpdq is not supported: the vpdq package needs the FFmpeg development "
+                             "libraries to build, which this install does not have")
+        signal = vpdq_signal(fields.get("signal") or "")
+    else:
+        signal = (fields.get("signal") or "").lower()
+        if not re.fullmatch(f"[0-9a-f]{{{HEX_LENGTH[signal_type]}}}", signal):
+            raise ValueError(f"{signal_type} signal must be {HEX_LENGTH[signal_type]} hex digits, "
+                             f"got {signal[:80]!r}")
     label = fields.get("label") or defaults.label
     if not label or len(label) > MAX_TEXT:
         raise ValueError("no label: give it on the line or with --label (1-128 characters)")
@@ -152,3 +164,26 @@ def _entry(fields: dict | str, defaults: Defaults) -> HashEntry:
     if len(source) > MAX_TEXT:
         raise ValueError("source has more than 128 characters")
     return HashEntry(signal_type, signal, label, polarity, source)
+
+
+VPDQ_FEATURE = re.compile(r"([0-9a-f]{64}),(\d{1,3}),(\d+(?:\.\d*)?)")
+MAX_VPDQ_FEATURES = 100_000
+
+
+def vpdq_signal(given: str) -> str:
+    """A vPDQ signal in its canonical JSON form (lowercase hashes), or ValueError saying why not;
+    the checks are those of threatexchange's VpdqCompactFeature (hash, quality 0-100, timestamp >= 0)."""
+    try:
+        features = json.loads(given)
+    except json.JSONDecodeError:
+        raise ValueError("vpdq signal must be a JSON list of \"pdq_hex,quality,timestamp\" strings") from None
+    if not isinstance(features, list) or not features or len(features) > MAX_VPDQ_FEATURES:
+        raise ValueError(f"vpdq signal must be a list of 1 to {MAX_VPDQ_FEATURES} features")
+    out = []
+    for n, feature in enumerate(features):
+        found = VPDQ_FEATURE.fullmatch(feature.lower()) if isinstance(feature, str) else None
+        if found is None or int(found[2]) > 100:
+            raise ValueError(f"vpdq feature {n} is not \"64 hex digits,quality 0-100,timestamp\": "
+                             f"{str(feature)[:80]!r}")
+        out.append(feature.lower())
+    return canonical_vpdq(out)

@@ -4,6 +4,9 @@ The enabled bank hashes are loaded once per hash bank version (every edit bumps 
 own transaction, and the deciding transaction reads it: a cached bank is never older than what
 that transaction sees, as for knn_cache.py). PDQ hashes go into a Hamming index (hash_index.py),
 MD5 and SHA-256 into a dict; an upload's PDQ hash below PDQ's quality threshold is not matched.
+vPDQ hashes are compared by threatexchange's own brute-force matcher with its default thresholds
+(frames within 31 bits, frames of quality 50 or more, 80% of the upload's frames matched); the
+match's `distance` is the percentage of the upload's frames that matched no banked frame.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from governance.ingest.content_hashes import PDQ_QUALITY_THRESHOLD, ContentHash
+from governance.ingest.content_hashes import PDQ_QUALITY_THRESHOLD, VPDQ_AVAILABLE, ContentHash
 from governance.moderation.hash_index import build_index, hamming, pack_hex
 from governance.moderation.policy_rules import HashMatch, Policy
 from governance.storage import repository
@@ -27,6 +30,7 @@ class HashBankIndex:
     pdq_rows: list[tuple[str, str, str]] = field(default_factory=list)  # per PDQ row: (label, polarity, source)
     pdq_index: object = None
     exact: dict[tuple[str, str], list[tuple[str, str, str]]] = field(default_factory=dict)
+    vpdq_rows: list[tuple[list, str, str, str]] = field(default_factory=list)  # (features, label, polarity, source)
 
     @classmethod
     def build(cls, version: int, entries: list[tuple[str, str, str, str, str]]) -> "HashBankIndex":
@@ -36,6 +40,9 @@ class HashBankIndex:
             if signal_type == "pdq":
                 pdq_signals.append(signal)
                 bank.pdq_rows.append((label, polarity, source))
+            elif signal_type == "vpdq":
+                if VPDQ_AVAILABLE:  # rows imported where vpdq was installed, read where it is not: unmatched
+                    bank.vpdq_rows.append((_vpdq_features(signal), label, polarity, source))
             else:
                 bank.exact.setdefault((signal_type, signal), []).append((label, polarity, source))
         bank.pdq_index = build_index(pack_hex(pdq_signals))
@@ -53,10 +60,37 @@ class HashBankIndex:
                     label, polarity, source = self.pdq_rows[row]
                     if distance <= policy.for_label(label).hash_distance:
                         found.append(HashMatch("pdq", distance, label, source, self.version, polarity))
+            elif h.signal_type == "vpdq":
+                found += self._vpdq_matches(h.signal)
             else:
                 for label, polarity, source in self.exact.get((h.signal_type, h.signal), []):
                     found.append(HashMatch(h.signal_type, 0, label, source, self.version, polarity))
         return sorted(found, key=lambda m: (m.distance, m.signal_type, m.label, m.source))
+
+    def _vpdq_matches(self, signal: str) -> list[HashMatch]:
+        if not self.vpdq_rows:
+            return []
+        from threatexchange.extensions.vpdq import vpdq_util
+        from threatexchange.extensions.vpdq.vpdq_brute_matcher import match_VPDQ_hash_brute
+
+        query, found = _vpdq_features(signal), []
+        for features, label, polarity, source in self.vpdq_rows:
+            try:
+                result = match_VPDQ_hash_brute(query, features, vpdq_util.VPDQ_QUALITY_THRESHOLD,
+                                               vpdq_util.VPDQ_DISTANCE_THRESHOLD)
+            except ZeroDivisionError:  # one side has no frame of matching quality: nothing to compare
+                continue
+            if (result.query_match_percent >= vpdq_util.VPDQ_QUERY_MATCH_THRESHOLD_PERCENT
+                    and result.compared_match_percent >= vpdq_util.VPDQ_INDEX_MATCH_THRESHOLD_PERCENT):
+                found.append(HashMatch("vpdq", round(100 - result.query_match_percent), label, source,
+                                       self.version, polarity))
+        return found
+
+
+def _vpdq_features(signal: str) -> list:
+    from threatexchange.extensions.vpdq.vpdq_util import json_to_vpdq
+
+    return json_to_vpdq(signal)
 
 
 _banks: OrderedDict[str, HashBankIndex] = OrderedDict()

@@ -53,8 +53,8 @@ class Policy:
 class HashMatch:
     """A bank hash that an upload's own hash matched (hash_matching.py finds them)."""
 
-    signal_type: str  # pdq|md5|sha256
-    distance: int  # Hamming bits for PDQ, 0 for an exact hash
+    signal_type: str  # pdq|md5|sha256|vpdq
+    distance: int  # Hamming bits for PDQ, 0 for an exact hash, for vPDQ the % of frames unmatched
     label: str
     source: str
     bank_version: int
@@ -83,18 +83,24 @@ def hash_outcome(matches: list[HashMatch], policy: Policy) -> Outcome | None:
     allowlisted = _hash_allowlist(matches, policy)
     for m in sorted(matches, key=lambda m: (m.distance, m.label)):
         rule = policy.for_label(m.label)
-        if (m.polarity == "positive" and m.distance <= rule.hash_distance
+        if (m.polarity == "positive" and _within(m, rule)
                 and not allowlisted.get(m.label, (float("inf"),))[0] <= m.distance):
             return Outcome(rule.on_hash_match, f"hash_match: {m.signal_type} distance {m.distance} to a {m.label} "
                                                f"hash from {m.source} (hash bank version {m.bank_version})")
     return None
 
 
+def _within(match: HashMatch, rule: LabelPolicy) -> bool:
+    """`hash_distance` is a PDQ radius; an exact hash or a vPDQ match (threatexchange's own
+    thresholds decided it) always counts."""
+    return match.signal_type != "pdq" or match.distance <= rule.hash_distance
+
+
 def _hash_allowlist(matches: list[HashMatch], policy: Policy) -> dict[str, tuple[int, HashMatch]]:
     """label -> (distance, match) of the nearest allowlist hash within the label's hash distance."""
     allowlisted: dict[str, tuple[int, HashMatch]] = {}
     for m in matches:
-        if (m.polarity == "negative" and m.distance <= policy.for_label(m.label).hash_distance
+        if (m.polarity == "negative" and _within(m, policy.for_label(m.label))
                 and m.distance < allowlisted.get(m.label, (float("inf"),))[0]):
             allowlisted[m.label] = (m.distance, m)
     return allowlisted

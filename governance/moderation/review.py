@@ -88,7 +88,7 @@ class Override:
 def decide(session: Session, ctx: Context, tenant: str, asset_id: str, action: str, *, label: str | None = None,
            who: str | None = None, note: str | None = None) -> Override:
     """Apply a reviewer's decision to the asset's latest decision (see the module docstring)."""
-    _check_action(action)
+    check_action(action)
     decision = repository.latest_decision_for_asset(session, tenant, asset_id)
     if decision is None:
         raise UnknownDecision(f"no decision for asset {asset_id!r} in tenant {tenant!r}")
@@ -98,7 +98,7 @@ def decide(session: Session, ctx: Context, tenant: str, asset_id: str, action: s
 def decide_event(session: Session, ctx: Context, tenant: str, event_id: str, action: str, *,
                  label: str | None = None, who: str | None = None, note: str | None = None) -> Override:
     """Apply a reviewer's decision to one event's decision (as `decide` does for an asset's latest)."""
-    _check_action(action)
+    check_action(action)
     decision = repository.decision_for_event(session, tenant, event_id)
     if decision is None:
         status = repository.event_status(session, tenant, event_id)
@@ -108,7 +108,7 @@ def decide_event(session: Session, ctx: Context, tenant: str, event_id: str, act
     return _override(session, ctx, tenant, decision, action, label=label, who=who, note=note)
 
 
-def _check_action(action: str) -> None:
+def check_action(action: str) -> None:
     if action not in OVERRIDE_ACTIONS:
         raise ReviewError(f"action must be one of {', '.join(OVERRIDE_ACTIONS)}, got {action!r}")
 

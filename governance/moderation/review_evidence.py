@@ -1,7 +1,9 @@
 """What a reviewer sees next to an item: the decision's evidence, the neighbours that voted, the
 asset's cluster and history, and the asset's own bytes for the console to serve.
 
-Everything is read in the caller's tenant scope; nothing here writes.
+Everything is read in the caller's tenant scope; nothing here writes. While an item waits for its
+blind second review, nothing a person did to it shows (review_quality.py): no override, escalation
+or exemplar edit in its history.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from governance.embedding.reembed_sources import reread
+from governance.ingest import pdf_preview
 from governance.ingest.assets import RejectedInput
 from governance.moderation import review_queue
 from governance.moderation.pipeline import Context, for_tenant
@@ -73,6 +76,8 @@ def item_evidence(session: Session, ctx: Context, tenant: str, event_id: str) ->
     if decision is None:
         return None
     policy = for_tenant(session, ctx, tenant).policy
+    item = review_queue.waiting_item(session, policy, tenant, event_id)
+    blind = item is not None and item.blind
     neighbor_ids = [n["asset_id"] for n in decision.neighbors or []]
     cluster = repository.latest_cluster_of_asset(session, tenant, decision.asset_id) if decision.asset_id else None
     siblings = [m for m in (cluster[1] if cluster else []) if m != decision.asset_id][:SIBLINGS]
@@ -86,7 +91,7 @@ def item_evidence(session: Session, ctx: Context, tenant: str, event_id: str) ->
                  "label": (e.after or {}).get("label"), "who": e.who, "detail": (e.after or {}).get("note"),
                  "event_id": e.event_id}
                 for e in repository.audit_entries(session, tenant, asset_id=decision.asset_id)
-                if decision.asset_id]
+                if decision.asset_id and not blind]
     history.sort(key=lambda h: h["at"], reverse=True)
 
     choices = list(dict.fromkeys([*(l for l in [decision.label] if l), *policy.labels,
@@ -101,7 +106,7 @@ def item_evidence(session: Session, ctx: Context, tenant: str, event_id: str) ->
                    for n in decision.neighbors or []],
         policy_version=decision.policy_version, bank_version=decision.bank_version,
         embedding_model=decision.embedding_model, decided_at=decision.decided_at.isoformat(),
-        item=review_queue.waiting_item(session, policy, tenant, event_id), label_choices=choices,
+        item=item, label_choices=choices,
         history=history,
         cluster={"cluster_id": cluster[0], "size": len(cluster[1]), "status": cluster[2].get("status"),
                  "siblings": [_view(assets.get(s), s) for s in siblings]} if cluster else None,
@@ -122,3 +127,15 @@ def asset_media(session: Session, settings: Settings, tenant: str, asset_id: str
         return None
     content = loaded.content
     return (content.data, content.mime_type) if content.data is not None else None
+
+
+PDF_PREVIEW = "image/png"
+
+
+def console_view(data: bytes, mime: str) -> tuple[bytes | None, str]:
+    """What the console shows of media bytes (from `asset_media`, read outside any transaction since
+    rendering takes time): a PDF as its first page in PNG, bytes None when it cannot be rendered;
+    anything else as it is."""
+    if mime == "application/pdf":
+        return pdf_preview.first_page_png(data), PDF_PREVIEW
+    return data, mime

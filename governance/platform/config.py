@@ -162,6 +162,7 @@ class Settings:
     console_url: str  # where reviewers reach `governance serve`: the base of `console-link` URLs
     console_lease_s: int
     console_session_s: int
+    review_second_share: float  # of console decisions, sampled for a blind second review; 0: none
     quota_redis_url: str | None = field(repr=False)  # may carry a password
     gemini_api_key: str | None = field(repr=False)
     webhook_secret: str | None = field(repr=False)
@@ -271,6 +272,8 @@ class Settings:
             # How long opening an item keeps it from other reviewers (renewed while the page is open).
             console_lease_s=max(1, _int("GOVERNANCE_CONSOLE_LEASE_S", 600)),
             console_session_s=max(60, _int("GOVERNANCE_CONSOLE_SESSION_S", 12 * 3600)),
+            # The share of a reviewer's console decisions that goes blind to a second reviewer (quality page).
+            review_second_share=min(1.0, max(0.0, _float("GOVERNANCE_REVIEW_SECOND_SHARE", 0.1))),
             quota_redis_url=_env("GOVERNANCE_QUOTA_REDIS_URL") or _env("CELERY_BROKER_URL"),
             gemini_api_key=_env("GEMINI_API_KEY") or _env("GOOGLE_API_KEY"),
             webhook_secret=_env("GOVERNANCE_WEBHOOK_SECRET"),

@@ -1,9 +1,10 @@
-"""The review console's tables (migration 0007_console): login links, sessions, reviewer settings, leases."""
+"""The review console's tables (migrations 0007_console, 0009_console_admin, 0011_second_review): login links,
+sessions, reviewer settings, leases, second reviews."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, String
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from governance.storage.tables import Base, now_column
@@ -33,6 +34,7 @@ class ConsoleSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     who: Mapped[str] = mapped_column(String(256))
     via: Mapped[str] = mapped_column(String(16))  # link|api_key
+    api_key_id: Mapped[str | None] = mapped_column(String(32))  # via api_key: which key (its scopes gate admin actions)
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = now_column()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -62,3 +64,29 @@ class ReviewLease(Base):
     claimed_at: Mapped[datetime] = now_column()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     skipped_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class SecondReview(Base):
+    """A reviewer's decision sampled for a blind second review (governance/moderation/review_quality.py):
+    `open` until a different reviewer decides it, then `agreed` or `disagreed` (the item goes to the
+    `escalated` queue); `escalated` when the second reviewer escalated it; `resolved` once a decision
+    after the disagreement was applied."""
+
+    __tablename__ = "second_reviews"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    event_id: Mapped[str] = mapped_column(String(256))
+    asset_id: Mapped[str] = mapped_column(String(256))
+    first_audit_id: Mapped[int] = mapped_column(BigInteger)
+    first_who: Mapped[str] = mapped_column(String(256))
+    first_action: Mapped[str] = mapped_column(String(16))
+    first_label: Mapped[str | None] = mapped_column(String(128))
+    opened_at: Mapped[datetime] = now_column()
+    second_who: Mapped[str | None] = mapped_column(String(256))
+    second_action: Mapped[str | None] = mapped_column(String(16))
+    second_label: Mapped[str | None] = mapped_column(String(128))
+    second_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    resolved_by: Mapped[str | None] = mapped_column(String(256))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (UniqueConstraint("tenant", "event_id"), Index(None, "tenant", "status"))

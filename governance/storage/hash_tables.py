@@ -1,9 +1,9 @@
-"""Hash-bank tables (migration 0007): the hashes of stored assets, and each tenant's banks of known hashes."""
+"""Hash-bank tables (migrations 0007, 0009): the hashes of stored assets, and each tenant's banks of known hashes."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from governance.storage.tables import Base, now_column
@@ -17,9 +17,10 @@ class AssetHash(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     tenant: Mapped[str] = mapped_column(String(128))
     asset_pk: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
-    signal_type: Mapped[str] = mapped_column(String(16))  # pdq|md5
-    signal: Mapped[str] = mapped_column(String(64))  # lowercase hex
+    signal_type: Mapped[str] = mapped_column(String(16))  # pdq|md5|vpdq
+    signal: Mapped[str] = mapped_column(String(64))  # lowercase hex (vpdq: the SHA-256 of `features`)
     quality: Mapped[int | None] = mapped_column(Integer)  # PDQ's 0-100 quality
+    features: Mapped[str | None] = mapped_column(Text)  # vpdq only: threatexchange's JSON signal
     created_at: Mapped[datetime] = now_column()
     __table_args__ = (UniqueConstraint("asset_pk", "signal_type"), Index(None, "tenant", "signal_type", "signal"))
 
@@ -40,7 +41,8 @@ class BankHash(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     tenant: Mapped[str] = mapped_column(String(128))
     signal_type: Mapped[str] = mapped_column(String(16))
-    signal: Mapped[str] = mapped_column(String(64))
+    signal: Mapped[str] = mapped_column(String(64))  # lowercase hex (vpdq: the SHA-256 of `features`)
+    features: Mapped[str | None] = mapped_column(Text)  # vpdq only: threatexchange's JSON signal
     label: Mapped[str] = mapped_column(String(128))
     polarity: Mapped[str] = mapped_column(String(16), default="positive")
     source: Mapped[str] = mapped_column(String(128))  # the list it came from, e.g. a file or a partner

@@ -29,7 +29,7 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:
     and left out unexcluded it would drop them. So they are excluded here, and `check` verifies by
     name that each one exists.
 
-    The partitions of the hash-partitioned tables (migration 0009) are left out too: the
+    The partitions of the hash-partitioned tables (migration 0012) are left out too: the
     definitions describe the partitioned parent, which carries the columns, keys and indexes.
     """
     from governance.storage.tables import INDEXED_DIMS, PARTITION_NAME, bank_index_name

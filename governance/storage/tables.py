@@ -24,7 +24,7 @@ HALFVEC_ABOVE_DIMS = 2000
 # Dimensions that get an HNSW index: MiniLM (384), Gemini's recommended sizes, and 1,024.
 INDEXED_DIMS = (384, 768, 1024, 1536, 3072)
 # The bulk tables (embeddings, decisions) are declarative hash partitions by tenant; the
-# partition count lives in migration 0009 (the definitions only need the partition key).
+# partition count lives in migration 0012 (the definitions only need the partition key).
 PARTITIONED_BY_TENANT = {"postgresql_partition_by": "HASH (tenant)"}
 PARTITION_NAME = re.compile(r"^(embeddings|decisions)_p\d+$")  # embeddings_p0 … as the migration names them
 
@@ -79,13 +79,13 @@ class Asset(Base):
     ocr_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="embedded")
     created_at: Mapped[datetime] = now_column()
-    # (tenant, id) is what the partitioned tables' foreign keys point at (migration 0009).
+    # (tenant, id) is what the partitioned tables' foreign keys point at (migration 0012).
     __table_args__ = (UniqueConstraint("tenant", "asset_id"), UniqueConstraint("tenant", "id"),
                       Index(None, "tenant", "sha256"))
 
 
 class Embedding(Base):
-    """Hash-partitioned by tenant (migration 0009): every key carries `tenant`."""
+    """Hash-partitioned by tenant (migration 0012): every key carries `tenant`."""
 
     __tablename__ = "embeddings"
     id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
@@ -161,7 +161,7 @@ class AnomalyBaseline(Base):
 
 
 class Decision(Base):
-    """Hash-partitioned by tenant (migration 0009): every key carries `tenant`."""
+    """Hash-partitioned by tenant (migration 0012): every key carries `tenant`."""
 
     __tablename__ = "decisions"
     id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)

@@ -1,7 +1,7 @@
-"""Migration 0009 on the embedded PostgreSQL: embeddings and decisions become hash partitions by
+"""Migration 0012 on the embedded PostgreSQL: embeddings and decisions become hash partitions by
 tenant with their rows, ids, row-level security and HNSW kNN intact, and the downgrade undoes it.
 
-Runs on a scratch database of its own, migrated to 0008 and seeded with plain SQL (the repository
+Runs on a scratch database of its own, migrated to 0011 and seeded with plain SQL (the repository
 code at head expects the partitioned keys), then upgraded and downgraded in place.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from governance.storage import repository
 from governance.storage.migrate import alembic_config, upgrade
 from governance.storage.repository._sql import vector_literal
 
-BEFORE, AFTER = "0008_ocr", "0009_partition"
+BEFORE, AFTER = "0011_second_review", "0012_partition"
 DIMS, MODEL, TASK = 768, "m-test", "RETRIEVAL_DOCUMENT"
 TENANTS = ("part-a", "part-b", "part-c")
 ASSETS_PER_TENANT = 60

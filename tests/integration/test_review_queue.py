@@ -1,5 +1,6 @@
 """The console's review queue on a real PostgreSQL: priority order, counts, leases, escalation, decisions."""
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -132,6 +133,7 @@ def test_escalation_moves_the_item_to_the_escalated_queue(db, tenant, queued):
 
 
 def test_a_console_decision_is_the_review_decide_of_the_cli(db, ctx, tenant):
+    ctx = replace(ctx, settings=replace(ctx.settings, review_second_share=0.0))  # second review: test_second_review
     seed(db, ctx, tenant)
     apply_policy(db, ALL_TO_REVIEW, tenant=tenant, who="ops")
     first = upload(db, ctx, tenant, "u1", SPAM)

@@ -1,6 +1,7 @@
 """PDQ, MD5 and SHA-256 of uploads, and PDQ matching of real transformed copies, without a database."""
 import base64
 import hashlib
+import json
 
 import pytest
 from PIL import Image
@@ -8,11 +9,12 @@ from threatexchange.signal_type.md5 import VideoMD5Signal
 from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_bytes
 
 from governance.ingest.assets import load
-from governance.ingest.content_hashes import PDQ_QUALITY_THRESHOLD, ContentHash, content_hashes, pdq_hash
+from governance.ingest.content_hashes import (PDQ_QUALITY_THRESHOLD, VPDQ_AVAILABLE, ContentHash, content_hashes,
+                                              pdq_hash, vpdq_hash)
 from governance.ingest.events import UploadEvent
 from governance.moderation.hash_matching import HashBankIndex, pdq_distance
 from governance.moderation.policy_rules import LabelPolicy, Policy
-from tests.synthetic_photos import TRANSFORMS, encode, photo
+from tests.synthetic_photos import TRANSFORMS, encode, photo, photo_video
 
 BANKED = range(15)
 UNRELATED = 1000
@@ -109,3 +111,17 @@ def test_exact_hashes_match_only_exactly():
         {"signal_type": "sha256", "distance": 0, "label": "spam", "source": "ok-list", "bank_version": 3,
          "polarity": "negative"}]
     assert bank.matches([ContentHash("md5", "c" * 32)], Policy()) == []
+
+
+@pytest.mark.skipif(not VPDQ_AVAILABLE, reason="the vpdq package is not installed (needs the FFmpeg dev libraries)")
+def test_a_video_gets_threatexchange_own_vpdq_and_an_unreadable_one_none(settings, tmp_path):
+    from threatexchange.extensions.vpdq.vpdq import VPDQSignal
+
+    video = photo_video([3, 4], seconds_per_scene=1)
+    loaded = load(UploadEvent.parse({"asset_id": "v", "tenant": "t", "data_b64": base64.b64encode(video).decode()}),
+                  settings)
+    [vpdq] = [h for h in content_hashes(loaded) if h.signal_type == "vpdq"]
+    (tmp_path / "v.mp4").write_bytes(video)
+    assert vpdq.signal == VPDQSignal.hash_from_file(tmp_path / "v.mp4")
+    assert len(json.loads(vpdq.signal)) == 2  # one frame a second
+    assert vpdq_hash(video[: len(video) // 3]) is None

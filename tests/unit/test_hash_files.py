@@ -1,6 +1,9 @@
 """Hash list files: JSONL, CSV and plain, defaults from the command line, and bad lines by number."""
+import json
+
 import pytest
 
+from governance.ingest.content_hashes import VPDQ_AVAILABLE, vpdq_key
 from governance.moderation.hash_files import Defaults, HashEntry, HashFileError, parse_hash_file
 
 PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
@@ -35,7 +38,8 @@ def test_plain_lists_need_a_signal_type_and_take_threatexchange_hash_output():
     (f'{{"signal_type": "pdq", "signal": "{PDQ[:-1]}", "label": "a"}}\n', ["line 1: pdq signal must be 64 hex digits"]),
     (f'{{"signal_type": "md5", "signal": "{MD5}"}}\n', ["line 1: no label"]),
     (f'{{"signal_type": "tmk", "signal": "{MD5}", "label": "a"}}\n', ["line 1: unknown signal_type 'tmk'"]),
-    (f'{{"signal_type": "vpdq", "signal": "{MD5}", "label": "a"}}\n', ["line 1: signal_type vpdq is not supported"]),
+    (f'{{"signal_type": "vpdq", "signal": "{MD5}", "label": "a"}}\n',
+     ["line 1: vpdq signal must be a JSON list" if VPDQ_AVAILABLE else "line 1: signal_type vpdq is not supported"]),
     (f'{{"signal_type": "md5", "signal": "{MD5}", "label": "a", "polarity": "maybe"}}\n',
      ["line 1: polarity must be positive or negative"]),
     (f'{{"signal_type": "md5", "signal": "{MD5}", "label": "a", "colour": "red"}}\n', ["line 1: unknown field(s) colour"]),
@@ -51,3 +55,23 @@ def test_bad_lines_fail_the_whole_file_naming_each_line(data, errors):
     assert len(caught.value.errors) == len(errors)
     for got, want in zip(caught.value.errors, errors):
         assert got.startswith(want), (got, want)
+
+
+VPDQ = json.dumps([f"{PDQ.upper()},100,0.0", f"{PDQ[::-1]},87,1.0"])
+
+
+@pytest.mark.skipif(not VPDQ_AVAILABLE, reason="the vpdq package is not installed (needs the FFmpeg dev libraries)")
+def test_vpdq_signals_in_every_form_are_stored_by_their_key():
+    canonical = json.dumps([f"{PDQ},100,0.0", f"{PDQ[::-1]},87,1.0"])
+    rows = [json.dumps({"signal_type": "vpdq", "signal": VPDQ, "label": "v"}) + "\n",
+            f"vpdq {VPDQ}\n",
+            "signal_type,signal,label\n" + 'vpdq,"' + VPDQ.replace('"', '""') + '",v\n']
+    for data in rows:
+        [entry] = parse_hash_file(data.encode(), Defaults(label="v"))
+        assert entry == HashEntry("vpdq", canonical, "v")
+        assert entry.as_row()["signal"] == vpdq_key(canonical) and entry.as_row()["features"] == canonical
+    bad = json.dumps([f"{PDQ},101,0.0"])
+    with pytest.raises(HashFileError, match="line 1: vpdq feature 0 is not"):
+        parse_hash_file(f"vpdq {bad}\n".encode(), Defaults(label="v"))
+    with pytest.raises(HashFileError, match="line 1: vpdq signal must be a list"):
+        parse_hash_file(b"vpdq []\n", Defaults(label="v"))

@@ -29,7 +29,7 @@ def audit(request: Request, who: str = "", label: str = "", since: str = "", unt
     wanted = AuditFilter(who=who.strip()[:256] or None, label=label.strip()[:128] or None,
                          since=_date("since", since), until=_date("until", until))
     with reviewer_transaction(request) as (session, reviewer):
-        rows = audit_rows(session, reviewer.tenant, wanted)
+        rows = audit_rows(session, reviewer.tenant, wanted, viewer=reviewer.who)
     if format == "csv":
         return Response(audit_csv(rows), media_type="text/csv; charset=utf-8", headers={
             **SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="audit-{reviewer.tenant}.csv"'})

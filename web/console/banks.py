@@ -1,4 +1,5 @@
-"""The banks page: labels with counts, one label's exemplars as a grid, disable and enable."""
+"""The banks page: labels with counts, one label's exemplars as a grid, disable and enable; and
+"add this item as an exemplar" from an item page."""
 from __future__ import annotations
 
 from urllib.parse import urlencode
@@ -7,10 +8,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from governance.moderation import bank_view
-from governance.moderation.exemplar_banks import BankError, set_enabled
+from governance.moderation.exemplar_banks import BankError, add_stored_asset, set_enabled
 from governance.storage import repository
 from web.console.auth import reviewer_transaction
-from web.console.pages import _context
+from web.console.pages import _context, _policy
 from web.console.rendering import page
 from web.problems import Problem
 
@@ -38,3 +39,21 @@ def change_exemplar(request: Request, asset_id: str, change: str, label: str = F
     except BankError as exc:
         raise Problem("not-found", str(exc)) from None
     return RedirectResponse("/console/banks?" + urlencode({"label": label}), 303)
+
+
+@router.post("/review/{event_id}/exemplar")
+def add_as_exemplar(request: Request, event_id: str, label: str = Form(""), polarity: str = Form("positive"),
+                    csrf: str = Form("")):
+    """The item's asset joins the bank with a label of the policy (or bank) and a polarity."""
+    ctx = _context(request)
+    try:
+        with reviewer_transaction(request, csrf, state_changing=True) as (session, reviewer):
+            decision = repository.decision_for_event(session, reviewer.tenant, event_id)
+            if decision is None or not decision.asset_id:
+                raise Problem("not-found", f"no event {event_id!r}")
+            labels = [*_policy(request, session, reviewer.tenant).labels, *repository.bank_labels(session, reviewer.tenant)]
+            add_stored_asset(session, ctx, reviewer.tenant, decision.asset_id, label, polarity, source="console",
+                             who=reviewer.who, allowed_labels=labels)
+    except BankError as exc:
+        raise Problem("invalid-request", str(exc)) from None
+    return RedirectResponse("/console/banks?" + urlencode({"label": label.strip()}), 303)

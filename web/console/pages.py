@@ -22,7 +22,8 @@ from web.problems import Problem
 
 router = APIRouter(include_in_schema=False)
 
-STATIC = {"htmx.min.js": "text/javascript", "console.js": "text/javascript", "console.css": "text/css"}
+STATIC = {"htmx.min.js": "text/javascript", "console.js": "text/javascript", "console.css": "text/css",
+          "cluster-map.js": "text/javascript", "map-and-policy.css": "text/css"}
 # What uploaded media may be served as; anything else (SVG among them: it can carry script) is never served.
 SERVABLE = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "audio/", "video/", "application/pdf")
 MEDIA_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff",
@@ -57,8 +58,8 @@ def queues(request: Request, group: str | None = None, key: str | None = None, e
     group, key = _queue(group, key)
     with reviewer_transaction(request) as (session, reviewer):
         policy = _policy(request, session, reviewer.tenant)
-        counts = review_queue.queue_counts(session, policy, reviewer.tenant)
-        items = review_queue.queue_items(session, policy, reviewer.tenant, group, key, limit=50)
+        counts = review_queue.queue_counts(session, policy, reviewer.tenant, who=reviewer.who)
+        items = review_queue.queue_items(session, policy, reviewer.tenant, group, key, limit=50, who=reviewer.who)
         reveal = repository.reviewer_reveals_media(session, reviewer.tenant, reviewer.who)
     grouped = {g: [c for c in counts if c.grouping == g] for g in review_queue.GROUPINGS}
     return page(request, "queues.html", reviewer=reviewer, grouped=grouped, items=items, group=group, key=key,
@@ -85,7 +86,7 @@ def item_page(request: Request, event_id: str, group: str | None = None, key: st
         if evidence is None:
             raise Problem("not-found", f"no event {event_id!r}")
         policy = _policy(request, session, reviewer.tenant)
-        held_by, leased = None, False
+        held_by, leased, own = None, False, False
         if evidence.item is not None:
             try:
                 review_queue.claim(session, policy, reviewer.tenant, event_id,
@@ -94,12 +95,15 @@ def item_page(request: Request, event_id: str, group: str | None = None, key: st
                 leased = True
             except review_queue.LeaseHeld as held:
                 held_by = held.who
-        order = [i.event_id for i in review_queue.queue_items(session, policy, reviewer.tenant, group, key, 500)]
+            except review_queue.OwnDecision:
+                own = True
+        order = [i.event_id for i in review_queue.queue_items(session, policy, reviewer.tenant, group, key, 500,
+                                                              who=reviewer.who)]
         reveal = repository.reviewer_reveals_media(session, reviewer.tenant, reviewer.who)
     at = order.index(event_id) if event_id in order else -1
     nearby = {"prev": order[at - 1] if at > 0 else None,
               "next": order[at + 1] if 0 <= at < len(order) - 1 else (order[0] if at < 0 and order else None)}
-    return page(request, "item.html", reviewer=reviewer, ev=evidence, leased=leased, held_by=held_by,
+    return page(request, "item.html", reviewer=reviewer, ev=evidence, leased=leased, held_by=held_by, own=own,
                 group=group, key=key, query=_query(group, key), nearby=nearby, reveal=reveal,
                 lease_s=services(request).settings.console_lease_s)
 
@@ -154,17 +158,18 @@ def renew_lease(request: Request, event_id: str, csrf: str = Form("")):
 
 @router.get("/media/{asset_id:path}")
 def media(request: Request, asset_id: str):
-    """An asset's bytes through the app (never its original URL), sandboxed, never SVG."""
+    """An asset's bytes through the app (never its original URL), sandboxed, never SVG; a PDF as its
+    first page rendered to PNG, never the PDF itself (422 when it cannot be rendered)."""
     settings = services(request).settings
     with reviewer_transaction(request) as (session, reviewer):
         found = review_evidence.asset_media(session, settings, reviewer.tenant, asset_id)
     if found is None or not found[1].startswith(SERVABLE):
         raise Problem("not-found", f"no media for asset {asset_id!r}")
-    data, mime = found
-    disposition = "attachment" if mime == "application/pdf" else "inline"
-    return Response(data, media_type=mime, headers={**MEDIA_HEADERS,
-                                                    "Content-Disposition": f'{disposition}; filename="{asset_id[:64]}"'
-                                                    if asset_id.isalnum() else disposition})
+    data, mime = review_evidence.console_view(*found)  # outside the transaction: a render takes time
+    if data is None:
+        raise Problem("invalid-request", f"could not render the first page of the PDF {asset_id!r}")
+    name = f'; filename="{asset_id[:64]}"' if asset_id.isalnum() else ""
+    return Response(data, media_type=mime, headers={**MEDIA_HEADERS, "Content-Disposition": "inline" + name})
 
 
 @router.post("/settings")

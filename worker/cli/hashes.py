@@ -1,4 +1,4 @@
-"""`governance hashes`: import, export, enable and disable a tenant's hash bank (PDQ, MD5, SHA-256)."""
+"""`governance hashes`: import, export, enable and disable a tenant's hash bank (PDQ, MD5, SHA-256, vPDQ)."""
 from __future__ import annotations
 
 import json
@@ -65,7 +65,7 @@ def cmd_hashes_toggle(args) -> int:
 
 def add_commands(sub) -> None:
     who = os.environ.get("USER")
-    hs = sub.add_parser("hashes", help="hash banks (PDQ, MD5, SHA-256)").add_subparsers(dest="hs_command",
+    hs = sub.add_parser("hashes", help="hash banks (PDQ, MD5, SHA-256, vPDQ)").add_subparsers(dest="hs_command",
                                                                                        required=True)
     imp = hs.add_parser("import", help="add a hash list (JSONL, CSV with a header, or one hash a line) to the "
                                        "tenant's hash bank; any bad line imports nothing")
@@ -73,7 +73,7 @@ def add_commands(sub) -> None:
     imp.add_argument("--tenant", type=tenant_arg, default="default")
     imp.add_argument("--label", default=None, help="for lines that name none")
     imp.add_argument("--source", default=None, help="provenance, for lines that name none (default: import)")
-    imp.add_argument("--signal-type", default=None, help="pdq|md5|sha256, for lines that name none")
+    imp.add_argument("--signal-type", default=None, help="pdq|md5|sha256|vpdq, for lines that name none")
     imp.add_argument("--polarity", default=None, choices=("positive", "negative"),
                      help="for lines that name none (default: positive; negative is an allowlist)")
     imp.add_argument("--who", default=who, help="recorded as the hashes' creator")
@@ -83,7 +83,7 @@ def add_commands(sub) -> None:
     exp.set_defaults(func=cmd_hashes_export)
     for name, helptext in (("disable", "take bank hashes out of matching"), ("enable", "put bank hashes back")):
         cmd = hs.add_parser(name, help=f"{helptext}: by --signal, or a whole --source")
-        cmd.add_argument("--signal", default=None)
+        cmd.add_argument("--signal", default=None, help="the hash (a vPDQ hash: its JSON, or the SHA-256 of it)")
         cmd.add_argument("--source", default=None)
         cmd.add_argument("--signal-type", default=None)
         cmd.add_argument("--label", default=None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -35,9 +35,10 @@ def use_login_link(session: Session, tenant: str, token_hash: str) -> str | None
 
 
 def insert_console_session(session: Session, *, session_id: str, tenant: str, token_hash: str, who: str, via: str,
-                           csrf_token: str, ttl_s: int) -> None:
+                           csrf_token: str, ttl_s: int, api_key_id: str | None = None) -> None:
     session.execute(insert(ConsoleSession).values(
         id=session_id, tenant=tenant, token_hash=token_hash, who=who, via=via, csrf_token=csrf_token,
+        api_key_id=api_key_id,
         expires_at=func.clock_timestamp() + func.make_interval(0, 0, 0, 0, 0, 0, ttl_s)))
 
 
@@ -134,10 +135,12 @@ def skip_lease(session: Session, tenant: str, event_id: str, session_id: str) ->
 # Everything waiting for a person, one row per event: decisions that went to review and were not
 # overridden, and open retroactive review items. `queue` is the reason's first word
 # (suggested, no_match, near_tie, anomaly, confirmed, retroactive), or `escalated` once escalated.
+# A reviewer's decision sampled for a blind second review waits in `second_review` (for anyone but
+# `first_who`), and in `escalated` once the second reviewer disagreed (`second_status`).
 _QUEUE = """
 WITH waiting AS (
     SELECT d.event_id, d.asset_id, d.label, d.score, split_part(d.reason, ':', 1) AS reason,
-           d.reason AS detail, d.decided_at AS opened_at
+           d.reason AS detail, d.decided_at AS opened_at, NULL AS first_who, NULL AS second_status
     FROM decisions d
     WHERE d.tenant = :tenant AND d.action = 'review'
       AND NOT EXISTS (SELECT 1 FROM audit_log o WHERE o.tenant = :tenant AND o.kind = 'override'
@@ -145,13 +148,19 @@ WITH waiting AS (
     UNION ALL
     (SELECT DISTINCT ON (r.event_id) r.event_id, r.asset_id, r.label, 1 - r.distance, 'retroactive',
            'retroactive: distance ' || round(r.distance::numeric, 4) || ' to new ' || r.label
-               || ' exemplar ' || r.trigger_asset_id, r.created_at
+               || ' exemplar ' || r.trigger_asset_id, r.created_at, NULL, NULL
     FROM review_items r
     WHERE r.tenant = :tenant AND r.status = 'open' AND r.event_id IS NOT NULL
     ORDER BY r.event_id, r.created_at)
+    UNION ALL
+    SELECT s.event_id, s.asset_id, d.label, d.score, 'second_review', d.reason, s.opened_at, s.first_who, s.status
+    FROM second_reviews s JOIN decisions d ON d.tenant = :tenant AND d.event_id = s.event_id
+    WHERE s.tenant = :tenant AND s.status IN ('open', 'disagreed', 'escalated')
 ), queue AS (
     SELECT w.*,
-           CASE WHEN EXISTS (SELECT 1 FROM audit_log x WHERE x.tenant = :tenant AND x.kind = 'escalation'
+           CASE WHEN w.second_status = 'open' THEN 'second_review'
+                WHEN w.second_status IS NOT NULL THEN 'escalated'
+                WHEN EXISTS (SELECT 1 FROM audit_log x WHERE x.tenant = :tenant AND x.kind = 'escalation'
                              AND x.event_id = w.event_id) THEN 'escalated' ELSE w.reason END AS queue,
            COALESCE((CAST(:severity AS jsonb) ->> w.label)::int, :default_severity) AS severity,
            l.session_id AS lease_session, l.who AS lease_who, l.skipped_by,
@@ -169,35 +178,46 @@ _PRIORITY = "severity DESC, score DESC, opened_at, event_id"
 _GROUPS = {"reason": "q.queue", "label": "COALESCE(q.label, '')", "cluster": "lc.cluster_id"}
 
 
-def _params(tenant: str, severity: dict[str, int], default_severity: int) -> dict:
-    return {"tenant": tenant, "severity": json.dumps(severity), "default_severity": int(default_severity)}
+# Queues an item is in alone: not in the label, cluster or all-items listings.
+_OWN_QUEUES = ("escalated", "second_review")
+# A second review is never offered to the reviewer who made the first decision.
+_NOT_MINE = "(q.second_status IS DISTINCT FROM 'open' OR q.first_who IS DISTINCT FROM :who)"
 
 
-def review_queue_counts(session: Session, tenant: str, severity: dict[str, int], default_severity: int
-                        ) -> dict[str, list[tuple[str, int, datetime]]]:
-    """Per grouping (reason, label, cluster): (key, items waiting, oldest opened_at), largest first."""
+def _params(tenant: str, severity: dict[str, int], default_severity: int, who: str | None = None) -> dict:
+    return {"tenant": tenant, "severity": json.dumps(severity), "default_severity": int(default_severity),
+            "who": who}
+
+
+def review_queue_counts(session: Session, tenant: str, severity: dict[str, int], default_severity: int,
+                        who: str | None = None) -> dict[str, list[tuple[str, int, datetime]]]:
+    """Per grouping (reason, label, cluster): (key, items waiting, oldest opened_at), largest first;
+    with `who`, without the second reviews of that reviewer's own decisions."""
     out = {}
     for group, key in _GROUPS.items():
         join = "JOIN latest_clusters lc ON lc.asset_id = q.asset_id" if group == "cluster" else ""
-        where = "" if group == "reason" else "WHERE q.queue <> 'escalated'"
+        where = [_NOT_MINE] + ([] if group == "reason" else ["q.queue NOT IN ('escalated', 'second_review')"])
         rows = session.execute(text(f"""{_QUEUE}
-            SELECT {key} AS key, count(*) AS n, min(q.opened_at) AS oldest FROM queue q {join} {where}
-            GROUP BY 1 ORDER BY n DESC, key"""), _params(tenant, severity, default_severity))
+            SELECT {key} AS key, count(*) AS n, min(q.opened_at) AS oldest FROM queue q {join}
+            WHERE {' AND '.join(where)} GROUP BY 1 ORDER BY n DESC, key"""),
+            _params(tenant, severity, default_severity, who))
         out[group] = [(r.key, int(r.n), r.oldest) for r in rows]
     return out
 
 
 def review_queue_items(session: Session, tenant: str, severity: dict[str, int], default_severity: int, *,
                        group: str | None = None, key: str | None = None, limit: int = 50,
-                       available_to: str | None = None) -> list:
+                       available_to: str | None = None, who: str | None = None) -> list:
     """The queue's rows in priority order (the label's severity, the score, then oldest first).
-    `group`/`key` pick one queue; escalated items are only in the `escalated` one. `available_to`
-    (a console session id) leaves out what another session holds and what this session skipped."""
-    params = {**_params(tenant, severity, default_severity), "limit": int(limit), "key": key,
+    `group`/`key` pick one queue; escalated items are only in the `escalated` one, second reviews
+    only in `second_review`. `available_to` (a console session id) leaves out what another session
+    holds and what this session skipped; `who`, the second reviews of that reviewer's own decisions."""
+    params = {**_params(tenant, severity, default_severity, who), "limit": int(limit), "key": key,
               "me": available_to}
-    join, where = "", ["TRUE"]
-    if (group, key) != ("reason", "escalated"):
-        where.append("q.queue <> 'escalated'")
+    join, where = "", [_NOT_MINE]
+    for own in _OWN_QUEUES:
+        if (group, key) != ("reason", own):
+            where.append(f"q.queue <> '{own}'")
     if group is not None:
         if group not in _GROUPS:
             raise ValueError(f"unknown queue grouping {group!r}")
@@ -229,12 +249,19 @@ def bank_labels(session: Session, tenant: str) -> list[str]:
 
 
 def audit_log_page(session: Session, tenant: str, *, who: str | None = None, label: str | None = None,
-                   since: datetime | None = None, until: datetime | None = None, limit: int = 500) -> list:
+                   since: datetime | None = None, until: datetime | None = None, limit: int = 500,
+                   viewer: str | None = None) -> list:
     """Hand-made changes (overrides, escalations, policy and exemplar edits), newest first; `label`
-    matches the label before or after the change."""
+    matches the label before or after the change. With `viewer`, without the rows of items whose
+    blind second review is open, unless the viewer made the first decision."""
+    from governance.storage.console_tables import SecondReview
     from governance.storage.tables import AuditEntry
 
     query = select(AuditEntry).where(AuditEntry.tenant == tenant)
+    if viewer is not None:
+        query = query.where(~exists().where(
+            SecondReview.tenant == tenant, SecondReview.event_id == AuditEntry.event_id,
+            SecondReview.status == "open", SecondReview.first_who != viewer))
     if who:
         query = query.where(AuditEntry.who == who)
     if label:

@@ -16,13 +16,14 @@ WRITE_CHUNK = 5_000
 
 
 def store_asset_hashes(session: Session, tenant: str, rows: list[dict]) -> None:
-    """Upsert {asset_pk, signal_type, signal, quality} rows: one hash of each type per asset."""
+    """Upsert {asset_pk, signal_type, signal, quality, features} rows: one hash of each type per asset."""
     if not rows:
         return
     stmt = insert(AssetHash.__table__)
     stmt = stmt.on_conflict_do_update(index_elements=["asset_pk", "signal_type"],
-                                      set_={"signal": stmt.excluded.signal, "quality": stmt.excluded.quality})
-    session.execute(stmt, [{"tenant": tenant, **row} for row in rows])
+                                      set_={"signal": stmt.excluded.signal, "quality": stmt.excluded.quality,
+                                            "features": stmt.excluded.features})
+    session.execute(stmt, [{"tenant": tenant, "features": None, **row} for row in rows])
 
 
 def asset_pdq_hashes(session: Session, tenant: str, asset_ids: list[str]) -> dict[str, tuple[str, int | None]]:
@@ -49,7 +50,7 @@ def bump_hash_bank_version(session: Session, tenant: str) -> int:
 
 def upsert_bank_hashes(session: Session, tenant: str, rows: list[dict], *, bank_version: int,
                        created_by: str | None) -> None:
-    """Insert or update {signal_type, signal, label, polarity, source} rows, enabled, at `bank_version`."""
+    """Insert or update {signal_type, signal, label, polarity, source[, features]} rows, enabled, at `bank_version`."""
     stmt = insert(BankHash.__table__)
     stmt = stmt.on_conflict_do_update(
         index_elements=["tenant", "signal_type", "signal", "label"],
@@ -57,13 +58,15 @@ def upsert_bank_hashes(session: Session, tenant: str, rows: list[dict], *, bank_
               "bank_version": stmt.excluded.bank_version, "created_by": stmt.excluded.created_by})
     for chunk in batched(rows, WRITE_CHUNK):
         session.execute(stmt, [{"tenant": tenant, "bank_version": bank_version, "created_by": created_by,
-                                "enabled": True, **row} for row in chunk])
+                                "enabled": True, "features": None, **row} for row in chunk])
 
 
 def enabled_bank_hashes(session: Session, tenant: str) -> list[tuple[str, str, str, str, str]]:
-    """(signal_type, signal, label, polarity, source) of every enabled bank hash, in a stable order."""
+    """(signal_type, signal, label, polarity, source) of every enabled bank hash, in a stable order;
+    a vPDQ signal is its features (the JSON), not its key."""
     return [tuple(r) for r in session.execute(
-        select(BankHash.signal_type, BankHash.signal, BankHash.label, BankHash.polarity, BankHash.source)
+        select(BankHash.signal_type, func.coalesce(BankHash.features, BankHash.signal), BankHash.label,
+               BankHash.polarity, BankHash.source)
         .where(BankHash.tenant == tenant, BankHash.enabled).order_by(BankHash.id))]
 
 
@@ -85,6 +88,29 @@ def set_bank_hashes_enabled(session: Session, tenant: str, enabled: bool, *, ban
 def iter_bank_hashes(session: Session, tenant: str) -> Iterator[BankHash]:
     yield from session.scalars(select(BankHash).where(BankHash.tenant == tenant).order_by(BankHash.id)
                                .execution_options(yield_per=5000))
+
+
+def bank_hash_page(session: Session, tenant: str, *, signal_type: str | None, label: str | None,
+                   after_pk: int | None, limit: int) -> list[BankHash]:
+    """Bank hashes in id order (optionally of one signal type and label), starting after `after_pk`."""
+    query = select(BankHash).where(BankHash.tenant == tenant)
+    for column, value in ((BankHash.signal_type, signal_type), (BankHash.label, label)):
+        if value is not None:
+            query = query.where(column == value)
+    if after_pk is not None:
+        query = query.where(BankHash.id > after_pk)
+    return list(session.scalars(query.order_by(BankHash.id).limit(limit)))
+
+
+def count_bank_hashes(session: Session, tenant: str, *, signal: str | None = None, signal_type: str | None = None,
+                      label: str | None = None, source: str | None = None) -> int:
+    """How many bank hashes, enabled or not, match every given filter."""
+    query = select(func.count()).select_from(BankHash).where(BankHash.tenant == tenant)
+    for column, value in ((BankHash.signal, signal), (BankHash.signal_type, signal_type), (BankHash.label, label),
+                          (BankHash.source, source)):
+        if value is not None:
+            query = query.where(column == value)
+    return session.scalar(query) or 0
 
 
 def recently_allowed_hashes(session: Session, tenant: str, signal_type: str, since: datetime, *,

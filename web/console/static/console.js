@@ -38,6 +38,20 @@
     form.querySelectorAll("[data-bulk]").forEach(function (b) { b.disabled = left > 0; });
   }
 
+  // A PDF's first page that the server could not render (422): say so instead of a broken image.
+  function unrendered(img) {
+    var placeholder = img.parentNode.querySelector("[data-pdf-placeholder]");
+    img.hidden = true;
+    if (placeholder) { placeholder.hidden = false; }
+    img.closest("[data-media]").classList.add("failed");
+  }
+  document.addEventListener("error", function (event) {
+    if (event.target.matches && event.target.matches("img[data-pdf-page]")) { unrendered(event.target); }
+  }, true);
+  document.querySelectorAll("img[data-pdf-page]").forEach(function (img) {
+    if (img.complete && img.naturalWidth === 0 && img.getAttribute("src")) { unrendered(img); }
+  });
+
   document.addEventListener("click", function (event) {
     var target = event.target.closest("[data-reveal], [data-help-toggle], [data-view-sample]");
     if (!target) { return; }

@@ -1,7 +1,7 @@
 """partition the bulk tables by tenant: embeddings and decisions become HASH partitions on `tenant`
 
-Revision ID: 0009_partition
-Revises: 0008_ocr
+Revision ID: 0012_partition
+Revises: 0011_second_review
 
 `embeddings` (one vector per asset, model and task) and `decisions` (one row per event) are the
 tables that grow with traffic; every query on them names one tenant, so PostgreSQL prunes to one
@@ -31,8 +31,8 @@ move rows in batches into the twin first instead (not needed at this project's s
 """
 from alembic import op
 
-revision = "0009_partition"
-down_revision = "0008_ocr"
+revision = "0012_partition"
+down_revision = "0011_second_review"
 branch_labels = None
 depends_on = None
 
