@@ -178,7 +178,15 @@ def _hashes(r: dict) -> list[dict]:
     return out
 
 
-BUILDERS = {"pipeline": _pipeline, "gemini": _gemini, "knn": _knn, "writes": _writes,
+def _scaling(r: dict) -> list[dict]:
+    one = r["layouts"][0]
+    return [row(f"scaling: {layout['name']}", f"{layout['sustained_events_per_s']:.1f} ev/s",
+                f"{one['sustained_events_per_s']:.1f} ev/s, 1 process", layout["ratio_to_one_process"], "-", None,
+                f"{r['events']} events; load average {layout['load_average']}")
+            for layout in r["layouts"]]
+
+
+BUILDERS = {"pipeline": _pipeline, "scaling": _scaling, "gemini": _gemini, "knn": _knn, "writes": _writes,
             "clustering": _clustering, "embedders": _embedders, "images": _images, "memory": _memory,
             "api": _api, "hashes": _hashes}
 
