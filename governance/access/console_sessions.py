@@ -4,7 +4,8 @@ A login link (`governance console-link`) carries a random token of which only a 
 it is void after its first use or its ttl. Using it starts a session: the cookie holds the tenant
 and another random token (again only its hash is stored), and the session carries the CSRF token
 that every form and state-changing request of the console must echo. An API key with the `review`
-scope can start a session too (the web adapter checks the key, then calls `start_session`).
+scope can start a session too (the web adapter checks the key, then calls `start_session`); such a
+session remembers its key, and admin-only console actions check that key's scopes (`is_admin`).
 
 The cookie names its tenant so that the lookup runs inside that tenant's row-level-security scope,
 like every other query: a cookie for tenant A can never find a session of tenant B.
@@ -50,6 +51,7 @@ class ReviewerSession:
     via: str  # link|api_key
     csrf_token: str
     cookie: str | None = None  # only when the session was just started: the value to set
+    api_key_id: str | None = None  # via api_key: the key it was started with
 
     def csrf_ok(self, presented: str | None) -> bool:
         return bool(presented) and hmac.compare_digest(presented.encode(), self.csrf_token.encode())
@@ -63,12 +65,15 @@ def create_login_link(session: Session, tenant: str, who: str, ttl_s: int = LINK
     return LoginLink(tenant=tenant, who=who, token=token, expires_at=expires)
 
 
-def start_session(session: Session, tenant: str, who: str, via: str, ttl_s: int = SESSION_TTL_S) -> ReviewerSession:
+def start_session(session: Session, tenant: str, who: str, via: str, ttl_s: int = SESSION_TTL_S,
+                  api_key_id: str | None = None) -> ReviewerSession:
     token = secrets.token_urlsafe(32)
     started = ReviewerSession(id=secrets.token_hex(16), tenant=tenant, who=who, via=via,
-                              csrf_token=secrets.token_urlsafe(32), cookie=f"{tenant}{COOKIE_SEPARATOR}{token}")
+                              csrf_token=secrets.token_urlsafe(32), cookie=f"{tenant}{COOKIE_SEPARATOR}{token}",
+                              api_key_id=api_key_id)
     repository.insert_console_session(session, session_id=started.id, tenant=tenant, token_hash=hash_token(token),
-                                      who=who, via=via, csrf_token=started.csrf_token, ttl_s=ttl_s)
+                                      who=who, via=via, csrf_token=started.csrf_token, ttl_s=ttl_s,
+                                      api_key_id=api_key_id)
     return started
 
 
@@ -93,7 +98,18 @@ def resume_session(session: Session, cookie: str) -> ReviewerSession | None:
     row = repository.live_console_session(session, tenant, hash_token(token))
     if row is None:
         return None
-    return ReviewerSession(id=row.id, tenant=row.tenant, who=row.who, via=row.via, csrf_token=row.csrf_token)
+    return ReviewerSession(id=row.id, tenant=row.tenant, who=row.who, via=row.via, csrf_token=row.csrf_token,
+                           api_key_id=row.api_key_id)
+
+
+def is_admin(session: Session, reviewer: ReviewerSession) -> bool:
+    """Whether the session may take admin actions (apply a policy): it was started with an API key
+    that has the `admin` scope and is still unrevoked now. A login link never grants admin: it
+    names a reviewer, not a key holder."""
+    if reviewer.api_key_id is None:
+        return False
+    scopes = repository.live_key_scopes(session, reviewer.tenant, reviewer.api_key_id)
+    return scopes is not None and "admin" in scopes
 
 
 def end_session(session: Session, reviewer: ReviewerSession) -> None:

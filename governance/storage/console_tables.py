@@ -1,4 +1,4 @@
-"""The review console's tables (migration 0007_console): login links, sessions, reviewer settings, leases."""
+"""The review console's tables (migrations 0007_console, 0009_console_admin): login links, sessions, reviewer settings, leases."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -33,6 +33,7 @@ class ConsoleSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     who: Mapped[str] = mapped_column(String(256))
     via: Mapped[str] = mapped_column(String(16))  # link|api_key
+    api_key_id: Mapped[str | None] = mapped_column(String(32))  # via api_key: which key (its scopes gate admin actions)
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = now_column()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

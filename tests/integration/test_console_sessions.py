@@ -63,3 +63,20 @@ def test_reviewer_media_setting_defaults_to_blurred(db, tenant):
     assert repository.reviewer_reveals_media(db, tenant, "fay") is True
     repository.set_reviewer_reveals_media(db, tenant, "fay", False)
     assert repository.reviewer_reveals_media(db, tenant, "fay") is False
+
+
+def test_only_a_session_of_a_live_admin_key_is_admin(db, tenant):
+    from governance.access.api_keys import create_key, revoke_key
+
+    admin_key, _ = create_key(db, tenant, "review,admin", "boss")
+    review_key, _ = create_key(db, tenant, "review", "night-shift")
+    theirs, _ = create_key(db, tenant + "-b", "admin", "their-boss")
+    boss = cs.start_session(db, tenant, "boss", "api_key", api_key_id=admin_key.id)
+    assert cs.resume_session(db, boss.cookie).api_key_id == admin_key.id
+    assert cs.is_admin(db, cs.resume_session(db, boss.cookie))
+    assert not cs.is_admin(db, cs.start_session(db, tenant, "night-shift", "api_key", api_key_id=review_key.id))
+    assert not cs.is_admin(db, cs.redeem_login_link(db, tenant, cs.create_login_link(db, tenant, "alice").token))
+    # A session naming another tenant's admin key is no admin of either.
+    assert not cs.is_admin(db, cs.start_session(db, tenant, "mallory", "api_key", api_key_id=theirs.id))
+    revoke_key(db, admin_key.id)
+    assert not cs.is_admin(db, boss)

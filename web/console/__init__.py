@@ -14,7 +14,7 @@ from web.problems import problem_response
 
 
 def install(app: FastAPI) -> None:
-    from web.console import audit, auth, banks, bulk, pages
+    from web.console import audit, auth, banks, bulk, cluster_map, pages, policy
 
     @app.exception_handler(auth.NotSignedIn)
     async def _not_signed_in(request: Request, exc: auth.NotSignedIn):
@@ -25,5 +25,7 @@ def install(app: FastAPI) -> None:
     app.include_router(auth.router, prefix="/console")
     app.include_router(pages.router, prefix="/console")
     app.include_router(audit.router, prefix="/console")
+    app.include_router(cluster_map.router, prefix="/console")  # before bulk: /clusters/history is no cluster id
+    app.include_router(policy.router, prefix="/console")
     app.include_router(bulk.router, prefix="/console")
     app.include_router(banks.router, prefix="/console")

@@ -49,14 +49,26 @@ def csrf_from(request: Request, form_value: str | None) -> str | None:
 
 
 @contextmanager
-def reviewer_transaction(request: Request, csrf: str | None = None, *, state_changing: bool = False
-                         ) -> Iterator[tuple[Session, ReviewerSession]]:
-    """One unit of work in the signed-in reviewer's tenant scope, with the reviewer's session."""
+def _rolled_back(factory) -> Iterator[Session]:
+    session = factory()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+@contextmanager
+def reviewer_transaction(request: Request, csrf: str | None = None, *, state_changing: bool = False,
+                         rolled_back: bool = False) -> Iterator[tuple[Session, ReviewerSession]]:
+    """One unit of work in the signed-in reviewer's tenant scope, with the reviewer's session.
+    `rolled_back`: for evaluations that must write nothing (a backtest preview)."""
     cookie = request.cookies.get(SESSION_COOKIE)
     tenant = cookie_tenant(cookie)
     if tenant is None or not TENANT_PATTERN.fullmatch(tenant):
         raise NotSignedIn()
-    with transaction(services(request).sessions) as session:
+    unit = _rolled_back if rolled_back else transaction
+    with unit(services(request).sessions) as session:
         repository.enter_tenant(session, tenant)
         reviewer = resume_session(session, cookie)
         if reviewer is None:
@@ -111,7 +123,7 @@ def login_with_key(request: Request, api_key: str = Form(""), csrf: str = Form("
     with transaction(svc.sessions) as session:
         repository.enter_tenant(session, principal.tenant)
         reviewer = start_session(session, principal.tenant, principal.name or principal.key_id, "api_key",
-                                 svc.settings.console_session_s)
+                                 svc.settings.console_session_s, api_key_id=principal.key_id)
     return _signed_in(request, reviewer)
 
 

@@ -25,13 +25,6 @@ def _signature(csrf_token: str, cluster_id: str, sample: list[str]) -> str:
     return hmac.new(csrf_token.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-@router.get("/clusters")
-def clusters(request: Request):
-    with reviewer_transaction(request) as (session, reviewer):
-        overview = bulk_review.cluster_overview(session, _context(request), reviewer.tenant)
-    return page(request, "clusters.html", reviewer=reviewer, overview=overview)
-
-
 @router.get("/clusters/{cluster_id}")
 def cluster_page(request: Request, cluster_id: str, done: int | None = None, held: int = 0):
     with reviewer_transaction(request) as (session, reviewer):

@@ -22,7 +22,8 @@ from web.problems import Problem
 
 router = APIRouter(include_in_schema=False)
 
-STATIC = {"htmx.min.js": "text/javascript", "console.js": "text/javascript", "console.css": "text/css"}
+STATIC = {"htmx.min.js": "text/javascript", "console.js": "text/javascript", "console.css": "text/css",
+          "cluster-map.js": "text/javascript", "map-and-policy.css": "text/css"}
 # What uploaded media may be served as; anything else (SVG among them: it can carry script) is never served.
 SERVABLE = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "audio/", "video/", "application/pdf")
 MEDIA_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff",

@@ -1,6 +1,6 @@
 """SQL by aggregate, one module each; every function takes the session and the tenant and flushes, never commits."""
 from governance.storage.repository._sql import as_array
-from governance.storage.repository.api_keys import api_keys, insert_api_key, key_by_hash, revoke_api_key
+from governance.storage.repository.api_keys import api_keys, insert_api_key, key_by_hash, live_key_scopes, revoke_api_key
 from governance.storage.repository.alerts import flagged_summary, lock_alert_state, tenants_with_flagged_decisions
 from governance.storage.repository.assets import (
     asset_by_id, asset_sources, assets_with_tasks, upsert_assets,
@@ -12,7 +12,8 @@ from governance.storage.repository.banks import (
     set_exemplar_enabled, set_knn_scan, store_anomaly_threshold, sync_in_bank,
 )
 from governance.storage.repository.clusters import (
-    cluster_reports, latest_cluster_report, recent_assets_for_clustering, store_cluster_report,
+    cluster_report_by_id, cluster_reports, latest_cluster_report, latest_events_of_assets,
+    recent_assets_for_clustering, store_cluster_report,
 )
 from governance.storage.repository.console import (
     assets_by_ids, audit_log_page, bank_exemplars, bank_label_counts, bank_labels, claim_lease,
@@ -65,13 +66,13 @@ __all__ = [
     "latest_cluster_of_asset", "latest_report_cluster", "live_console_session", "live_lease", "release_lease",
     "review_queue_counts", "review_queue_item", "review_queue_items", "reviewer_reveals_media",
     "revoke_console_session", "set_reviewer_reveals_media", "skip_lease", "use_login_link", "activate_tenant_model",
-    "active_tenant_model", "api_keys", "insert_api_key", "key_by_hash", "revoke_api_key", "add_exemplar",
+    "active_tenant_model", "api_keys", "insert_api_key", "key_by_hash", "live_key_scopes", "revoke_api_key", "add_exemplar",
     "add_usage", "anomaly_threshold", "APP_ROLE", "as_array", "asset_by_id", "asset_sources", "asset_vectors",
     "assets_with_tasks", "audit_entries", "asset_pdq_hashes", "bump_hash_bank_version", "enabled_bank_hashes",
     "hash_bank_version", "iter_bank_hashes", "recently_allowed_hashes", "set_bank_hashes_enabled",
     "store_asset_hashes", "upsert_bank_hashes",
     "audit_exemplar_vectors", "bank_asset_pks", "bank_exemplar_vectors", "bank_vectors", "bank_version",
-    "bump_bank_version", "cached_vectors", "claim_outbox", "cluster_reports", "content_lock_key", "count_attempt",
+    "bump_bank_version", "cached_vectors", "claim_outbox", "cluster_report_by_id", "cluster_reports", "latest_events_of_assets", "content_lock_key", "count_attempt",
     "count_batch_delivery", "current_policy_ref", "dead_letter_reasons", "dead_letters", "decided_event_ids", "decision_page", "decisions_for_events",
     "decisions_of_asset", "events_by_ids", "decision_exists", "decision_for_event",
     "decisions_with_vectors", "delivered_sinks", "deliveries", "embedding_windows", "enqueue_outbox",

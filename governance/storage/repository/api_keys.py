@@ -49,6 +49,13 @@ def api_keys(session: Session, tenant: str | None) -> list[ApiKeyRow]:
     return [_row(k) for k in session.scalars(query.order_by(ApiKey.created_at, ApiKey.id))]
 
 
+def live_key_scopes(session: Session, tenant: str, key_id: str) -> list[str] | None:
+    """The scopes of the tenant's unrevoked key `key_id`; None when it is unknown or revoked."""
+    scopes = session.scalar(select(ApiKey.scopes).where(ApiKey.tenant == tenant, ApiKey.id == key_id,
+                                                        ApiKey.revoked_at.is_(None)))
+    return None if scopes is None else list(scopes)
+
+
 def revoke_api_key(session: Session, key_id: str) -> ApiKeyRow | None:
     """Revoke the key (idempotent: an already revoked key keeps its first revocation time)."""
     session.execute(update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))

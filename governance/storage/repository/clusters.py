@@ -59,3 +59,20 @@ def store_cluster_report(session: Session, tenant: str, model: str, report: dict
         ))
     session.flush()
     return saved.id
+
+
+def cluster_report_by_id(session: Session, tenant: str, report_id: int) -> ClusterReport | None:
+    """One stored report of the tenant; another tenant's id finds nothing."""
+    return session.scalars(select(ClusterReport).where(ClusterReport.tenant == tenant,
+                                                       ClusterReport.id == report_id)).first()
+
+
+def latest_events_of_assets(session: Session, tenant: str, asset_ids: list[str]) -> dict[str, tuple[str, str, str | None]]:
+    """{asset_id: (event_id, action, label)} of each asset's latest decision."""
+    if not asset_ids:
+        return {}
+    query = (select(Decision.asset_id, Decision.event_id, Decision.action, Decision.label)
+             .where(Decision.tenant == tenant, Decision.asset_id.in_(asset_ids))
+             .ext(distinct_on(Decision.asset_id)).order_by(Decision.asset_id, Decision.decided_at.desc(),
+                                                             Decision.id.desc()))
+    return {r.asset_id: (r.event_id, r.action, r.label) for r in session.execute(query)}

@@ -35,9 +35,10 @@ def use_login_link(session: Session, tenant: str, token_hash: str) -> str | None
 
 
 def insert_console_session(session: Session, *, session_id: str, tenant: str, token_hash: str, who: str, via: str,
-                           csrf_token: str, ttl_s: int) -> None:
+                           csrf_token: str, ttl_s: int, api_key_id: str | None = None) -> None:
     session.execute(insert(ConsoleSession).values(
         id=session_id, tenant=tenant, token_hash=token_hash, who=who, via=via, csrf_token=csrf_token,
+        api_key_id=api_key_id,
         expires_at=func.clock_timestamp() + func.make_interval(0, 0, 0, 0, 0, 0, ttl_s)))
 
 
