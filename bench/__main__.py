@@ -24,7 +24,8 @@ if str(ROOT) not in sys.path:
 
 from bench import rows as table_rows  # noqa: E402
 
-SECTIONS = ("pipeline", "api", "gemini", "knn", "knn_indexes", "writes", "clustering", "embedders", "images", "hashes", "memory")
+SECTIONS = ("pipeline", "scaling", "api", "gemini", "knn", "knn_indexes", "writes", "clustering", "embedders", "images",
+            "hashes", "memory")
 TOTAL_BUDGET_S = {True: 5 * 60, False: 30 * 60}
 
 

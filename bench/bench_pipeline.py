@@ -85,11 +85,11 @@ def floor(bank_texts: list[str], bank_labels: list[str], texts: list[str], truth
 # --- the real pipeline -------------------------------------------------------------------------
 
 class Worker:
-    """`governance worker --concurrency 2 --no-beat` in its own process group."""
+    """`governance worker --concurrency 2 --no-beat` (or as given) in its own process group."""
 
-    def __init__(self, env: dict, log_path: Path):
+    def __init__(self, env: dict, log_path: Path, concurrency: int = 2, extra: tuple[str, ...] = ()):
         self.log_path = log_path
-        self.process = subprocess.Popen([CLI, "worker", "--concurrency", "2", "--no-beat"], env=env,
+        self.process = subprocess.Popen([CLI, "worker", "--concurrency", str(concurrency), "--no-beat", *extra], env=env,
                                         stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
         while " ready." not in log_path.read_text(errors="replace"):
@@ -129,8 +129,9 @@ def decided_count(engine) -> int:
 
 
 def burst(env: dict, engine, worker: Worker, work: Path, name: str, texts: list[str], truth: list[str],
-          timeout_s: float) -> dict:
-    """Publish `texts` in one `governance publish` call and wait for every decision."""
+          timeout_s: float, others: tuple[Worker, ...] = ()) -> dict:
+    """Publish `texts` in one `governance publish` call and wait for every decision (made by
+    `worker` and any `others`; the RSS figures are `worker`'s)."""
     from sqlalchemy import text
 
     rows = [{"tenant": TENANT, "asset_id": f"{name}-{i}", "text": t, "metadata": {"truth": label}}
@@ -145,8 +146,9 @@ def burst(env: dict, engine, worker: Worker, work: Path, name: str, texts: list[
     rss_start = rss_peak = worker.child_rss_mb()
     while decided_count(engine) < before + published:
         rss_peak = max(rss_peak, worker.child_rss_mb())
-        if not worker.alive():
-            raise RuntimeError(f"worker died:\n{worker.log_path.read_text(errors='replace')[-2000:]}")
+        for w in (worker, *others):
+            if not w.alive():
+                raise RuntimeError(f"worker died:\n{w.log_path.read_text(errors='replace')[-2000:]}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{name}: only {decided_count(engine) - before} of {published} decided in {timeout_s}s")
         time.sleep(0.25)

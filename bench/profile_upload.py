@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300, help="events per pass")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--batch", type=int, default=None, help="events per task (1: the single-event task)")
+    parser.add_argument("--callers", default=None, help="also print who calls the functions matching this")
     args = parser.parse_args()
 
     import psutil
@@ -136,6 +137,10 @@ def main() -> None:
         pstats.Stats(profile, stream=out).sort_stats(order).print_stats(args.top)
         print(f"\n--- cProfile (pass 2), top {args.top} by {order} ---")
         print("\n".join(out.getvalue().splitlines()[6:]))
+    if args.callers:
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).print_callers(args.callers)
+        print(f"\n--- callers of {args.callers} ---\n{out.getvalue()}")
 
 
 if __name__ == "__main__":

@@ -197,6 +197,14 @@ def _hashes(r: dict) -> list[dict]:
     return out
 
 
+def _scaling(r: dict) -> list[dict]:
+    one = r["layouts"][0]
+    return [row(f"scaling: {layout['name']}", f"{layout['sustained_events_per_s']:.1f} ev/s",
+                f"{one['sustained_events_per_s']:.1f} ev/s, 1 process", layout["ratio_to_one_process"], "-", None,
+                f"{r['events']} events; load average {layout['load_average']}")
+            for layout in r["layouts"]]
+
+
 def _first_at(index: dict, recall: float) -> dict | None:
     return next((q for q in index["queries"] if q["recall_at_10"] >= recall), None)
 
@@ -226,7 +234,7 @@ def _indexes(r: dict) -> list[dict]:
     return out
 
 
-BUILDERS = {"knn_indexes": _indexes, "pipeline": _pipeline, "gemini": _gemini, "knn": _knn, "writes": _writes,
+BUILDERS = {"knn_indexes": _indexes, "pipeline": _pipeline, "scaling": _scaling, "gemini": _gemini, "knn": _knn, "writes": _writes,
             "clustering": _clustering, "embedders": _embedders, "images": _images, "memory": _memory,
             "api": _api, "hashes": _hashes}
 

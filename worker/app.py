@@ -8,7 +8,7 @@ from kombu import Queue
 
 from governance.platform.config import Settings
 from worker import beat_watch, kombu_quirks, signals  # noqa: F401 - signals: its handlers connect on import
-from worker.queues import MAINTENANCE_QUEUE, UPLOADS_QUEUE, VISIBILITY_TIMEOUT_S
+from worker.queues import VISIBILITY_TIMEOUT_S, queue_names
 
 kombu_quirks.install()
 
@@ -33,6 +33,7 @@ def broker_ssl_options(broker_url: str) -> dict | bool:
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or Settings.from_env()
     broker_url = resolve_broker_url(settings)
+    queues = queue_names(settings)
     app = Celery("governance", broker=broker_url, include=["worker.tasks.uploads", "worker.tasks.maintenance"])
     app.conf.update(
         broker_use_ssl=broker_ssl_options(broker_url),
@@ -45,13 +46,15 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_default_queue=UPLOADS_QUEUE,
-        task_queues=[Queue(UPLOADS_QUEUE), Queue(MAINTENANCE_QUEUE)],
+        task_default_queue=queues["uploads"],
+        task_queues=[Queue(name) for name in queues.values()],
         task_routes={
-            "governance.process_upload": {"queue": UPLOADS_QUEUE},
-            "governance.process_uploads": {"queue": UPLOADS_QUEUE},
-            "governance.submit_events": {"queue": UPLOADS_QUEUE},
-            "governance.*": {"queue": MAINTENANCE_QUEUE},
+            "governance.process_upload": {"queue": queues["uploads"]},
+            "governance.process_uploads": {"queue": queues["uploads"]},
+            "governance.submit_events": {"queue": queues["uploads"]},
+            # Embedding-bound: on its own queue when one is set, so its workers scale apart (README, Scaling).
+            "governance.embed_uploads": {"queue": queues.get("embed", queues["uploads"])},
+            "governance.*": {"queue": queues["maintenance"]},
         },
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         broker_connection_retry_on_startup=True,

@@ -24,7 +24,7 @@ from governance.ingest.ocr import ImageText
 from governance.moderation import image_text, knn_cache
 from governance.moderation.hash_banks import store_hashes
 from governance.moderation.hash_matching import match_uploads
-from governance.moderation.decisions import decision_message, decision_payload, decision_row, reject_row
+from governance.moderation.decisions import decision_message_id, decision_payload, decision_row, reject_row
 from governance.moderation.pipeline import Context, anomaly_threshold, asset_fields, for_tenant, knn_scan
 from governance.platform.faults import fault_injection_point
 from governance.storage import repository
@@ -83,10 +83,7 @@ def process_uploads(session: Session, ctx: Context, tenant: str, event_ids: list
             rows.append(reject_row(ctx, tenant, event.event_id, event.asset_id, str(exc)))
     for item, read in zip(items, image_text.read_images(ctx, ctx.embedder, [i.loaded for i in items])):
         item.read = read
-    _embed(session, ctx, tenant, items, Task.CLASSIFICATION)
-    # Where the task changes the vector (prefixed text), cluster reports get their own.
-    _embed(session, ctx, tenant, [i for i in items if i.failure is None and i.vectors[0].task != task_key(
-        ctx.embedder, Task.CLUSTERING, i.loaded.content.modality)], Task.CLUSTERING)
+    _embed_all(session, ctx, tenant, items)
     for item in items:
         if item.failure is None:
             continue
@@ -103,6 +100,52 @@ def process_uploads(session: Session, ctx: Context, tenant: str, event_ids: list
     return result
 
 
+def embed_uploads(session: Session, ctx: Context, tenant: str, event_ids: list[str]) -> int:
+    """The embedding stage alone (GOVERNANCE_EMBED_QUEUE): store the assets and vectors of the
+    tenant's accepted, undecided events among `event_ids`, and decide nothing; returns how many
+    were stored. The decision pipeline then finds each vector in the content-hash cache
+    (vector_cache.py) and makes no embedding call, so deciding is the same with or without this
+    stage. What it cannot embed (bad input, a refused item) it leaves to the decision pipeline, which
+    rejects or dead-letters it; OCR stays in the decision pipeline too. Transient embedding errors
+    propagate, so the caller can retry."""
+    events = [e for e in repository.events_by_ids(session, tenant, event_ids).values() if e.status == "accepted"]
+    already = repository.decided_event_ids(session, tenant, [e.event_id for e in events])
+    ctx = for_tenant(session, ctx, tenant)
+    items = []
+    for event in events:
+        if event.event_id in already:
+            continue
+        try:
+            upload = UploadEvent.parse(event.payload)
+            items.append(_Item(event.event_id, event.attempts, event.payload, upload, load(upload, ctx.settings)))
+        except (InvalidEvent, RejectedInput):
+            continue
+    _embed_all(session, ctx, tenant, items)
+    items = [i for i in items if i.failure is None]
+    _store(session, ctx, tenant, items)
+    return len(items)
+
+
+def _embed_all(session: Session, ctx: Context, tenant: str, items: list[_Item]) -> None:
+    _embed(session, ctx, tenant, items, Task.CLASSIFICATION)
+    # Where the task changes the vector (prefixed text), cluster reports get their own.
+    _embed(session, ctx, tenant, [i for i in items if i.failure is None and i.vectors[0].task != task_key(
+        ctx.embedder, Task.CLUSTERING, i.loaded.content.modality)], Task.CLUSTERING)
+
+
+def _store(session: Session, ctx: Context, tenant: str, items: list[_Item]) -> dict[str, int]:
+    """Upsert the items' assets and store their vectors: {asset_id: asset pk}."""
+    asset_pks = repository.upsert_assets(session, tenant, [dict(
+        asset_id=i.upload.asset_id, **asset_fields(i.upload, i.loaded), ocr_text=i.read.text if i.read else None,
+        ocr_confidence=i.read.confidence if i.read else None) for i in items])
+    for item in items:
+        fault_injection_point(ctx.settings, "after_embed", tenant, item.event_id)
+    repository.store_embeddings(session, tenant, ctx.embedder.model_id, ctx.embedder.dims, [
+        dict(asset_pk=asset_pks[i.upload.asset_id], sha256=i.loaded.sha256, modality=i.loaded.content.modality,
+             task=v.task, vector=v.vector) for i in items for v in i.vectors])
+    return asset_pks
+
+
 def _embed(session: Session, ctx: Context, tenant: str, items: list[_Item], task: Task) -> None:
     """Append each item's vector for `task`, or set its failure."""
     outcomes = embed_each(session, ctx.embedder, tenant, [i.loaded for i in items], task)
@@ -117,14 +160,7 @@ def _classify(session: Session, ctx: Context, tenant: str, items: list[_Item]) -
     if not items:
         return []
     embedder = ctx.embedder
-    asset_pks = repository.upsert_assets(session, tenant, [dict(
-        asset_id=i.upload.asset_id, **asset_fields(i.upload, i.loaded), ocr_text=i.read.text if i.read else None,
-        ocr_confidence=i.read.confidence if i.read else None) for i in items])
-    for item in items:
-        fault_injection_point(ctx.settings, "after_embed", tenant, item.event_id)
-    repository.store_embeddings(session, tenant, embedder.model_id, embedder.dims, [
-        dict(asset_pk=asset_pks[i.upload.asset_id], sha256=i.loaded.sha256, modality=i.loaded.content.modality,
-             task=v.task, vector=v.vector) for i in items for v in i.vectors])
+    asset_pks = _store(session, ctx, tenant, items)
     # Hash-bank matching comes before the vote: a known hash decides whatever the neighbours say.
     hashes = {i.event_id: content_hashes(i.loaded) for i in items}
     store_hashes(session, tenant, [(asset_pks[i.upload.asset_id], hashes[i.event_id]) for i in items])
@@ -158,8 +194,9 @@ def _record(session: Session, tenant: str, rows: list[dict]) -> list[dict]:
     decided_at = datetime.now(timezone.utc)
     for row in rows:
         row["decided_at"] = decided_at
-    new = repository.insert_decisions(session, rows)
-    public = [decision_payload(r) for r in rows if r["event_id"] in new]
-    repository.enqueue_outbox(session, [decision_message(p) for p in public])
+    # The public payload is the one JSON of a decision: its row and its outbox message are both read from it.
+    public = [decision_payload(r) for r in rows]
+    new = repository.record_decisions(session, public, [r["asset_pk"] for r in rows],
+                                      [decision_message_id(p) for p in public])
     repository.set_events_status(session, tenant, [r["event_id"] for r in rows], "decided")
-    return public
+    return [p for p in public if p["event_id"] in new]

@@ -70,10 +70,9 @@ def _hash_missed(ctx: Context, outcome, hash_matches: list[HashMatch], pdq: str 
             "hash_distance": ctx.policy.for_label(exemplar.label).hash_distance}
 
 
-def decision_message(public: dict) -> dict:
-    """The outbox row that writes a decision back; its id is stable, so receivers deduplicate."""
-    return dict(tenant=public["tenant"], kind="decision",
-                message_id=f"decision:{public['tenant']}:{public['event_id']}", payload=public)
+def decision_message_id(public: dict) -> str:
+    """The id of the outbox message that writes a decision back; stable, so receivers deduplicate."""
+    return f"decision:{public['tenant']}:{public['event_id']}"
 
 
 def decision_payload(row: dict) -> dict:

@@ -127,6 +127,9 @@ class Settings:
     webhook_url: str | None
     webhook_allow_private: bool
     decision_queue: str | None
+    uploads_queue: str  # the broker queues the worker's tasks go to (worker/app.py routes them)
+    maintenance_queue: str
+    embed_queue: str | None  # set: uploads are embedded by governance.embed_uploads on this queue first
     gemini_model: str
     gemini_base_url: str | None
     gemini_api_version: str | None
@@ -232,6 +235,11 @@ class Settings:
             # and local development only (a subscription URL is tenant input, like an upload URL).
             webhook_allow_private=_env("GOVERNANCE_WEBHOOK_ALLOW_PRIVATE", "0") in ("1", "true", "yes"),
             decision_queue=_env("GOVERNANCE_DECISION_QUEUE"),
+            uploads_queue=_env("GOVERNANCE_UPLOADS_QUEUE", "governance.uploads"),
+            maintenance_queue=_env("GOVERNANCE_MAINTENANCE_QUEUE", "governance.maintenance"),
+            # Off by default: the upload task embeds and decides, as before. Set, embedding-bound and
+            # database-bound work wait on separate queues and scale apart (README, Scaling).
+            embed_queue=_env("GOVERNANCE_EMBED_QUEUE"),
             gemini_model=_env("GOVERNANCE_GEMINI_MODEL", "gemini-embedding-2"),
             gemini_base_url=_env("GOOGLE_GEMINI_BASE_URL"),
             gemini_api_version=_env("GOOGLE_GENAI_API_VERSION"),

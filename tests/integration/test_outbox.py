@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from governance.delivery import outbox_relay, webhooks
 from governance.storage import repository
@@ -56,8 +56,10 @@ def webhook_sink(url, secret=SECRET):
 
 
 def make_due(db, tenant):
+    # The database's clock, as the relay's claim reads it: now() is the test transaction's start, so a
+    # time from this process's clock would be in the future of it once the test has run a second.
     db.execute(update(OutboxMessage).where(OutboxMessage.tenant == tenant)
-               .values(available_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+               .values(available_at=func.now() - timedelta(seconds=1)))
 
 
 def test_receiver_down_then_up_gets_every_message_once(db, tenant, receiver):

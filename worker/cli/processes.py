@@ -12,10 +12,18 @@ def cmd_worker(args) -> int:
     from governance.storage.migrate import upgrade
     from worker import beat_watch
     from worker.app import app
-    from worker.queues import MAINTENANCE_QUEUE, UPLOADS_QUEUE
+    from worker.queues import queue_names
 
+    queues = queue_names(settings)
+    roles = [r.strip() for r in args.queues.split(",") if r.strip()] if args.queues else list(queues)
+    unknown = [r for r in roles if r not in queues]
+    if unknown or not roles:
+        return fail(f"--queues takes roles among {', '.join(queues)} (embed only with GOVERNANCE_EMBED_QUEUE set), "
+                    f"got {args.queues!r}", 2)
     argv = ["worker", "--loglevel", args.loglevel, "--concurrency", str(args.concurrency),
-            "-Q", f"{UPLOADS_QUEUE},{MAINTENANCE_QUEUE}", "--without-gossip", "--without-mingle"]
+            "-Q", ",".join(queues[r] for r in roles), "--without-gossip", "--without-mingle"]
+    if args.hostname:
+        argv += ["--hostname", args.hostname]
     if args.beat:
         try:
             argv += ["--beat", "--schedule", str(beat_watch.prepare_schedule(settings))]
@@ -43,6 +51,11 @@ def cmd_beat(args) -> int:
 def add_commands(sub) -> None:
     wk = sub.add_parser("worker", help="run a Celery worker (with an embedded beat by default)")
     wk.add_argument("--concurrency", type=int, default=2)
+    wk.add_argument("--queues", default=None,
+                    help="comma-separated roles to consume: uploads, embed (with GOVERNANCE_EMBED_QUEUE), "
+                         "maintenance; default all of them")
+    wk.add_argument("--hostname", default=None,
+                    help="the worker's node name (Celery's -n, e.g. embed@%%h); one per worker on a machine")
     wk.add_argument("--beat", action=argparse.BooleanOptionalAction, default=True)
     wk.add_argument("--loglevel", default="INFO")
     wk.set_defaults(func=cmd_worker)

@@ -17,7 +17,8 @@ from governance.platform.faults import fault_injection_point
 from governance.platform.config import Settings
 from governance.storage import repository
 from governance.storage.db import transaction
-from worker.runtime import context, sessions, settings
+from worker.queues import VISIBILITY_TIMEOUT_S
+from worker.runtime import broker_redis, context, sessions, settings
 from worker.sinks import configured_sinks
 from worker.tasks.retry import Transient, retry_delay, transient_failures
 
@@ -78,13 +79,7 @@ def process_uploads(self, events: list) -> None:
     died, or ran out of time) goes to its own governance.process_upload task, which counts its own
     attempts: so a poison event is dead-lettered alone and its neighbours are decided.
     """
-    by_tenant: dict[str, list[str]] = {}
-    for pair in events if isinstance(events, list) else ():
-        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair):
-            by_tenant.setdefault(pair[0], []).append(pair[1])
-        else:
-            log.error("malformed batch entry dropped", extra={"entry": repr(pair)[:200]})
-    groups = list(by_tenant.items())
+    groups = _by_tenant(events)
     for n, (tenant, event_ids) in enumerate(groups):
         try:
             _decide_batch(tenant, event_ids)
@@ -93,6 +88,59 @@ def process_uploads(self, events: list) -> None:
             # tenants have not started. Retry exactly those.
             rest = [[t, e] for t, ids in groups[n:] for e in ids]
             raise self.retry(args=(rest,), exc=failure.cause, countdown=retry_delay(self.request.retries))
+
+
+def _by_tenant(events) -> list[tuple[str, list[str]]]:
+    by_tenant: dict[str, list[str]] = {}
+    for pair in events if isinstance(events, list) else ():
+        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair):
+            by_tenant.setdefault(pair[0], []).append(pair[1])
+        else:
+            log.error("malformed batch entry dropped", extra={"entry": repr(pair)[:200]})
+    return list(by_tenant.items())
+
+
+@shared_task(name="governance.embed_uploads", bind=True, acks_late=True, max_retries=None,
+             soft_time_limit=SOFT_TIME_LIMIT_S, time_limit=SOFT_TIME_LIMIT_S + 60)
+def embed_uploads(self, events: list) -> None:
+    """The embedding stage (GOVERNANCE_EMBED_QUEUE): store the batch's assets and vectors, commit,
+    then send the same batch on as governance.process_uploads, which decides it from the stored
+    vectors. Deciding stays the other task's alone, so exactly-once is its as before.
+
+    Nothing here counts attempts: a message delivered a second time (its process died on it) is
+    sent on without embedding, and the decision task's own attempt counting ends a poison event as a
+    dead letter. An unexpected error is sent on the same way; a transient one is retried here."""
+    groups = _by_tenant(events)
+    if _first_pass(self.request):
+        for n, (tenant, event_ids) in enumerate(groups):
+            extra = {"tenant": tenant, "events": len(event_ids)}
+            try:
+                with transient_failures(tenant, [], extra, " the embedding stage"):
+                    with transaction(sessions()) as session:
+                        repository.enter_tenant(session, tenant)
+                        batch_pipeline.embed_uploads(session, context(), tenant, event_ids)
+            except Transient as failure:
+                rest = [[t, e] for t, ids in groups[n:] for e in ids]
+                done = [[t, e] for t, ids in groups[:n] for e in ids]
+                if done:
+                    process_uploads.delay(done)
+                raise self.retry(args=(rest,), exc=failure.cause, countdown=retry_delay(self.request.retries))
+            except Exception:  # noqa: BLE001 - the decision task embeds what this stage could not
+                log.exception("embedding stage failed; the decision task embeds the batch", extra=extra)
+            for event_id in event_ids:
+                fault_injection_point(settings(), "after_embed_stage", tenant, event_id)
+    process_uploads.delay([[t, e] for t, ids in groups for e in ids])  # only after commit
+
+
+def _first_pass(request) -> bool:
+    """True the first time this message (and retry) is worked on: a marker in the broker's Redis,
+    set before the work, outlives a process killed in the middle of it."""
+    key = f"governance:embed-stage:{request.id}:{request.retries}"
+    try:
+        return bool(broker_redis().set(key, b"1", nx=True, ex=2 * VISIBILITY_TIMEOUT_S))
+    except Exception:  # noqa: BLE001 - no marker: embed anyway; the decision task still counts attempts
+        log.warning("could not set the embedding stage's marker; embedding", extra={"task_id": request.id})
+        return True
 
 
 def _decide_batch(tenant: str, event_ids: list[str]) -> None:
@@ -179,11 +227,14 @@ def submit_events(self, events: list) -> dict:
 
 
 def enqueue_batches(settings, keys: list[tuple[str, str]]) -> None:
-    """Send (tenant, event_id) pairs as governance.process_uploads messages of one tenant each."""
+    """Send (tenant, event_id) pairs as governance.process_uploads messages of one tenant each (or
+    governance.embed_uploads, with GOVERNANCE_EMBED_QUEUE set)."""
     by_tenant: dict[str, list[str]] = {}
     for tenant, event_id in keys:
         by_tenant.setdefault(tenant, []).append(event_id)
     size = settings.upload_batch_size
+    # With an embed queue, a batch is embedded there first and decided after (embed_uploads above).
+    task = embed_uploads if settings.embed_queue else process_uploads
     for tenant, ids in by_tenant.items():
         for start in range(0, len(ids), size):
-            process_uploads.delay([[tenant, e] for e in ids[start:start + size]])
+            task.delay([[tenant, e] for e in ids[start:start + size]])

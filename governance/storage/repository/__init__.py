@@ -23,7 +23,7 @@ from governance.storage.repository.console import (
 )
 from governance.storage.repository.decisions import (
     dead_letters, decided_event_ids, decision_exists, decision_for_event, decision_page, decisions_for_events, decisions_of_asset,
-    decisions_with_vectors, insert_dead_letter, insert_decisions, iter_decisions, latest_decision_for_asset, tenants_with_recent_decisions,
+    decisions_with_vectors, insert_dead_letter, insert_decisions, iter_decisions, record_decisions, latest_decision_for_asset, tenants_with_recent_decisions,
 )
 from governance.storage.repository.embeddings import (
     asset_vectors, cached_vectors, content_lock_key, embedding_windows, lock_contents,
@@ -86,7 +86,7 @@ __all__ = [
     "decisions_with_vectors", "delivered_sinks", "deliveries", "embedding_windows", "enqueue_outbox",
     "enter_all_tenants", "enter_tenant", "event_payloads", "event_status",
     "exemplar_counts", "exemplar_page", "exemplars_of_asset", "finish_batch_job", "flagged_summary", "insert_audit", "insert_batch_job",
-    "insert_dead_letter", "insert_decisions", "insert_delivery", "insert_policy_version",
+    "insert_dead_letter", "insert_decisions", "record_decisions", "insert_delivery", "insert_policy_version",
     "insert_review_item", "iter_decisions", "iter_exemplars", "latest_cluster_report", "latest_decision_for_asset",
     "lock_alert_state", "lock_contents", "lock_events", "lock_tenant_models", "nearest_exemplars",
     "open_batch_jobs", "open_review_items", "operational_counts",

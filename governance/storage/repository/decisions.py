@@ -1,15 +1,17 @@
 """Decisions and dead letters."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Iterator
 
 import numpy as np
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from governance.storage.repository._sql import vector_sql, as_array
+from governance.storage.repository.webhooks import fan_out_to_subscriptions
 from governance.storage.tables import Asset, DeadLetter, Decision, Embedding
 
 
@@ -68,8 +70,8 @@ def decisions_with_vectors(session: Session, tenant: str, model: str, dims: int,
 
 
 def decided_event_ids(session: Session, tenant: str, event_ids: list[str]) -> set[str]:
-    return set(session.scalars(select(Decision.event_id).where(Decision.tenant == tenant,
-                                                               Decision.event_id.in_(event_ids))))
+    return set(session.scalars(text("SELECT event_id FROM decisions WHERE tenant = :tenant AND event_id = ANY(:ids)"),
+                               {"tenant": tenant, "ids": list(event_ids)}))
 
 
 def insert_decisions(session: Session, rows: list[dict]) -> set[str]:
@@ -110,3 +112,48 @@ def decision_page(session: Session, tenant: str, *, action: str | None = None, l
     if before is not None:
         query = query.where(tuple_(Decision.decided_at, Decision.id) < tuple_(*before))
     return list(session.scalars(query.order_by(Decision.decided_at.desc(), Decision.id.desc()).limit(limit)))
+
+
+def record_decisions(session: Session, payloads: list[dict], asset_pks: list[int | None], message_ids: list[str],
+                     kind: str = "decision") -> set[str]:
+    """Insert the decisions whose public payloads are `payloads` and, for each one that was new, its
+    outbox message (`message_ids[i]`, the payload itself); returns the event ids that were new.
+
+    The batch's JSON is encoded once, sent as one parameter and read by both inserts: each event's
+    decision and its outbox copy come from the same text. An event that has a decision already is
+    left alone and gets no second message, so a re-run writes nothing twice."""
+    if not payloads:
+        return set()
+    rows = session.execute(text("""
+        WITH p AS (
+            SELECT d.value AS p, pk.asset_pk, m.message_id
+            FROM jsonb_array_elements(CAST(:payloads AS jsonb)) WITH ORDINALITY AS d(value, n)
+            JOIN unnest(CAST(:asset_pks AS bigint[])) WITH ORDINALITY AS pk(asset_pk, n) USING (n)
+            JOIN unnest(CAST(:message_ids AS text[])) WITH ORDINALITY AS m(message_id, n) USING (n)
+        ), new AS (
+            INSERT INTO decisions (tenant, event_id, asset_id, asset_pk, action, label, score, labels, anomaly,
+                                   neighbors, reason, embedding_model, policy_version, bank_version, hash_matches,
+                                   hash_missed, ocr, evidence_source, decided_at)
+            SELECT p->>'tenant', p->>'event_id', p->>'asset_id', asset_pk, p->>'action', p->>'label',
+                   (p->>'score')::float8, p->'labels', nullif(p->'anomaly', 'null'), p->'neighbors', p->>'reason',
+                   p->>'embedding_model', p->>'policy_version', (p->>'bank_version')::int, p->'hash_matches',
+                   nullif(p->'hash_missed', 'null'), nullif(p->'ocr', 'null'), p->>'evidence_source',
+                   (p->>'decided_at')::timestamptz
+            FROM p
+            ON CONFLICT (tenant, event_id) DO NOTHING
+            RETURNING tenant, event_id
+        ), queued AS (
+            INSERT INTO outbox (tenant, kind, message_id, payload, attempts)
+            SELECT new.tenant, :kind, p.message_id, p.p, 0 FROM new JOIN p ON p.p->>'event_id' = new.event_id
+            ON CONFLICT (tenant, message_id) DO NOTHING
+        )
+        SELECT tenant, event_id FROM new
+    """), {
+        "payloads": json.dumps(payloads), "asset_pks": list(asset_pks), "message_ids": list(message_ids),
+        "kind": kind}).all()
+    message_of = {p["event_id"]: m for p, m in zip(payloads, message_ids)}
+    by_tenant: dict[str, list[str]] = {}
+    for tenant, event_id in rows:
+        by_tenant.setdefault(tenant, []).append(message_of[event_id])
+    fan_out_to_subscriptions(session, by_tenant)
+    return {event_id for _, event_id in rows}

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import select, text
+from sqlalchemy import String, any_, select, text
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from governance.storage.embedding_tables import EmbeddingWindow
-from governance.storage.repository._sql import vector_sql, as_array, vector_literal
+from governance.storage.repository._copy import copy_into_staging
+from governance.storage.repository._sql import vector_sql, as_array
 from governance.storage.tables import Embedding
 
 
@@ -68,30 +70,37 @@ def cached_vectors(session: Session, tenant: str, sha256s: list[str], model: str
     column, _ = vector_sql(dims)
     rows = session.execute(
         select(Embedding.sha256, getattr(Embedding, column)).where(
-            Embedding.tenant == tenant, Embedding.sha256.in_(sorted(set(sha256s))), Embedding.model == model,
+            Embedding.tenant == tenant, Embedding.sha256 == any_(array(sorted(set(sha256s)), type_=String)),
+            Embedding.model == model,
             Embedding.dims == dims, Embedding.task == task)
     )
     return {sha: as_array(vector) for sha, vector in rows}
 
 
 def store_embeddings(session: Session, tenant: str, model: str, dims: int, rows: list[dict]) -> None:
-    """Store vectors in one statement; rows carry asset_pk, sha256, modality, task, vector and, for
-    exemplars, in_bank=True. A stored vector of the same asset, model, dims and task is replaced, and
-    stays in the bank once it is there (a re-upload of an exemplar does not take it out)."""
+    """Store vectors: one binary COPY and one statement. Rows carry asset_pk, sha256, modality, task,
+    vector and, for exemplars, in_bank=True. A stored vector of the same asset, model, dims and task
+    is replaced, and stays in the bank once it is there (a re-upload of an exemplar does not take it out)."""
     unique = list({(r["asset_pk"], r["task"]): r for r in rows}.values())
     if not unique:
         return
+    from pgvector import HalfVector, Vector
+
     column, cast = vector_sql(dims)
+    wrap = HalfVector if column == "vector_half" else Vector
+    kind = "halfvec" if column == "vector_half" else "vector"
+    # Binary: no float is printed by the client nor parsed by the server (the text form cost both).
+    copy_into_staging(session, "staged_embeddings", ["asset_pk", "sha256", "modality", "task", "in_bank", column],
+                      ["int8", "text", "text", "text", "bool", kind],
+                      ((r["asset_pk"], r["sha256"], r["modality"], r["task"], r.get("in_bank", False),
+                        wrap(np.asarray(r["vector"], dtype=np.float32))) for r in unique))
+    # Moved and emptied in one statement: a second store in the same transaction starts from nothing.
     session.execute(text(f"""
+        WITH moved AS (DELETE FROM staged_embeddings RETURNING *)
         INSERT INTO embeddings (tenant, asset_pk, sha256, modality, model, dims, task, in_bank, {column})
-        SELECT :tenant, r.asset_pk, r.sha256, r.modality, :model, :dims, r.task, r.in_bank, CAST(r.v AS {cast})
-        FROM unnest(CAST(:asset_pks AS bigint[]), CAST(:shas AS text[]), CAST(:modalities AS text[]),
-                    CAST(:tasks AS text[]), CAST(:in_bank AS boolean[]), CAST(:vectors AS text[]))
-             AS r(asset_pk, sha256, modality, task, in_bank, v)
+        SELECT :tenant, r.asset_pk, r.sha256, r.modality, :model, :dims, r.task, r.in_bank, CAST(r.{column} AS {cast})
+        FROM moved r
         ON CONFLICT (tenant, asset_pk, model, dims, task) DO UPDATE
         SET {column} = excluded.{column}, sha256 = excluded.sha256, modality = excluded.modality,
             in_bank = embeddings.in_bank OR excluded.in_bank
-    """), {"tenant": tenant, "model": model, "dims": dims, "asset_pks": [r["asset_pk"] for r in unique],
-           "in_bank": [r.get("in_bank", False) for r in unique],
-           "shas": [r["sha256"] for r in unique], "modalities": [r["modality"] for r in unique],
-           "tasks": [r["task"] for r in unique], "vectors": [vector_literal(r["vector"]) for r in unique]})
+    """), {"tenant": tenant, "model": model, "dims": dims})

@@ -120,9 +120,9 @@ def lock_events(session: Session, tenant: str, event_ids: list[str]) -> list[Eve
 
 
 def set_events_status(session: Session, tenant: str, event_ids: list[str], status: str) -> None:
-    if event_ids:
-        session.execute(update(Event).where(Event.tenant == tenant, Event.event_id.in_(event_ids))
-                        .values(status=status))
+    if event_ids:  # = ANY(array): one statement text for any batch size, where IN (...) is rendered anew
+        session.execute(text("UPDATE events SET status = :status WHERE tenant = :tenant AND event_id = ANY(:ids)"),
+                        {"status": status, "tenant": tenant, "ids": list(event_ids)})
 
 
 def events_by_ids(session: Session, tenant: str, event_ids: list[str]) -> dict[str, Event]:
