@@ -1,6 +1,8 @@
 """The pure parts of the console's clusters map, report history and policy diff."""
 from __future__ import annotations
 
+import pytest
+
 from governance.clustering.report_views import MAP_HEIGHT, MAP_PAD, MAP_WIDTH, changes, layout
 from governance.moderation.policy_review import line_diff
 
@@ -40,3 +42,15 @@ def test_line_diff_marks_added_and_removed_lines():
     assert ("same", " k = 10") in diff
     assert [kind for kind, _ in diff[:3]] == ["file", "file", "hunk"]
     assert line_diff("same\n", "same\n", "a", "b") == []
+
+
+def test_a_comparison_shows_the_two_asked_for_else_the_two_newest_and_refuses_half_a_pair():
+    from web.console.rendering import pair_to_compare
+    from web.problems import Problem
+
+    assert pair_to_compare([3, 2, 1], 1, 3, "reports") == (1, 3)
+    assert pair_to_compare([3, 2, 1], None, None, "reports") == (2, 3)
+    assert pair_to_compare([3], None, None, "reports") == (None, None)
+    with pytest.raises(Problem) as refused:
+        pair_to_compare([3, 2, 1], 1, None, "versions")
+    assert refused.value.status == 422 and "two versions" in refused.value.detail

@@ -11,7 +11,7 @@ from governance.moderation import bulk_review
 from governance.storage import repository
 from web.console.auth import reviewer_transaction
 from web.console.pages import _context
-from web.console.rendering import page
+from web.console.rendering import page, pair_to_compare
 from web.problems import Problem
 
 router = APIRouter(include_in_schema=False)
@@ -35,10 +35,7 @@ def clusters(request: Request, report: int | None = None):
 def cluster_history(request: Request, older: int | None = None, newer: int | None = None):
     with reviewer_transaction(request) as (session, reviewer):
         reports = report_history(session, reviewer.tenant)
-        if (older is None) != (newer is None):
-            raise Problem("invalid-request", "choose two reports to compare (older and newer)")
-        if older is None and len(reports) >= 2:
-            older, newer = reports[1]["report_id"], reports[0]["report_id"]
+        older, newer = pair_to_compare([r["report_id"] for r in reports], older, newer, "reports")
         compared = None
         if older is not None:
             compared = compare_reports(session, reviewer.tenant, older, newer)

@@ -17,7 +17,7 @@ from governance.moderation.policy_review import compare_versions, preview
 from governance.moderation.policy_store import PolicyError, apply_policy, policy_file, policy_history
 from web.console.auth import reviewer_transaction
 from web.console.pages import _context
-from web.console.rendering import page
+from web.console.rendering import page, pair_to_compare
 from web.problems import Problem
 
 router = APIRouter(include_in_schema=False)
@@ -32,10 +32,7 @@ def _render(request: Request, status_code: int = 200, *, older: str | None = Non
     with reviewer_transaction(request) as (session, reviewer):
         current = policy_file(session, reviewer.tenant)
         versions = policy_history(session, reviewer.tenant)
-        if (older is None) != (newer is None):
-            raise Problem("invalid-request", "choose two versions to compare (older and newer)")
-        if older is None and len(versions) >= 2:
-            older, newer = versions[1]["version"], versions[0]["version"]
+        older, newer = pair_to_compare([v["version"] for v in versions], older, newer, "versions")
         diff = None
         if older is not None:
             diff = compare_versions(session, reviewer.tenant, older, newer)

@@ -12,6 +12,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from web.problems import Problem
+
 HERE = Path(__file__).parent
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
             "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -44,3 +46,12 @@ templates.filters["since"] = since
 def page(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
     html = templates.get_template(name).render(request=request, **context)
     return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
+
+
+def pair_to_compare(newest_first: list, older, newer, what: str) -> tuple:
+    """The two versions a comparison page shows: the two asked for, else the two newest (or none)."""
+    if (older is None) != (newer is None):
+        raise Problem("invalid-request", f"choose two {what} to compare (older and newer)")
+    if older is None and len(newest_first) >= 2:
+        return newest_first[1], newest_first[0]
+    return older, newer
