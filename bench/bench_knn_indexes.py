@@ -7,10 +7,15 @@ building backend's peak RSS (VmHWM) and recall@10 / p50 / p99 across its query-t
 Exact numpy search over the float32 vectors is the recall truth.
 
     .venv/bin/python -m bench.bench_knn_indexes [--quick] [--sizes 100000 1000000]
+        [--hnsw 16/64 24/128] [--no-diskann]
+
+Each index's entry goes to stderr as soon as it is measured: a 1M run takes hours, and one stopped
+part-way still leaves what it measured.
 """
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -89,7 +94,12 @@ def search(conn, table: str, kind: str, queries: np.ndarray, truth: list[set[int
             "p50_ms": round(p50 * 1e3, 2), "p99_ms": round(p99 * 1e3, 2)}
 
 
-def measure(url: str, n: int) -> dict:
+def report(entry: dict) -> dict:
+    print(json.dumps(entry), file=sys.stderr, flush=True)
+    return entry
+
+
+def measure(url: str, n: int, hnsw_builds=HNSW_BUILDS, diskann: bool = True) -> dict:
     vectors = gaussian_mixture(n, DIMS, CLUSTERS, seed=7)
     queries = held_out_queries(QUERIES)
     truth = exact(vectors, queries)
@@ -97,15 +107,20 @@ def measure(url: str, n: int) -> dict:
     with connect(url) as conn:
         load(conn, f"hn_{n}", "halfvec", vectors)
         load(conn, f"dk_{n}", "vector", vectors)
-    for m, efc in HNSW_BUILDS:
-        entry = {"index": f"hnsw m{m}/efc{efc}", "type": "halfvec",
+    for m, efc in hnsw_builds:
+        entry = {"n": n, "index": f"hnsw m{m}/efc{efc}", "type": "halfvec",
                  **build(url, f"hn_{n}", f"hnsw (embedding halfvec_cosine_ops) WITH (m = {m}, ef_construction = {efc})", n)}
         with connect(url) as conn:
             entry["queries"] = [search(conn, f"hn_{n}", "halfvec", queries, truth, {"hnsw.ef_search": ef})
                                 for ef in HNSW_EF_SEARCH]
-        out["indexes"].append(entry)
+        out["indexes"].append(report(entry))
+    if not diskann:
+        with connect(url) as conn:
+            conn.execute(f"DROP TABLE hn_{n}")
+            conn.execute(f"DROP TABLE dk_{n}")
+        return out
     options = ", ".join(f"{k} = {v}" for k, v in DISKANN_BUILD.items())
-    entry = {"index": f"diskann nn{DISKANN_BUILD['num_neighbors']}/sl{DISKANN_BUILD['search_list_size']}",
+    entry = {"n": n, "index": f"diskann nn{DISKANN_BUILD['num_neighbors']}/sl{DISKANN_BUILD['search_list_size']}",
              "type": "vector (SBQ-compressed in the index)",
              **build(url, f"dk_{n}", f"diskann (embedding vector_cosine_ops) WITH ({options})", n)}
     with connect(url) as conn:
@@ -114,7 +129,7 @@ def measure(url: str, n: int) -> dict:
                             for sl, rs in DISKANN_QUERY]
         conn.execute(f"DROP TABLE hn_{n}")
         conn.execute(f"DROP TABLE dk_{n}")
-    out["indexes"].append(entry)
+    out["indexes"].append(report(entry))
     return out
 
 
@@ -127,7 +142,8 @@ def best_within(result: dict, p99_ms: float) -> dict | None:
     return {"index": name, **q}
 
 
-def run(quick: bool = False, sizes: tuple[int, ...] | None = None) -> dict:
+def run(quick: bool = False, sizes: tuple[int, ...] | None = None, hnsw_builds=HNSW_BUILDS,
+        diskann: bool = True) -> dict:
     sizes = sizes or (QUICK_SIZES if quick else FULL_SIZES)
     result: dict = {"dims": DIMS, "queries": QUERIES, "shared_buffers": SHARED_BUFFERS,
                     "load_average_start": load_average(), "sizes": []}
@@ -136,7 +152,7 @@ def run(quick: bool = False, sizes: tuple[int, ...] | None = None) -> dict:
             conn.execute(f"ALTER SYSTEM SET shared_buffers = '{SHARED_BUFFERS}'")
         restart_postgres(servers["data_dir"])
         for n in sizes:
-            measured = measure(servers["database_url"], n)
+            measured = measure(servers["database_url"], n, hnsw_builds, diskann)
             measured["pick_p99_20ms"] = best_within(measured, 20.0)
             result["sizes"].append(measured)
     result["load_average_end"] = load_average()
@@ -150,5 +166,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sizes", type=int, nargs="+")
+    parser.add_argument("--hnsw", nargs="+", metavar="M/EFC", help="HNSW builds, m/ef_construction")
+    parser.add_argument("--no-diskann", action="store_true")
     args = parser.parse_args()
-    print(json.dumps(run(args.quick, tuple(args.sizes) if args.sizes else None), indent=2))
+    builds = tuple(tuple(int(x) for x in b.split("/")) for b in args.hnsw) if args.hnsw else HNSW_BUILDS
+    print(json.dumps(run(args.quick, tuple(args.sizes) if args.sizes else None, builds, not args.no_diskann), indent=2))
