@@ -20,7 +20,7 @@ from bench.common import (Timer, embedded_servers, gaussian_mixture, load_averag
                           psycopg_uri, restart_postgres)
 
 DIMS, K, TENANTS, CLUSTERS = 768, 10, 10, 1_000
-M, EF_CONSTRUCTION = 16, 64  # pgvector's defaults
+M, EF_CONSTRUCTION = 24, 128  # what migration 0013 builds the bank indexes with
 EF_SEARCH = Settings.from_env().knn_ef_search  # what the worker sets per kNN transaction (GOVERNANCE_KNN_EF_SEARCH)
 EF_SWEEP = (40, 100, 200)
 QUERIES, BASELINE_QUERIES = 500, 50  # brute force is slow at 300k+: its latency comes from fewer queries

@@ -30,7 +30,8 @@ PARTITION_NAME = re.compile(r"^(embeddings|decisions)_p\d+$")  # embeddings_p0 â
 
 
 def bank_index_name(dims: int) -> str:
-    """The partial HNSW index over the exemplar bank at `dims` (created by migration 0001)."""
+    """The partial HNSW index over the exemplar bank at `dims` (migration 0001; per partition since
+    0012; m=24, ef_construction=128 since 0013)."""
     return f"ix_embeddings_bank_hnsw_{dims}"
 
 

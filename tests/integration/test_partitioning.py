@@ -1,5 +1,6 @@
-"""Migration 0012 on the embedded PostgreSQL: embeddings and decisions become hash partitions by
-tenant with their rows, ids, row-level security and HNSW kNN intact, and the downgrade undoes it.
+"""Migrations 0012 and 0013 on the embedded PostgreSQL: embeddings and decisions become hash partitions by
+tenant with their rows, ids, row-level security and HNSW kNN intact, and the downgrade undoes it;
+then every partition's bank index is rebuilt with m=24 under its name, and back.
 
 Runs on a scratch database of its own, migrated to 0011 and seeded with plain SQL (the repository
 code at head expects the partitioned keys), then upgraded and downgraded in place.
@@ -163,3 +164,33 @@ def test_upgrade_partitions_by_tenant_keeping_rows_isolation_and_knn_and_downgra
         {t: before[t] for t in ("part-a", "part-b")}
     for tenant in TENANTS:
         assert _visible(engine, tenant) == {"embeddings": {tenant}, "decisions": {tenant}}
+
+
+def _bank_index_options(engine) -> dict[str, tuple[str, ...]]:
+    """Each 768-d bank HNSW index, the parent's and every partition's attached copy, with its build options."""
+    with engine.connect() as connection:
+        return {name: tuple(options) for name, options in connection.execute(text(
+            "SELECT c.relname, c.reloptions FROM pg_class c WHERE c.oid = CAST('ix_embeddings_bank_hnsw_768' AS regclass) "
+            "OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = CAST('ix_embeddings_bank_hnsw_768' AS regclass))"))}
+
+
+def test_0013_rebuilds_every_partitions_bank_index_with_m24_under_its_name_and_the_downgrade_restores_16(scratch):
+    url, engine = scratch
+    _seed(engine)
+    command.upgrade(alembic_config(url), AFTER)
+    rng = np.random.default_rng(5)
+    queries = [v / np.linalg.norm(v) for v in rng.standard_normal((6, DIMS))]
+    before = {tenant: _neighbours(engine, tenant, queries) for tenant in TENANTS}
+    names = {f"ix_embeddings_bank_hnsw_768_p{n}" for n in range(8)} | {"ix_embeddings_bank_hnsw_768"}
+    assert _bank_index_options(engine) == {name: ("m=16", "ef_construction=64") for name in names}
+
+    command.upgrade(alembic_config(url), "0013_bank_hnsw_m24")
+    assert _bank_index_options(engine) == {name: ("m=24", "ef_construction=128") for name in names}
+    assert {tenant: _neighbours(engine, tenant, queries) for tenant in TENANTS} == before
+    plan = _plan(engine, "part-b", queries[0])
+    scanned = set(re.findall(r" on (embeddings_p\d+)", plan))
+    assert len(scanned) == 1 and _hnsw_index_of(engine, scanned.pop()) in plan, plan
+
+    command.downgrade(alembic_config(url), AFTER)
+    assert _bank_index_options(engine) == {name: ("m=16", "ef_construction=64") for name in names}
+    assert {tenant: _neighbours(engine, tenant, queries) for tenant in TENANTS} == before
