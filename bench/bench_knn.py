@@ -53,15 +53,15 @@ def load(conn, table: str, vectors: np.ndarray, tenants: np.ndarray) -> float:
     return t.seconds
 
 
-def build(conn, table: str, n: int) -> float:
+def build(conn, table: str, n: int, m: int = M, ef_construction: int = EF_CONSTRUCTION) -> float:
     # The whole graph must fit in maintenance_work_mem or pgvector falls back to a much slower
     # on-disk build; one parallel worker plus the leader uses both cores.
-    graph_mb = n * (2 * DIMS + 2 * M * 8 + 64) / 2**20
+    graph_mb = n * (2 * DIMS + 2 * m * 8 + 64) / 2**20
     conn.execute(f"SET maintenance_work_mem = '{max(1024, int(graph_mb * 2))}MB'")
     conn.execute("SET max_parallel_maintenance_workers = 1")
     with Timer() as t:
         conn.execute(f"CREATE INDEX ON {table} USING hnsw (embedding halfvec_cosine_ops) "
-                     f"WITH (m = {M}, ef_construction = {EF_CONSTRUCTION})")
+                     f"WITH (m = {m}, ef_construction = {ef_construction})")
     conn.execute(f"ANALYZE {table}")
     return t.seconds
 

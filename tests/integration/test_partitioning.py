@@ -170,8 +170,9 @@ def _bank_index_options(engine) -> dict[str, tuple[str, ...]]:
     """Each 768-d bank HNSW index, the parent's and every partition's attached copy, with its build options."""
     with engine.connect() as connection:
         return {name: tuple(options) for name, options in connection.execute(text(
-            "SELECT c.relname, c.reloptions FROM pg_class c WHERE c.oid = CAST('ix_embeddings_bank_hnsw_768' AS regclass) "
-            "OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = CAST('ix_embeddings_bank_hnsw_768' AS regclass))"))}
+            "SELECT c.relname, c.reloptions FROM pg_class c WHERE c.oid = CAST(:ix AS regclass) "
+            "OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = CAST(:ix AS regclass))"),
+            {"ix": "ix_embeddings_bank_hnsw_768"})}
 
 
 def test_0013_rebuilds_every_partitions_bank_index_with_m24_under_its_name_and_the_downgrade_restores_16(scratch):
