@@ -15,7 +15,8 @@ import json
 
 import numpy as np
 
-from bench.bench_knn import CLUSTERS, DIMS, EF_CONSTRUCTION, M, SHARED_BUFFERS, build, connect, exact, held_out_queries, load, search
+from bench.bench_knn import (CLUSTERS, DIMS, EF_CONSTRUCTION, M, SHARED_BUFFERS, build, connect, exact,
+                              held_out_queries, load, search)
 from bench.common import embedded_servers, gaussian_mixture, load_average, restart_postgres
 
 EF_SEARCH = (40, 100, 200, 500, 1000)

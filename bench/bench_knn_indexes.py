@@ -106,7 +106,8 @@ def measure(url: str, n: int, hnsw_builds=HNSW_BUILDS, diskann: bool = True) -> 
     out: dict = {"n": n, "indexes": []}
     with connect(url) as conn:
         load(conn, f"hn_{n}", "halfvec", vectors)
-        load(conn, f"dk_{n}", "vector", vectors)
+        if diskann:
+            load(conn, f"dk_{n}", "vector", vectors)
     for m, efc in hnsw_builds:
         entry = {"n": n, "index": f"hnsw m{m}/efc{efc}", "type": "halfvec",
                  **build(url, f"hn_{n}", f"hnsw (embedding halfvec_cosine_ops) WITH (m = {m}, ef_construction = {efc})", n)}
@@ -114,22 +115,19 @@ def measure(url: str, n: int, hnsw_builds=HNSW_BUILDS, diskann: bool = True) -> 
             entry["queries"] = [search(conn, f"hn_{n}", "halfvec", queries, truth, {"hnsw.ef_search": ef})
                                 for ef in HNSW_EF_SEARCH]
         out["indexes"].append(report(entry))
-    if not diskann:
+    if diskann:
+        options = ", ".join(f"{k} = {v}" for k, v in DISKANN_BUILD.items())
+        entry = {"n": n, "index": f"diskann nn{DISKANN_BUILD['num_neighbors']}/sl{DISKANN_BUILD['search_list_size']}",
+                 "type": "vector (SBQ-compressed in the index)",
+                 **build(url, f"dk_{n}", f"diskann (embedding vector_cosine_ops) WITH ({options})", n)}
         with connect(url) as conn:
-            conn.execute(f"DROP TABLE hn_{n}")
-            conn.execute(f"DROP TABLE dk_{n}")
-        return out
-    options = ", ".join(f"{k} = {v}" for k, v in DISKANN_BUILD.items())
-    entry = {"n": n, "index": f"diskann nn{DISKANN_BUILD['num_neighbors']}/sl{DISKANN_BUILD['search_list_size']}",
-             "type": "vector (SBQ-compressed in the index)",
-             **build(url, f"dk_{n}", f"diskann (embedding vector_cosine_ops) WITH ({options})", n)}
+            entry["queries"] = [search(conn, f"dk_{n}", "vector", queries, truth,
+                                       {"diskann.query_search_list_size": sl, "diskann.query_rescore": rs})
+                                for sl, rs in DISKANN_QUERY]
+        out["indexes"].append(report(entry))
     with connect(url) as conn:
-        entry["queries"] = [search(conn, f"dk_{n}", "vector", queries, truth,
-                                   {"diskann.query_search_list_size": sl, "diskann.query_rescore": rs})
-                            for sl, rs in DISKANN_QUERY]
         conn.execute(f"DROP TABLE hn_{n}")
-        conn.execute(f"DROP TABLE dk_{n}")
-    out["indexes"].append(report(entry))
+        conn.execute(f"DROP TABLE IF EXISTS dk_{n}")
     return out
 
 
