@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from governance.delivery import webhooks
@@ -199,6 +199,15 @@ def wait_until(condition, what: str, timeout_s: float = 60) -> None:
         time.sleep(0.3)
 
 
+def wait_for_lock_waiter(database_url: str, what: str, timeout_s: float = 30) -> None:
+    """Until some session of the database waits on a lock (a row lock or an advisory lock)."""
+    def waiting() -> bool:
+        with db_session(database_url) as s:
+            return bool(s.scalar(text("SELECT count(*) FROM pg_stat_activity "
+                                      "WHERE datname = current_database() AND wait_event_type = 'Lock'")))
+    wait_until(waiting, what, timeout_s)
+
+
 def sigkills(worker: Worker) -> int:
     return worker.log().count("exited with 'signal 9 (SIGKILL)'")
 
@@ -215,9 +224,19 @@ class CountingGemini(FakeGemini):
         super().__init__(*args, **kwargs)
         self.client_timeout_s = client_timeout_s
         self.answers: list[tuple[list[str], int, bool]] = []  # (content keys, status, usable)
+        self._open = threading.Event()
+        self._open.set()
+
+    def hold(self) -> None:
+        """Keep every call waiting in the server until release(): a test makes its overlap."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     def answer(self, method, path, headers, raw):
         started = time.monotonic()
+        self._open.wait(timeout=60)
         status, payload = super().answer(method, path, headers, raw)
         try:
             keys = [content_key(r["content"]["parts"]) for r in json.loads(raw)["requests"]]
@@ -432,60 +451,6 @@ def gemini_workers(e2e_env, tmp_path_factory):
 class TestGeminiFaults:
     """Two workers (class-scoped) on one wire-level Gemini stand-in that fails, hangs and lies."""
 
-    def test_one_event_delivered_concurrently_to_two_workers_is_decided_and_embedded_once(
-            self, gemini_workers, database_url, broker_url, tmp_path):
-        env, fake, workers = gemini_workers
-        tenant = f"dup-{uuid.uuid4().hex[:8]}"
-        twin_text = "Two uploads of the very same words arrive at once"
-        single = {"event_id": f"dup-{uuid.uuid4().hex[:8]}", "asset_id": "d1", "tenant": tenant,
-                  "text": "One event, delivered four times to two workers"}
-        twins = [{"event_id": f"twin-{i}-{uuid.uuid4().hex[:6]}", "asset_id": f"twin{i}", "tenant": tenant,
-                  "text": twin_text} for i in range(2)]
-        ids = publish(env, tmp_path / "e.jsonl", [single])
-        for _ in range(3):  # three more deliveries of the same event, as a duplicating producer would send
-            send_task(broker_url, tenant, single["event_id"])
-        # Both workers are idle and take one message at a time (prefetch 1), and the first delivery
-        # holds the event's row lock for two slow embedding calls: the second worker takes another
-        # delivery meanwhile and waits on that lock.
-        deadline = time.monotonic() + 60
-        while event_rows(database_url, tenant)[single["event_id"]].attempts < 4:
-            assert time.monotonic() < deadline, "not every delivery arrived"
-            time.sleep(0.3)
-        ids += publish(env, tmp_path / "twins.jsonl", twins)
-        wait_for_outcomes(database_url, tenant, ids, workers=workers)
-        for w in workers:
-            w.wait_until_finished()  # the duplicate deliveries too
-        assert_invariant(database_url, tenant, ids, embed_calls=fake.successful_calls())
-        assert event_rows(database_url, tenant)[single["event_id"]].attempts == 4
-        assert fake.calls_for(single["text"]) == Counter({200: 2})  # classification + clustering, once each
-        assert fake.calls_for(twin_text) == Counter({200: 2})  # identical bytes of two events: embedded once
-        assert all(single["event_id"] in w.log() for w in workers), "both workers should have taken a delivery"
-
-    def test_one_content_in_two_messages_taken_by_two_workers_is_embedded_once_and_both_decided(
-            self, gemini_workers, database_url, tmp_path):
-        env, fake, workers = gemini_workers
-        tenant = f"twins-{uuid.uuid4().hex[:8]}"
-        same = f"The very same words, uploaded twice at once ({uuid.uuid4().hex[:6]})"
-        twins = [{"event_id": f"twin-{i}-{uuid.uuid4().hex[:6]}", "asset_id": f"twin{i}", "tenant": tenant,
-                  "text": same} for i in range(2)]
-        logs_before = [len(w.log()) for w in workers]
-        # One event per process_uploads message: two messages, and each idle worker (concurrency 1,
-        # prefetch 1) takes one while the other's embedding call is still in flight.
-        ids = publish(dict(env, GOVERNANCE_UPLOAD_BATCH_SIZE="1"), tmp_path / "twins.jsonl", twins)
-        wait_for_outcomes(database_url, tenant, ids, workers=workers)
-        assert_invariant(database_url, tenant, ids, embed_calls=fake.successful_calls())
-        taken = [len(re.findall(r"governance\.process_uploads\[[^\]]+\] succeeded", w.log()[n:]))
-                 for w, n in zip(workers, logs_before)]
-        assert taken == [1, 1], "each worker should have decided one of the two messages"
-        assert fake.calls_for(same) == Counter({200: 2})  # classification + clustering, once each
-        with db_session(database_url) as s:
-            usage = s.execute(select(func.sum(EmbeddingUsage.items), func.sum(EmbeddingUsage.cached_items))
-                              .where(EmbeddingUsage.tenant == tenant)).one()
-            vectors = s.execute(select(Asset.asset_id, func.count()).join(Embedding, Embedding.asset_pk == Asset.id)
-                                .where(Asset.tenant == tenant).group_by(Asset.asset_id)).all()
-        assert tuple(usage) == (2, 2)  # the first paid for both tasks, the second was served from the cache
-        assert sorted(vectors) == [("twin0", 2), ("twin1", 2)]  # yet each asset has its own vectors
-
     def test_a_429_503_storm_with_hangs_is_retried_until_everything_is_decided(
             self, gemini_workers, database_url, tmp_path):
         env, fake, workers = gemini_workers
@@ -522,6 +487,88 @@ class TestGeminiFaults:
         assert letter.reason.startswith("invalid_embedding"), letter.reason
         assert fake.calls_for(event["text"]) == Counter({200: 1})  # one call, never retried
         assert event_rows(database_url, tenant)[ids[0]].attempts == 1
+
+
+@pytest.fixture(scope="class")
+def patient_gemini_workers(e2e_env, tmp_path_factory):
+    """Two workers whose Gemini client waits long enough for a test to hold a call in the fake."""
+    folder = tmp_path_factory.mktemp("gemini-duplicates")
+    with CountingGemini(api_key="dup-key", latency_s=0.3) as fake:
+        env = gemini_env(e2e_env, fake, GOVERNANCE_GEMINI_TIMEOUT_S="60")
+        first = start_worker(env, folder / "a.log", concurrency=1)
+        second = start_worker(env, folder / "b.log", concurrency=1, beat=False)
+        yield env, fake, (first, second)
+        first.stop()
+        second.stop()
+
+
+class TestConcurrentDuplicates:
+    """Duplicates on two workers at once: the overlap is made by holding a call in the fake until
+    the other worker is seen waiting on the lock, so it does not depend on scheduling."""
+
+    def test_one_event_delivered_concurrently_to_two_workers_is_decided_and_embedded_once(
+            self, patient_gemini_workers, database_url, broker_url, tmp_path):
+        env, fake, workers = patient_gemini_workers
+        tenant = f"dup-{uuid.uuid4().hex[:8]}"
+        twin_text = "Two uploads of the very same words arrive at once"
+        single = {"event_id": f"dup-{uuid.uuid4().hex[:8]}", "asset_id": "d1", "tenant": tenant,
+                  "text": "One event, delivered four times to two workers"}
+        twins = [{"event_id": f"twin-{i}-{uuid.uuid4().hex[:6]}", "asset_id": f"twin{i}", "tenant": tenant,
+                  "text": twin_text} for i in range(2)]
+        fake.hold()
+        try:
+            ids = publish(env, tmp_path / "e.jsonl", [single])
+            for _ in range(3):  # three more deliveries of the same event, as a duplicating producer would send
+                send_task(broker_url, tenant, single["event_id"])
+            # The first delivery holds the event's row lock while its embedding call is held in the
+            # fake; the other, idle worker takes a second delivery and waits on that lock.
+            wait_for_lock_waiter(database_url, "no second delivery waited on the event's row lock")
+        finally:
+            fake.release()
+        deadline = time.monotonic() + 60
+        while event_rows(database_url, tenant)[single["event_id"]].attempts < 4:
+            assert time.monotonic() < deadline, "not every delivery arrived"
+            time.sleep(0.3)
+        ids += publish(env, tmp_path / "twins.jsonl", twins)
+        wait_for_outcomes(database_url, tenant, ids, workers=workers)
+        for w in workers:
+            w.wait_until_finished()  # the duplicate deliveries too
+        assert_invariant(database_url, tenant, ids, embed_calls=fake.successful_calls())
+        assert event_rows(database_url, tenant)[single["event_id"]].attempts == 4
+        assert fake.calls_for(single["text"]) == Counter({200: 2})  # classification + clustering, once each
+        assert fake.calls_for(twin_text) == Counter({200: 2})  # identical bytes of two events: embedded once
+        assert all(single["event_id"] in w.log() for w in workers), "both workers should have taken a delivery"
+
+    def test_one_content_in_two_messages_taken_by_two_workers_is_embedded_once_and_both_decided(
+            self, patient_gemini_workers, database_url, tmp_path):
+        env, fake, workers = patient_gemini_workers
+        tenant = f"twins-{uuid.uuid4().hex[:8]}"
+        same = f"The very same words, uploaded twice at once ({uuid.uuid4().hex[:6]})"
+        twins = [{"event_id": f"twin-{i}-{uuid.uuid4().hex[:6]}", "asset_id": f"twin{i}", "tenant": tenant,
+                  "text": same} for i in range(2)]
+        logs_before = [len(w.log()) for w in workers]
+        # One event per process_uploads message: two messages. The first worker's embedding call is
+        # held in the fake (it holds the content's advisory lock meanwhile), so the other worker
+        # (concurrency 1, prefetch 1) takes the second message and waits on that lock.
+        fake.hold()
+        try:
+            ids = publish(dict(env, GOVERNANCE_UPLOAD_BATCH_SIZE="1"), tmp_path / "twins.jsonl", twins)
+            wait_for_lock_waiter(database_url, "the second message never waited on the content's lock")
+        finally:
+            fake.release()
+        wait_for_outcomes(database_url, tenant, ids, workers=workers)
+        assert_invariant(database_url, tenant, ids, embed_calls=fake.successful_calls())
+        taken = [len(re.findall(r"governance\.process_uploads\[[^\]]+\] succeeded", w.log()[n:]))
+                 for w, n in zip(workers, logs_before)]
+        assert taken == [1, 1], "each worker should have decided one of the two messages"
+        assert fake.calls_for(same) == Counter({200: 2})  # classification + clustering, once each
+        with db_session(database_url) as s:
+            usage = s.execute(select(func.sum(EmbeddingUsage.items), func.sum(EmbeddingUsage.cached_items))
+                              .where(EmbeddingUsage.tenant == tenant)).one()
+            vectors = s.execute(select(Asset.asset_id, func.count()).join(Embedding, Embedding.asset_pk == Asset.id)
+                                .where(Asset.tenant == tenant).group_by(Asset.asset_id)).all()
+        assert tuple(usage) == (2, 2)  # the first paid for both tasks, the second was served from the cache
+        assert sorted(vectors) == [("twin0", 2), ("twin1", 2)]  # yet each asset has its own vectors
 
 
 # --- 9: webhook receiver down, then slow ------------------------------------------------------------
