@@ -9,6 +9,8 @@ Exact numpy search over the float32 vectors is the recall truth.
     .venv/bin/python -m bench.bench_knn_indexes [--quick] [--sizes 100000 1000000]
         [--hnsw 16/64 24/128] [--no-diskann]
 
+`--hnsw` with no settings measures DiskANN alone.
+
 Each index's entry goes to stderr as soon as it is measured: a 1M run takes hours, and one stopped
 part-way still leaves what it measured.
 """
@@ -105,7 +107,8 @@ def measure(url: str, n: int, hnsw_builds=HNSW_BUILDS, diskann: bool = True) -> 
     truth = exact(vectors, queries)
     out: dict = {"n": n, "indexes": []}
     with connect(url) as conn:
-        load(conn, f"hn_{n}", "halfvec", vectors)
+        if hnsw_builds:
+            load(conn, f"hn_{n}", "halfvec", vectors)
         if diskann:
             load(conn, f"dk_{n}", "vector", vectors)
     for m, efc in hnsw_builds:
@@ -126,7 +129,7 @@ def measure(url: str, n: int, hnsw_builds=HNSW_BUILDS, diskann: bool = True) -> 
                                 for sl, rs in DISKANN_QUERY]
         out["indexes"].append(report(entry))
     with connect(url) as conn:
-        conn.execute(f"DROP TABLE hn_{n}")
+        conn.execute(f"DROP TABLE IF EXISTS hn_{n}")
         conn.execute(f"DROP TABLE IF EXISTS dk_{n}")
     return out
 
@@ -164,8 +167,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sizes", type=int, nargs="+")
-    parser.add_argument("--hnsw", nargs="+", metavar="M/EFC", help="HNSW builds, m/ef_construction")
+    parser.add_argument("--hnsw", nargs="*", metavar="M/EFC",
+                        help="HNSW builds, m/ef_construction (none given: DiskANN alone)")
     parser.add_argument("--no-diskann", action="store_true")
     args = parser.parse_args()
-    builds = tuple(tuple(int(x) for x in b.split("/")) for b in args.hnsw) if args.hnsw else HNSW_BUILDS
+    builds = HNSW_BUILDS if args.hnsw is None else tuple(tuple(int(x) for x in b.split("/")) for b in args.hnsw)
     print(json.dumps(run(args.quick, tuple(args.sizes) if args.sizes else None, builds, not args.no_diskann), indent=2))
