@@ -185,7 +185,7 @@ def run(quick: bool = False) -> dict:
     result["latency_growth_exponent"] = loglog_exponent([r["n"] for r in rows], [r["hnsw"]["p50_ms"] for r in rows])
     result["build_growth_exponent"] = loglog_exponent([r["n"] for r in rows], [r["build_s"] for r in rows])
     result["load_average_end"] = load_average()
-    result["targets"] = {"recall_at_10": 0.95, "p99_ms": 30, "applies_at_n": 1_000_000}
+    result["targets"] = {"recall_at_10": 0.98, "p99_ms": 20, "applies_at_n": 1_000_000}
     return result
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.bench_knn import CLUSTERS, DIMS, K, exact, held_out_queries
+from bench.bench_knn import CLUSTERS, DIMS, EF_CONSTRUCTION, K, M, exact, held_out_queries
 from bench.common import Timer, embedded_servers, gaussian_mixture, load_average, percentiles, psycopg_uri, restart_postgres
 
 QUICK_SIZES, FULL_SIZES = (5_000,), (100_000,)  # 1M: --sizes 1000000 (see the README)
@@ -147,6 +147,7 @@ def run(quick: bool = False, sizes: tuple[int, ...] | None = None, hnsw_builds=H
         diskann: bool = True) -> dict:
     sizes = sizes or (QUICK_SIZES if quick else FULL_SIZES)
     result: dict = {"dims": DIMS, "queries": QUERIES, "shared_buffers": SHARED_BUFFERS,
+                    "current_index": f"hnsw m{M}/efc{EF_CONSTRUCTION}",  # what the migrations build
                     "load_average_start": load_average(), "sizes": []}
     with embedded_servers("knnidx", migrate=False) as servers:
         with connect(servers["database_url"]) as conn:
