@@ -436,16 +436,26 @@ def test_postgres_restart_mid_stream_tasks_retry_and_no_vector_lacks_its_decisio
 
 # --- 7, 8, 10: the Gemini stand-in, with two workers ---------------------------------------------
 
-@pytest.fixture(scope="class")
-def gemini_workers(e2e_env, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gemini-faults")
-    with CountingGemini(api_key="fault-key", latency_s=0.3, client_timeout_s=2) as fake:
-        env = gemini_env(e2e_env, fake, GOVERNANCE_GEMINI_TIMEOUT_S="2", GOVERNANCE_TASK_SOFT_TIME_LIMIT_S="12")
+@contextlib.contextmanager
+def two_gemini_workers(e2e_env: dict, folder: Path, fake: CountingGemini, **extra: str):
+    """Two single-process workers (one running beat) on the fake: (env, fake, workers)."""
+    with fake:
+        env = gemini_env(e2e_env, fake, **extra)
         first = start_worker(env, folder / "a.log", concurrency=1)
         second = start_worker(env, folder / "b.log", concurrency=1, beat=False)
-        yield env, fake, (first, second)
-        first.stop()
-        second.stop()
+        try:
+            yield env, fake, (first, second)
+        finally:
+            first.stop()
+            second.stop()
+
+
+@pytest.fixture(scope="class")
+def gemini_workers(e2e_env, tmp_path_factory):
+    fake = CountingGemini(api_key="fault-key", latency_s=0.3, client_timeout_s=2)
+    with two_gemini_workers(e2e_env, tmp_path_factory.mktemp("gemini-faults"), fake,
+                            GOVERNANCE_GEMINI_TIMEOUT_S="2", GOVERNANCE_TASK_SOFT_TIME_LIMIT_S="12") as running:
+        yield running
 
 
 class TestGeminiFaults:
@@ -492,14 +502,9 @@ class TestGeminiFaults:
 @pytest.fixture(scope="class")
 def patient_gemini_workers(e2e_env, tmp_path_factory):
     """Two workers whose Gemini client waits long enough for a test to hold a call in the fake."""
-    folder = tmp_path_factory.mktemp("gemini-duplicates")
-    with CountingGemini(api_key="dup-key", latency_s=0.3) as fake:
-        env = gemini_env(e2e_env, fake, GOVERNANCE_GEMINI_TIMEOUT_S="60")
-        first = start_worker(env, folder / "a.log", concurrency=1)
-        second = start_worker(env, folder / "b.log", concurrency=1, beat=False)
-        yield env, fake, (first, second)
-        first.stop()
-        second.stop()
+    with two_gemini_workers(e2e_env, tmp_path_factory.mktemp("gemini-duplicates"),
+                            CountingGemini(api_key="dup-key", latency_s=0.3), GOVERNANCE_GEMINI_TIMEOUT_S="60") as running:
+        yield running
 
 
 class TestConcurrentDuplicates:
