@@ -227,12 +227,14 @@ class CountingGemini(FakeGemini):
         self._open = threading.Event()
         self._open.set()
 
-    def hold(self) -> None:
-        """Keep every call waiting in the server until release(): a test makes its overlap."""
+    @contextlib.contextmanager
+    def holding(self):
+        """Keep every call waiting in the server until the block ends: a test makes its overlap."""
         self._open.clear()
-
-    def release(self) -> None:
-        self._open.set()
+        try:
+            yield
+        finally:
+            self._open.set()
 
     def answer(self, method, path, headers, raw):
         started = time.monotonic()
@@ -520,16 +522,13 @@ class TestConcurrentDuplicates:
                   "text": "One event, delivered four times to two workers"}
         twins = [{"event_id": f"twin-{i}-{uuid.uuid4().hex[:6]}", "asset_id": f"twin{i}", "tenant": tenant,
                   "text": twin_text} for i in range(2)]
-        fake.hold()
-        try:
+        with fake.holding():
             ids = publish(env, tmp_path / "e.jsonl", [single])
             for _ in range(3):  # three more deliveries of the same event, as a duplicating producer would send
                 send_task(broker_url, tenant, single["event_id"])
             # The first delivery holds the event's row lock while its embedding call is held in the
             # fake; the other, idle worker takes a second delivery and waits on that lock.
             wait_for_lock_waiter(database_url, "no second delivery waited on the event's row lock")
-        finally:
-            fake.release()
         deadline = time.monotonic() + 60
         while event_rows(database_url, tenant)[single["event_id"]].attempts < 4:
             assert time.monotonic() < deadline, "not every delivery arrived"
@@ -555,12 +554,9 @@ class TestConcurrentDuplicates:
         # One event per process_uploads message: two messages. The first worker's embedding call is
         # held in the fake (it holds the content's advisory lock meanwhile), so the other worker
         # (concurrency 1, prefetch 1) takes the second message and waits on that lock.
-        fake.hold()
-        try:
+        with fake.holding():
             ids = publish(dict(env, GOVERNANCE_UPLOAD_BATCH_SIZE="1"), tmp_path / "twins.jsonl", twins)
             wait_for_lock_waiter(database_url, "the second message never waited on the content's lock")
-        finally:
-            fake.release()
         wait_for_outcomes(database_url, tenant, ids, workers=workers)
         assert_invariant(database_url, tenant, ids, embed_calls=fake.successful_calls())
         taken = [len(re.findall(r"governance\.process_uploads\[[^\]]+\] succeeded", w.log()[n:]))
