@@ -50,6 +50,11 @@ def write_jsonl(path: Path, rows: list) -> Path:
 class Worker:
     def __init__(self, env: dict, log_path: Path, concurrency: int = 2, extra: tuple = ()):
         self._start(env, log_path, ["worker", "--concurrency", str(concurrency), *extra], ready="ready")
+        if "--no-beat" not in extra and "--queues" not in extra:  # its beat, and the maintenance queue
+            # The beat's first reconcile pass, on a broker that has no marker yet (the session's new
+            # Redis), re-enqueues every event without an outcome: a test's events published while it
+            # runs would be delivered twice, and their attempt counts would depend on the timing.
+            self.wait_for_task("governance.reconcile_events", 60)
 
     def _start(self, env: dict, log_path: Path, argv: list[str], ready: str) -> None:
         self.log_path = log_path
@@ -62,12 +67,20 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
     def wait_for_log(self, needle: str, timeout_s: float) -> None:
+        self._wait_for(lambda log: needle in log, f"logged {needle!r}", timeout_s)
+
+    def wait_for_task(self, name: str, timeout_s: float) -> None:
+        """Until a `name` task has ended here (succeeded, raised or retried)."""
+        self._wait_for(lambda log: any(n == name and what != "received" for n, _, what in TASK_LINE.findall(log)),
+                       f"ended a {name} task", timeout_s)
+
+    def _wait_for(self, seen, what: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        while needle not in self.log():
+        while not seen(self.log()):
             if self.process.poll() is not None:
                 raise AssertionError(f"worker exited early:\n{self.log()[-3000:]}")
             if time.monotonic() > deadline:
-                raise AssertionError(f"worker never logged {needle!r}:\n{self.log()[-3000:]}")
+                raise AssertionError(f"worker never {what} within {timeout_s:g} s:\n{self.log()[-3000:]}")
             time.sleep(0.2)
 
     def unfinished(self, prefix: str = "governance.process_upload") -> set[str]:
