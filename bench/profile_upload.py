@@ -60,6 +60,10 @@ def main() -> None:
     n = args.events
     with embedded_servers("profile") as servers:
         settings = Settings.from_env()
+        if settings.embedder_threads:  # as in a worker child (worker/signals.py): one BLAS thread
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=settings.embedder_threads)
         ctx = Context(settings=settings, embedder=build_embedder(settings))
         engine, factory = engine_for(servers["database_url"]), session_factory(servers["database_url"])
         bank, labels = make_texts(200, seed=31)
